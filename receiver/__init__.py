@@ -1,0 +1,1 @@
+"""The webhook receiver: verify, enqueue, answer at once."""

@@ -1,0 +1,59 @@
+"""``python -m receiver [--config FILE]``: the webhook receiver under uvicorn."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+from redis import Redis
+
+from receiver.app import Services, build_app
+from receiver.intake import Intake
+from receiver.metrics import ReceiverMetrics
+from shared.cli import parse_args, start
+from shared.queueing import make_queue
+from shared.settings import require_secrets
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args("receiver", "Receive GitHub webhooks and queue them in Redis.", argv)
+    holder = start("receiver", args.config, require_secrets)
+    if holder is None:
+        return 2
+    settings = holder.current
+    connection = Redis.from_url(
+        settings.redis.url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+    )
+    registry = CollectorRegistry()
+    intake = Intake(
+        connection,
+        make_queue(connection, settings.queue),
+        settings.queue,
+        lambda: holder.current.webhook.dedupe_ttl_seconds,
+    )
+    services = Services(holder, intake, ReceiverMetrics(registry, settings.metrics.prefix), registry)
+    config = uvicorn.Config(
+        build_app(services),
+        host=settings.receiver.host,
+        port=settings.receiver.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        ssl_certfile=settings.receiver.tls_certfile,
+        ssl_keyfile=settings.receiver.tls_keyfile,
+        timeout_graceful_shutdown=int(settings.receiver.graceful_shutdown_seconds),
+        lifespan="on",
+    )
+    holder.start()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        holder.stop()
+        connection.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The receiver's own metrics, on its own registry.
+
+Sample exposition (default prefix)::
+
+    github_actions_webhook_deliveries_total{event="workflow_job",outcome="queued"} 12.0
+    github_actions_webhook_rejections_total{reason="bad_signature"} 1.0
+    github_actions_webhook_enqueue_failures_total 0.0
+    github_actions_webhook_request_duration_seconds_bucket{outcome="queued",le="0.005"} 11.0
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+KNOWN_EVENTS = ("workflow_run", "workflow_job", "ping")
+OUTCOMES = ("queued", "duplicate", "ignored", "pong", "rejected", "unavailable")
+REJECTION_REASONS = (
+    "missing_signature",
+    "sha1_only",
+    "malformed_signature",
+    "bad_signature",
+    "too_large",
+    "bad_content_length",
+    "missing_event_header",
+    "missing_delivery_header",
+    "bad_header",
+    "unsupported_content_type",
+    "malformed_form",
+)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def event_label(event: str | None) -> str:
+    """Bounded label values: the events we know, else ``other`` (headers are attacker-controlled)."""
+    if not event:
+        return "unknown"
+    return event if event in KNOWN_EVENTS else "other"
+
+
+class ReceiverMetrics:
+    def __init__(self, registry: CollectorRegistry, prefix: str) -> None:
+        self.deliveries = Counter(
+            f"{prefix}webhook_deliveries",
+            "Webhook requests by event and outcome"
+            " (queued, duplicate, ignored, pong, rejected, unavailable).",
+            ["event", "outcome"],
+            registry=registry,
+        )
+        self.rejections = Counter(
+            f"{prefix}webhook_rejections",
+            "Refused webhook requests by reason (401, 400 and 413 answers).",
+            ["reason"],
+            registry=registry,
+        )
+        self.enqueue_failures = Counter(
+            f"{prefix}webhook_enqueue_failures",
+            "Deliveries answered 503 because Redis was unreachable or refused the write.",
+            registry=registry,
+        )
+        self.latency = Histogram(
+            f"{prefix}webhook_request_duration_seconds",
+            "Time from request start to answer, by outcome.",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        for reason in REJECTION_REASONS:
+            self.rejections.labels(reason)
+        self.enqueue_failures.inc(0)
+
+    def record(self, event: str | None, outcome: str, seconds: float, reason: str | None = None) -> None:
+        self.deliveries.labels(event_label(event), outcome).inc()
+        self.latency.labels(outcome).observe(seconds)
+        if reason is not None:
+            self.rejections.labels(reason).inc()
+        if outcome == "unavailable":
+            self.enqueue_failures.inc()

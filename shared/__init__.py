@@ -1,0 +1,1 @@
+"""The contract between receiver and worker: configuration, envelope, queue, logging."""

@@ -1,0 +1,203 @@
+"""Every configuration key: its type, default, whether it reloads without a restart, and what it does.
+
+One table, read by the settings loader (validation, defaults) and by the README's configuration
+reference (``python -m shared.options`` prints it as Markdown), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+ENV_PREFIX = "GHA_EXPORTER"
+
+DURATION_BUCKETS = (
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0,
+    2700.0, 3600.0, 5400.0, 7200.0, 10800.0, 14400.0, 21600.0, 43200.0,
+)  # fmt: skip
+QUEUE_BUCKETS = (
+    1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0,
+)  # fmt: skip
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+EIGHT_DAYS = 8 * 24 * 3600
+
+
+class OptionError(ValueError):
+    """A value that does not fit its option; the message names what was expected."""
+
+
+Parser = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Option:
+    path: str
+    parse: Parser
+    default: Any
+    reload: bool
+    help: str
+    secret: bool = False
+    kind: str = "string"
+
+    @property
+    def env(self) -> str:
+        return f"{ENV_PREFIX}_{self.path.replace('.', '__').upper()}"
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise OptionError(f"must be a string, got {type(value).__name__} {value!r} (quote it in YAML)")
+    return value
+
+
+def optional_text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return text(value)
+
+
+def integer(minimum: int, maximum: int | None = None) -> Parser:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise OptionError(f"must be a whole number, got {value!r}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise OptionError(f"must be a whole number, got {value!r}") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise OptionError(f"must be {bound}, got {number}")
+        return number
+
+    return parse
+
+
+def positive_number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise OptionError(f"must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"must be a number, got {value!r}") from None
+    if number <= 0:
+        raise OptionError(f"must be greater than 0, got {number}")
+    return number
+
+
+def choice(*allowed: str) -> Parser:
+    def parse(value: Any) -> str:
+        word = text(value).lower()
+        if word not in allowed:
+            raise OptionError(f"must be one of {', '.join(allowed)}, got {value!r}")
+        return word
+
+    return parse
+
+
+def secrets(value: Any) -> tuple[str, ...]:
+    """A single string is a list of one; every entry must be a non-empty string."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise OptionError("must be a string or a list of strings")
+    parsed = tuple(text(item) for item in items)
+    if any(not item for item in parsed):
+        raise OptionError("must not contain an empty secret")
+    return parsed
+
+
+def buckets(value: Any) -> tuple[float, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise OptionError("must be a non-empty list of numbers")
+    parsed = tuple(positive_number(item) for item in value)
+    if list(parsed) != sorted(set(parsed)):
+        raise OptionError("must be strictly increasing")
+    return parsed
+
+
+def label_sets(value: Any) -> dict[str, tuple[str, ...]]:
+    """``{family: [label, ...]}``; which names are allowed is checked by the worker's metric catalogue."""
+    if not isinstance(value, dict):
+        raise OptionError("must be a mapping of metric family to a list of label names")
+    parsed: dict[str, tuple[str, ...]] = {}
+    for family, labels in value.items():
+        if not isinstance(labels, list | tuple) or not all(isinstance(label, str) for label in labels):
+            raise OptionError(f"{family}: must be a list of label names")
+        parsed[str(family).lower()] = tuple(labels)
+    return parsed
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("redis.url", text, "redis://localhost:6379/0", False,
+           "Redis holding the queue, the redelivery marks and (later) the state. May carry a password.",
+           secret=True),
+    Option("webhook.secrets", secrets, (), True,
+           "Webhook secrets; a delivery signed with any of them is accepted (rotation). Required.",
+           secret=True, kind="list of strings"),
+    Option("webhook.max_body_bytes", integer(1), 25 * 1024 * 1024, True,
+           "Largest request body accepted; larger gets 413 (GitHub caps payloads at 25 MB).", kind="integer"),
+    Option("webhook.dedupe_ttl_seconds", integer(60), EIGHT_DAYS, True,
+           "How long a (hook id, delivery id) is remembered to recognise redeliveries.", kind="integer"),
+    Option("receiver.host", text, "0.0.0.0", False, "Address the receiver listens on."),
+    Option("receiver.port", integer(0, 65535), 8000, False,
+           "Port of /webhook, /health, /ready and the receiver's /metrics.", kind="integer"),
+    Option("receiver.tls_certfile", optional_text, None, False, "PEM certificate: serve HTTPS when set."),
+    Option("receiver.tls_keyfile", optional_text, None, False, "PEM private key for receiver.tls_certfile."),
+    Option("receiver.graceful_shutdown_seconds", positive_number, 10.0, False,
+           "On SIGTERM, how long in-flight requests may take before the receiver exits.", kind="number"),
+    Option("worker.host", text, "0.0.0.0", False, "Address of the worker's /metrics and /health."),
+    Option("worker.port", integer(0, 65535), 9100, False, "Port of the worker's /metrics and /health.",
+           kind="integer"),
+    Option("worker.state_ttl_seconds", integer(60), 40 * 24 * 3600, False,
+           "How long per-job and per-run progress marks are kept (runs can last 35 days).", kind="integer"),
+    Option("queue.name", text, "gha-exporter", False, "RQ queue the receiver fills and the worker drains."),
+    Option("queue.job_timeout_seconds", integer(1), 60, False,
+           "RQ job timeout; a worker killed mid-job has its job retried about this + 60 s later.",
+           kind="integer"),
+    Option("queue.result_ttl_seconds", integer(1), 60, False,
+           "How long RQ keeps a finished job (at least 1: 0 makes a retried abandoned job run twice).",
+           kind="integer"),
+    Option("queue.failure_ttl_seconds", integer(1), 7 * 24 * 3600, False,
+           "How long RQ keeps a failed job for inspection (RQ's default is a year).", kind="integer"),
+    Option("queue.max_retries", integer(1), 5, False,
+           "How often a failed or abandoned job is retried before it is left in the failed registry.",
+           kind="integer"),
+    Option("queue.maintenance_interval_seconds", integer(1), 15, False,
+           "How often the worker looks for abandoned jobs to retry.", kind="integer"),
+    Option("metrics.prefix", text, "github_actions_", False, "Prefix of every metric name."),
+    Option("metrics.duration_buckets", buckets, DURATION_BUCKETS, False,
+           "Histogram buckets (seconds) of run and job durations.", kind="list of numbers"),
+    Option("metrics.queue_buckets", buckets, QUEUE_BUCKETS, False,
+           "Histogram buckets (seconds) of job queue time.", kind="list of numbers"),
+    Option("metrics.lag_buckets", buckets, LAG_BUCKETS, False,
+           "Histogram buckets (seconds) of receiver-to-worker processing lag.", kind="list of numbers"),
+    Option("metrics.labels", label_sets, {}, False,
+           "Per metric family (e.g. job_run_total), the label names it carries; unset families keep"
+           " their defaults.", kind="mapping"),
+    Option("log.level", choice("trace", "debug", "info", "success", "warning", "error", "critical"), "info",
+           True, "Least severe log level written."),
+    Option("log.format", choice("text", "json"), "text", True,
+           "`json`: one JSON object per line (production); `text`: readable lines."),
+)  # fmt: skip
+
+
+def reference_markdown() -> str:
+    rows = [
+        "| key | environment variable | type | default | on change | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for option in OPTIONS:
+        default = option.default
+        if isinstance(default, tuple):
+            default = list(default)
+        shown = "(none)" if default in (None, [], {}) else f"`{default}`"
+        change = "reload" if option.reload else "restart"
+        rows.append(
+            f"| `{option.path}` | `{option.env}` | {option.kind} | {shown} | {change} | {option.help} |"
+        )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(reference_markdown())  # noqa: T201 - a command-line tool

@@ -1,0 +1,49 @@
+"""The queue contract: which RQ queue, which job function, which job options.
+
+One RQ job carries a list of one or more envelopes (as dicts), because RQ's own bookkeeping costs
+about 25 Redis round trips per job: the worker drains deliveries in batches, not one per job.
+
+The job options, chosen knowing RQ 3's behaviour:
+- ``result_ttl`` at least 1 s: with 0, a retried abandoned job is run twice.
+- ``Retry(max=queue.max_retries)`` with no interval (an interval needs RQ's scheduler process):
+  a job whose worker was killed stays STARTED until ``job_timeout + 60 s``; the next maintenance
+  pass of any worker (every ``queue.maintenance_interval_seconds``) then puts it back on the queue.
+- ``failure_ttl`` a week instead of RQ's year: failed jobs stay inspectable without piling up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.queue import EnqueueData
+
+from shared.envelope import Envelope
+from shared.settings import QueueSettings
+
+JOB_FUNCTION = "worker.jobs.process_deliveries"
+SERIALIZER = "rq.serializers.JSONSerializer"
+KEY_PREFIX = "gha-exporter"
+
+
+def delivery_key(hook_id: str, delivery_id: str) -> str:
+    """Marks an accepted delivery; GitHub redelivers with the same hook and delivery ids."""
+    return f"{KEY_PREFIX}:delivery:{hook_id}:{delivery_id}"
+
+
+def make_queue(connection: Redis, settings: QueueSettings) -> Queue:
+    return Queue(settings.name, connection=connection, serializer=SERIALIZER)
+
+
+def job_data(queue: Queue, envelopes: Sequence[Envelope], settings: QueueSettings) -> EnqueueData:
+    """One RQ job for ``envelopes``, with the options above."""
+    return queue.prepare_data(
+        JOB_FUNCTION,
+        args=([e.to_dict() for e in envelopes],),
+        timeout=settings.job_timeout_seconds,
+        result_ttl=settings.result_ttl_seconds,
+        failure_ttl=settings.failure_ttl_seconds,
+        retry=Retry(max=settings.max_retries),
+        description=f"{len(envelopes)} deliveries",
+    )

@@ -1,0 +1,226 @@
+"""Load, validate and hold the configuration of both processes.
+
+Sources, later ones winning: built-in defaults, the YAML file named by ``--config`` or
+``GHA_EXPORTER_CONFIG``, environment variables ``GHA_EXPORTER_<SECTION>__<KEY>``, and files named
+by ``GHA_EXPORTER_<SECTION>__<KEY>_FILE`` (Docker and Kubernetes secrets). dynaconf reads the file
+and the environment; string options take the environment's raw text, because dynaconf parses
+values as TOML and would turn a secret such as ``00123`` or ``1e5`` into a number.
+Every problem is collected and reported at once, each with the option's name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dynaconf import Dynaconf
+
+from shared.options import ENV_PREFIX, OPTIONS, Option, OptionError, secrets, text
+
+CONFIG_ENV = f"{ENV_PREFIX}_CONFIG"
+METRIC_PREFIX = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+class SettingsError(Exception):
+    """Invalid configuration; ``problems`` lists every one, each naming its option."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    secrets: tuple[str, ...] = field(repr=False)
+    max_body_bytes: int
+    dedupe_ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    host: str
+    port: int
+    tls_certfile: str | None
+    tls_keyfile: str | None
+    graceful_shutdown_seconds: float
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    host: str
+    port: int
+    state_ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    name: str
+    job_timeout_seconds: int
+    result_ttl_seconds: int
+    failure_ttl_seconds: int
+    max_retries: int
+    maintenance_interval_seconds: int
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    prefix: str
+    duration_buckets: tuple[float, ...]
+    queue_buckets: tuple[float, ...]
+    lag_buckets: tuple[float, ...]
+    labels: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str
+    format: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis: RedisSettings
+    webhook: WebhookSettings
+    receiver: ReceiverSettings
+    worker: WorkerSettings
+    queue: QueueSettings
+    metrics: MetricsSettings
+    log: LogSettings
+    config_file: str | None = None
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Everything that must never reach a log line."""
+        return self.webhook.secrets
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "redis": RedisSettings,
+    "webhook": WebhookSettings,
+    "receiver": ReceiverSettings,
+    "worker": WorkerSettings,
+    "queue": QueueSettings,
+    "metrics": MetricsSettings,
+    "log": LogSettings,
+}
+
+
+def _lower_keys(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
+    return value
+
+
+def _lookup(data: Mapping[str, Any], path: str) -> tuple[bool, Any]:
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _read_secret_file(option: Option, filename: str) -> Any:
+    content = Path(filename).read_text(encoding="utf-8")
+    if option.parse is secrets:
+        return [line.strip() for line in content.splitlines() if line.strip()]
+    return content.strip()
+
+
+def _environment_value(option: Option, environ: Mapping[str, str], parsed: Any) -> tuple[bool, Any]:
+    """The raw environment text for string options (see module docstring), else dynaconf's parse."""
+    file_var = f"{option.env}_FILE"
+    if file_var in environ:
+        return True, _read_secret_file(option, environ[file_var])
+    if option.env not in environ:
+        return False, None
+    raw = environ[option.env]
+    if option.parse is text or option.parse is secrets or option.kind == "string":
+        if option.parse is secrets and raw.lstrip().startswith("["):
+            return True, parsed  # a list written as TOML/JSON
+        return True, raw
+    return True, parsed
+
+
+def _read_sources(config_file: str | None) -> dict[str, Any]:
+    files = [config_file] if config_file else []
+    loaded = Dynaconf(
+        envvar_prefix=ENV_PREFIX,
+        settings_files=files,
+        environments=False,
+        load_dotenv=False,
+        merge_enabled=True,
+    )
+    return dict(_lower_keys(loaded.as_dict()))
+
+
+def load_settings(config_file: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build validated settings or raise :class:`SettingsError` listing every problem."""
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get(CONFIG_ENV) or None
+    problems: list[str] = []
+    if config_file and not Path(config_file).is_file():
+        raise SettingsError([f"config file {config_file!r} (from --config or {CONFIG_ENV}) does not exist"])
+    try:
+        data = _read_sources(config_file)
+    except Exception as exc:  # dynaconf raises many types for a malformed file
+        raise SettingsError([f"cannot read configuration: {type(exc).__name__}: {exc}"]) from None
+
+    values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for option in OPTIONS:
+        found, value = _lookup(data, option.path)
+        try:
+            from_env, env_value = _environment_value(option, environ, value)
+        except OSError as exc:
+            problems.append(f"{option.path} ({option.env}_FILE): cannot read file: {exc.strerror}")
+            continue
+        if from_env:
+            found, value = True, env_value
+        section, key = option.path.split(".", 1)
+        if not found:
+            values[section][key] = option.default
+            continue
+        try:
+            values[section][key] = option.parse(value)
+        except OptionError as exc:
+            problems.append(f"{option.path} ({option.env}): {exc}")
+
+    if not problems:
+        problems.extend(_cross_checks(values))
+    if problems:
+        raise SettingsError(problems)
+    built = {name: cls(**values[name]) for name, cls in SECTIONS.items()}
+    return Settings(**built, config_file=config_file)
+
+
+def _cross_checks(values: dict[str, dict[str, Any]]) -> list[str]:
+    problems = []
+    receiver = values["receiver"]
+    if bool(receiver["tls_certfile"]) != bool(receiver["tls_keyfile"]):
+        problems.append("receiver.tls_certfile and receiver.tls_keyfile must be set together")
+    for key in ("tls_certfile", "tls_keyfile"):
+        if receiver[key] and not Path(receiver[key]).is_file():
+            problems.append(f"receiver.{key}: file {receiver[key]!r} does not exist")
+    if not values["redis"]["url"].startswith(("redis://", "rediss://", "unix://")):
+        problems.append("redis.url: must start with redis://, rediss:// or unix://")
+    prefix = values["metrics"]["prefix"]
+    if not METRIC_PREFIX.fullmatch(prefix):
+        problems.append(f"metrics.prefix: {prefix!r} is not a valid Prometheus metric name prefix")
+    return problems
+
+
+def require_secrets(settings: Settings) -> None:
+    """Signature verification is mandatory: a receiver without a secret must not start."""
+    if not settings.webhook.secrets:
+        option = next(o for o in OPTIONS if o.path == "webhook.secrets")
+        raise SettingsError(
+            [f"webhook.secrets ({option.env} or {option.env}_FILE): at least one secret is required"]
+        )

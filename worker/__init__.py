@@ -1,0 +1,1 @@
+"""The worker: drain the queue, parse events, move metrics, serve /metrics."""

@@ -1,0 +1,72 @@
+"""``python -m worker [--config FILE]``: drain the queue into metrics, serve /metrics and /health."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Sequence
+
+from loguru import logger
+from prometheus_client import CollectorRegistry
+from redis import Redis
+
+from shared.cli import parse_args, start
+from shared.queueing import make_queue
+from shared.settings import Settings, SettingsError
+from worker.http import MetricsServer
+from worker.jobs import bind, unbind
+from worker.marks import ProgressMarks
+from worker.metrics import WorkerMetrics, label_problems
+from worker.processor import Processor
+from worker.queue_collector import QueueCollector
+from worker.rqworker import StopFlag, supervise
+
+
+def check_labels(settings: Settings) -> None:
+    problems = label_problems(settings.metrics.labels)
+    if problems:
+        raise SettingsError(problems)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args("worker", "Turn queued GitHub webhooks into Prometheus metrics.", argv)
+    holder = start("worker", args.config, check_labels)
+    if holder is None:
+        return 2
+    settings = holder.current
+    stop = StopFlag()
+    signal.signal(signal.SIGTERM, stop.set)
+    signal.signal(signal.SIGINT, stop.set)
+
+    connection = Redis.from_url(settings.redis.url, socket_connect_timeout=5, health_check_interval=30)
+    registry = CollectorRegistry()
+    queue = make_queue(connection, settings.queue)
+    registry.register(QueueCollector(queue, settings.metrics.prefix))
+    processor = Processor(
+        WorkerMetrics(registry, settings.metrics),
+        ProgressMarks(connection, settings.worker.state_ttl_seconds),
+    )
+    token = bind(processor)
+    try:
+        server = MetricsServer(
+            settings.worker.host, settings.worker.port, registry, lambda: not stop.is_set()
+        )
+    except OSError as exc:
+        logger.error("cannot serve metrics on {}:{}: {}", settings.worker.host, settings.worker.port, exc)
+        return 1
+    server.start()
+    holder.start()
+    logger.info("worker metrics on http://{}:{}/metrics", settings.worker.host, server.port)
+    try:
+        supervise(connection, settings.queue, stop)
+    finally:
+        server.stop()
+        holder.stop()
+        unbind(token)
+        connection.close()
+    logger.info("worker stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Read ``workflow_job`` and ``workflow_run`` payloads into small typed events.
+
+Only the fields the exporter uses are read. Enumerations (action, status, conclusion) stay open
+sets: unknown values pass through. Old shapes work: no ``created_at``, no ``run_attempt`` or
+``run_started_at``, ``action: "started"`` for ``in_progress``. Anything unusable raises
+:class:`PayloadError` with a short, bounded ``reason`` for the error metric.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+LEGACY_ACTIONS = {"started": "in_progress"}
+
+
+class PayloadError(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Common:
+    action: str
+    repository: str  # owner/name
+    owner: str
+    private: bool | None
+
+
+@dataclass(frozen=True)
+class JobEvent(Common):
+    job_id: int
+    run_id: int | None
+    run_attempt: int
+    workflow: str
+    job: str
+    status: str
+    conclusion: str | None
+    labels: tuple[str, ...]
+    runner_name: str | None
+    runner_group: str
+    branch: str
+    created_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @property
+    def ran_on_runner(self) -> bool:
+        return bool(self.runner_name)
+
+
+@dataclass(frozen=True)
+class RunEvent(Common):
+    run_id: int
+    run_attempt: int
+    workflow: str
+    event: str
+    status: str
+    conclusion: str | None
+    branch: str
+    created_at: datetime | None
+    run_started_at: datetime | None
+    updated_at: datetime | None
+
+
+def _field(
+    obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, required: bool = True
+) -> Any:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise PayloadError("missing_field", f"{where}.{key} is missing")
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise PayloadError("wrong_type", f"{where}.{key} has type {type(value).__name__}")
+    return value
+
+
+def _text(obj: dict[str, Any], key: str, where: str, required: bool = True) -> str | None:
+    return _field(obj, key, str, where, required)  # type: ignore[no-any-return]
+
+
+def _number(obj: dict[str, Any], key: str, where: str, required: bool = True) -> int | None:
+    return _field(obj, key, int, where, required)  # type: ignore[no-any-return]
+
+
+def _object(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    return _field(obj, key, dict, "payload")  # type: ignore[no-any-return]
+
+
+def _timestamp(obj: dict[str, Any], key: str, where: str) -> datetime | None:
+    value = _text(obj, key, where, required=False)
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise PayloadError("bad_timestamp", f"{where}.{key} is not an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _load(body: str) -> dict[str, Any]:
+    try:
+        body.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadError("invalid_utf8", "body is not UTF-8") from None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise PayloadError("invalid_json", type(exc).__name__) from None
+    if not isinstance(data, dict):
+        raise PayloadError("not_an_object", f"top level is {type(data).__name__}")
+    return data
+
+
+def _common(data: dict[str, Any]) -> Common:
+    action = _text(data, "action", "payload") or ""
+    repository = _object(data, "repository")
+    full_name = _text(repository, "full_name", "repository") or ""
+    owner = full_name.split("/", 1)[0]
+    private = repository.get("private")
+    return Common(
+        LEGACY_ACTIONS.get(action, action), full_name, owner, private if isinstance(private, bool) else None
+    )
+
+
+def _attempt(obj: dict[str, Any], where: str) -> int:
+    attempt = _number(obj, "run_attempt", where, required=False)
+    return attempt if attempt is not None and attempt > 0 else 1
+
+
+def parse_job(body: str) -> JobEvent:
+    data = _load(body)
+    common = _common(data)
+    job = _object(data, "workflow_job")
+    where = "workflow_job"
+    labels = _field(job, "labels", list, where, required=False) or []
+    if not all(isinstance(label, str) for label in labels):
+        raise PayloadError("wrong_type", "workflow_job.labels must be strings")
+    return JobEvent(
+        **vars(common),
+        job_id=_number(job, "id", where) or 0,
+        run_id=_number(job, "run_id", where, required=False),
+        run_attempt=_attempt(job, where),
+        workflow=_text(job, "workflow_name", where, required=False) or "",
+        job=_text(job, "name", where) or "",
+        status=_text(job, "status", where, required=False) or "",
+        conclusion=_text(job, "conclusion", where, required=False) or None,
+        labels=tuple(labels),
+        runner_name=_text(job, "runner_name", where, required=False) or None,
+        runner_group=_text(job, "runner_group_name", where, required=False) or "",
+        branch=_text(job, "head_branch", where, required=False) or "",
+        created_at=_timestamp(job, "created_at", where),
+        started_at=_timestamp(job, "started_at", where),
+        completed_at=_timestamp(job, "completed_at", where),
+    )
+
+
+def parse_run(body: str) -> RunEvent:
+    data = _load(body)
+    common = _common(data)
+    run = _object(data, "workflow_run")
+    where = "workflow_run"
+    return RunEvent(
+        **vars(common),
+        run_id=_number(run, "id", where) or 0,
+        run_attempt=_attempt(run, where),
+        workflow=_text(run, "name", where, required=False) or "",
+        event=_text(run, "event", where, required=False) or "",
+        status=_text(run, "status", where, required=False) or "",
+        conclusion=_text(run, "conclusion", where, required=False) or None,
+        branch=_text(run, "head_branch", where, required=False) or "",
+        created_at=_timestamp(run, "created_at", where),
+        run_started_at=_timestamp(run, "run_started_at", where),
+        updated_at=_timestamp(run, "updated_at", where),
+    )
+
+
+PARSERS: dict[str, Callable[[str], JobEvent | RunEvent]] = {
+    "workflow_job": parse_job,
+    "workflow_run": parse_run,
+}
+
+
+def parse(event: str, body: str) -> JobEvent | RunEvent:
+    parser = PARSERS.get(event)
+    if parser is None:
+        raise PayloadError("unsupported_event", f"event {event!r} is not processed")
+    return parser(body)
