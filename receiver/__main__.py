@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 
 import uvicorn
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, disable_created_metrics
 from redis import Redis
 
 from receiver.app import Services, build_app
@@ -26,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     connection = Redis.from_url(
         settings.redis.url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
     )
+    disable_created_metrics()  # the *_created series only double the scrape size
     registry = CollectorRegistry()
     intake = Intake(
         connection,

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 PREFIX = b"sha256="
 SIGNATURE_LENGTH = len(PREFIX) + 64
+HEX = frozenset(b"0123456789abcdef")
 
 
 def rejection_reason(
@@ -22,7 +23,11 @@ def rejection_reason(
         return "sha1_only" if signature_sha1 is not None else "missing_signature"
     # Starlette decodes headers as latin-1, so this gives back the bytes that were sent.
     given = signature_256.strip().encode("latin-1", "replace").lower()
-    if len(given) != SIGNATURE_LENGTH or not given.startswith(PREFIX):
+    if (
+        len(given) != SIGNATURE_LENGTH
+        or not given.startswith(PREFIX)
+        or not HEX.issuperset(given[len(PREFIX) :])
+    ):
         return "malformed_signature"
     matched = False
     for secret in secrets:

@@ -97,8 +97,8 @@ def choice(*allowed: str) -> Parser:
 
 
 def secrets(value: Any) -> tuple[str, ...]:
-    """A single string is a list of one; every entry must be a non-empty string."""
-    items = [value] if isinstance(value, str) else value
+    """A single string is a list of one (an empty string: none); every entry must be a non-empty string."""
+    items = ([value] if value else []) if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         raise OptionError("must be a string or a list of strings")
     parsed = tuple(text(item) for item in items)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import fakeredis
+import pytest
+from prometheus_client import CollectorRegistry
+from redis import Redis
+
+from shared.settings import Settings, load_settings
+from stack.redis_server import RedisServer
+
+SECRET = "It's a Secret to Everybody"
+
+
+@pytest.fixture(name="redis_server", scope="session")
+def _redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real Redis (or Valkey) server for the whole session, on a free loopback port."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(name="redis_url")
+def _redis_url(redis_server: RedisServer) -> str:
+    client = Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture(name="fake_redis")
+def _fake_redis() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture(name="registry")
+def _registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture(name="make_settings")
+def _make_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Settings from environment variables only (GHA_EXPORTER_* cleared first)."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("GHA_EXPORTER_"):
+            monkeypatch.delenv(name)
+
+    def make(**env: str) -> Settings:
+        env.setdefault("GHA_EXPORTER_WEBHOOK__SECRETS", SECRET)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return load_settings()
+
+    return make

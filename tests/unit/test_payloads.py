@@ -1,0 +1,80 @@
+import json
+
+import pytest
+
+from tests.corpus import deliveries, load
+from worker.payloads import JobEvent, PayloadError, parse, parse_job, parse_run
+
+
+@pytest.mark.parametrize("delivery", deliveries("workflow_job") + deliveries("workflow_run"), ids=lambda d: d.name)
+def test_every_corpus_payload_parses_or_is_refused_with_a_reason(delivery):
+    try:
+        event = parse(delivery.event, delivery.body.decode())
+    except PayloadError as exc:
+        # only the upstream stub without a workflow_run object is unusable
+        assert delivery.name == "grafana-ci-otel-collector/workflow_run/1_workflow_run_requested.json"
+        assert exc.reason == "missing_field"
+        return
+    data = delivery.data
+    assert event.repository == data["repository"]["full_name"]
+    assert event.run_attempt >= 1
+
+
+def test_legacy_started_action_is_in_progress_and_lacks_created_at():
+    event = parse_job(load("octokit-webhooks/workflow_job/started.with-organization.payload.json").body.decode())
+    assert event.action == "in_progress"
+    assert event.created_at is None
+    assert event.run_attempt == 1
+
+
+def test_job_fields():
+    event = parse_job(load("grafana-ci-otel-collector/workflow_job/9_workflow_job_completed.json").body.decode())
+    assert isinstance(event, JobEvent)
+    assert (event.repository, event.owner, event.workflow, event.job) == (
+        "krzko/webhook-testing", "krzko", "Tests", "test",
+    )  # fmt: skip
+    assert (event.job_id, event.run_attempt, event.conclusion) == (17556741424, 10, "success")
+    assert event.labels == ("ubuntu-latest",)
+    assert event.runner_group == "GitHub Actions"
+    assert (event.completed_at - event.started_at).total_seconds() == 16
+
+
+def test_old_run_without_attempt_or_run_started_at():
+    event = parse_run(load("hub4j-github-api/workflow_run/workflow_run_pull_request.json").body.decode())
+    assert event.run_attempt == 1
+    assert event.run_started_at is None
+    assert event.created_at is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("not json", "invalid_json"),
+        ("[1, 2]", "not_an_object"),
+        ("[" * 100_000 + "]" * 100_000, "invalid_json"),
+        ('{"action": "completed"}', "missing_field"),
+        ('{"action": "completed", "repository": {"full_name": 5}, "workflow_job": {}}', "wrong_type"),
+        ('{"action": 1, "repository": {}, "workflow_job": {}}', "wrong_type"),
+        ('{"action": "completed", "repository": {"full_name": "o/r"}, "workflow_job": {"id": "x"}}', "wrong_type"),
+        ('{"action": "completed", "repository": {"full_name": "o/r"}, "workflow_job": {"id": true}}', "wrong_type"),
+        ('{"action": "x", "repository": {"full_name": "o/r"}, "workflow_job": {"id": 1, "name": "j",'
+         ' "created_at": "yesterday"}}', "bad_timestamp"),
+        ('{"action": "x", "repository": {"full_name": "o/r"}, "workflow_job": {"id": 1, "name": "j",'
+         ' "labels": [1]}}', "wrong_type"),
+        ('{"action": "x", "repository": {"full_name": "o/r"}, "workflow_job": {"id": ' + "9" * 5000 + "}}",
+         "invalid_json"),
+        ('{"a": "\udcff"}', "invalid_utf8"),
+    ],
+)  # fmt: skip
+def test_unusable_payloads_give_a_reason(body, reason):
+    with pytest.raises(PayloadError) as error:
+        parse("workflow_job", body)
+    assert error.value.reason == reason
+
+
+def test_unknown_values_pass_through():
+    data = json.loads(load("octokit-webhooks/workflow_job/completed.success.with-organization.payload.json").body)
+    data["workflow_job"]["conclusion"] = "brand_new_conclusion"
+    data["action"] = "brand_new_action"
+    event = parse_job(json.dumps(data))
+    assert (event.conclusion, event.action) == ("brand_new_conclusion", "brand_new_action")

@@ -1,0 +1,141 @@
+import os
+import signal
+import time
+
+import pytest
+
+from shared.options import OPTIONS, reference_markdown
+from shared.reloading import SettingsHolder, merge_reloadable
+from shared.settings import SettingsError, load_settings, require_secrets
+
+
+def test_defaults(make_settings):
+    settings = make_settings()
+    assert settings.redis.url == "redis://localhost:6379/0"
+    assert settings.webhook.max_body_bytes == 25 * 1024 * 1024
+    assert settings.metrics.prefix == "github_actions_"
+    assert settings.metrics.duration_buckets[-1] >= 3600  # CI durations reach hours
+    assert settings.queue.result_ttl_seconds >= 1
+    assert settings.log.format == "text"
+
+
+@pytest.mark.parametrize("secret", ["00123", "1e5", "12345", "true", "[not a list"])
+def test_numeric_looking_secrets_stay_exact_strings(make_settings, secret):
+    assert make_settings(GHA_EXPORTER_WEBHOOK__SECRETS=secret).webhook.secrets == (secret,)
+
+
+def test_secret_list_from_environment(make_settings):
+    settings = make_settings(GHA_EXPORTER_WEBHOOK__SECRETS='["new", "old"]')
+    assert settings.webhook.secrets == ("new", "old")
+
+
+def test_secrets_from_file_one_per_line(make_settings, tmp_path):
+    secret_file = tmp_path / "secrets"
+    secret_file.write_text("first\n0042\n\n")
+    settings = make_settings(GHA_EXPORTER_WEBHOOK__SECRETS_FILE=str(secret_file))
+    assert settings.webhook.secrets == ("first", "0042")
+
+
+def test_yaml_file_then_environment(make_settings, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "redis:\n  url: redis://file:1/0\n"
+        "webhook:\n  secrets: [a, b]\n  max_body_bytes: 1000\n"
+        "metrics:\n  labels:\n    job_run_total: [repository, conclusion]\n"
+        "log:\n  level: debug\n"
+    )
+    settings = make_settings(
+        GHA_EXPORTER_CONFIG=str(config),
+        GHA_EXPORTER_WEBHOOK__SECRETS="[\"a\", \"b\"]",
+        GHA_EXPORTER_REDIS__URL="redis://env:2/0",
+        GHA_EXPORTER_LOG__FORMAT="json",
+    )
+    assert settings.redis.url == "redis://env:2/0"
+    assert settings.webhook.secrets == ("a", "b")
+    assert settings.webhook.max_body_bytes == 1000
+    assert settings.metrics.labels == {"job_run_total": ("repository", "conclusion")}
+    assert settings.log.level == "debug"
+    assert settings.log.format == "json"
+    assert settings.config_file == str(config)
+
+
+def test_numeric_secret_in_yaml_is_an_error_naming_the_option(make_settings, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("webhook:\n  secrets: [123]\n")
+    os.environ.pop("GHA_EXPORTER_WEBHOOK__SECRETS", None)
+    with pytest.raises(SettingsError) as error:
+        load_settings(str(config))
+    assert any(p.startswith("webhook.secrets") and "quote" in p for p in error.value.problems)
+
+
+def test_every_problem_is_reported_at_once(make_settings):
+    with pytest.raises(SettingsError) as error:
+        make_settings(
+            GHA_EXPORTER_RECEIVER__PORT="70000",
+            GHA_EXPORTER_WEBHOOK__MAX_BODY_BYTES="lots",
+            GHA_EXPORTER_LOG__FORMAT="xml",
+            GHA_EXPORTER_METRICS__DURATION_BUCKETS="[10, 5]",
+        )
+    problems = error.value.problems
+    assert len(problems) == 4
+    for name in ("receiver.port", "webhook.max_body_bytes", "log.format", "metrics.duration_buckets"):
+        assert any(p.startswith(name) for p in problems), name
+
+
+def test_missing_config_file_is_an_error(make_settings, tmp_path):
+    with pytest.raises(SettingsError, match="does not exist"):
+        make_settings(GHA_EXPORTER_CONFIG=str(tmp_path / "absent.yaml"))
+
+
+def test_receiver_refuses_to_start_without_a_secret(make_settings):
+    settings = make_settings(GHA_EXPORTER_WEBHOOK__SECRETS="")
+    with pytest.raises(SettingsError, match="webhook.secrets"):
+        require_secrets(settings)
+
+
+def test_secrets_never_appear_in_repr(make_settings):
+    settings = make_settings(GHA_EXPORTER_WEBHOOK__SECRETS="hunter2-secret", GHA_EXPORTER_REDIS__URL="redis://:pw@h:1/0")
+    assert "hunter2-secret" not in repr(settings)
+    assert ":pw@" not in repr(settings)
+
+
+def test_reload_takes_reloadable_options_only(make_settings):
+    current = make_settings()
+    new = make_settings(
+        GHA_EXPORTER_WEBHOOK__SECRETS="rotated",
+        GHA_EXPORTER_LOG__LEVEL="debug",
+        GHA_EXPORTER_RECEIVER__PORT="9999",
+    )
+    merged, ignored = merge_reloadable(current, new)
+    assert merged.webhook.secrets == ("rotated",)
+    assert merged.log.level == "debug"
+    assert merged.receiver.port == current.receiver.port
+    assert ignored == ["receiver.port"]
+
+
+def test_sighup_reloads_secrets(make_settings, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("webhook:\n  secrets: [one]\n")
+    os.environ.pop("GHA_EXPORTER_WEBHOOK__SECRETS", None)
+    holder = SettingsHolder(load_settings(str(config)), poll_seconds=60)
+    seen = []
+    holder.on_reload(seen.append)
+    holder.start()
+    try:
+        config.write_text("webhook:\n  secrets: [two]\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        holder.stop()
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    assert holder.current.webhook.secrets == ("two",)
+    assert len(seen) == 1
+
+
+def test_reference_lists_every_option_with_its_variable():
+    table = reference_markdown()
+    for option in OPTIONS:
+        assert f"`{option.path}`" in table
+        assert f"`{option.env}`" in table
