@@ -31,9 +31,14 @@ def _redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
+@pytest.fixture(name="fake_server")
+def _fake_server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
 @pytest.fixture(name="fake_redis")
-def _fake_redis() -> fakeredis.FakeRedis:
-    return fakeredis.FakeRedis()
+def _fake_redis(fake_server: fakeredis.FakeServer) -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis(server=fake_server)
 
 
 @pytest.fixture(name="registry")
@@ -57,3 +62,8 @@ def _make_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         return load_settings()
 
     return make
+
+
+@pytest.fixture(name="anyio_backend")
+def _anyio_backend() -> str:
+    return "asyncio"
