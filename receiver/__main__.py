@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     connection = Redis.from_url(
         settings.redis.url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
     )
-    disable_created_metrics()  # the *_created series only double the scrape size
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
     intake = Intake(
         connection,

@@ -84,15 +84,17 @@ class RedisServer:
 
     def start(self, timeout: float = 15.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
+        console = self.data_dir / "server-console.log"
+        with console.open("wb") as output:
+            self.process = subprocess.Popen(
+                self.command(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         client = Redis(host=self.host, port=self.port, socket_connect_timeout=0.5)
         try:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
-                    error = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                    error = console.read_text(errors="replace")
                     raise RedisServerError(f"redis server exited with {self.process.returncode}: {error}")
                 try:
                     if client.ping():

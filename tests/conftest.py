@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import fakeredis
 import pytest
@@ -47,10 +47,8 @@ def _registry() -> CollectorRegistry:
 
 
 @pytest.fixture(name="make_settings")
-def _make_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def _make_settings(monkeypatch: pytest.MonkeyPatch):
     """Settings from environment variables only (GHA_EXPORTER_* cleared first)."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("GHA_EXPORTER_"):
             monkeypatch.delenv(name)

@@ -59,9 +59,11 @@ class InProcessWorker(SimpleWorker):
 
     def dequeue_job_and_maintain_ttl(
         self,
-        timeout: int | None,  # noqa: ARG002 - replaced by the 1 s slices
+        timeout: int | None,
         max_idle_time: int | None = None,  # noqa: ARG002
     ) -> Any:
+        if timeout is None:  # burst mode: RQ returns at once when the queues are empty
+            return super().dequeue_job_and_maintain_ttl(None)
         while not self.stop_flag.is_set():
             result = super().dequeue_job_and_maintain_ttl(POLL_SECONDS, max_idle_time=POLL_SECONDS)
             if result is not None:

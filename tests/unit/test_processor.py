@@ -34,7 +34,9 @@ def envelope(delivery: Delivery, delivery_id: str = "d-1", received_at: float = 
 @pytest.fixture(name="processor")
 def _processor(registry, fake_redis, make_settings):
     settings = make_settings()
-    return Processor(WorkerMetrics(registry, settings.metrics), ProgressMarks(fake_redis, 3600), clock=lambda: 1002.5)
+    return Processor(
+        WorkerMetrics(registry, settings.metrics), ProgressMarks(fake_redis, 3600), clock=lambda: 1002.5
+    )
 
 
 def value(registry, name, **labels):
@@ -80,11 +82,19 @@ def test_completed_before_in_progress_still_one_queue_time(processor, registry):
 
 
 def test_job_without_runner_is_counted_without_duration_or_queue_time(processor, registry):
-    delivery = load("actions-runner-controller/workflow_job/webhook_workflow_job_with_completed_failure_check_run.json")
+    delivery = load(
+        "actions-runner-controller/workflow_job/webhook_workflow_job_with_completed_failure_check_run.json"
+    )
     processor.process(envelope(delivery))
-    data = delivery.data
-    labels = {"repository": data["repository"]["full_name"], "workflow": data["workflow_job"].get("workflow_name")
-              or "", "job": data["workflow_job"]["name"], "conclusion": "failure", "runner_group": "", "runs_on": ""}  # fmt: skip
+    job = delivery.data["workflow_job"]
+    labels = {
+        "repository": delivery.data["repository"]["full_name"],
+        "workflow": job.get("workflow_name") or "",
+        "job": job["name"],
+        "conclusion": "failure",
+        "runner_group": "",
+        "runs_on": "",
+    }
     assert value(registry, "job_run_total", **labels) == 1
     assert value(registry, "job_run_duration_seconds_count", **labels) == 0
     assert registry.get_sample_value(P + "job_queue_duration_seconds_count", {**labels}) is None
@@ -106,8 +116,12 @@ def test_unusable_payloads_are_counted_and_do_not_raise(processor, registry):
     stub = load("grafana-ci-otel-collector/workflow_run/1_workflow_run_requested.json")
     processor.process(envelope(stub))
     assert value(registry, "webhook_processing_errors_total", event="unknown", reason="bad_envelope") == 1
-    assert value(registry, "webhook_processing_errors_total", event="workflow_job", reason="invalid_json") == 1
-    assert value(registry, "webhook_processing_errors_total", event="workflow_run", reason="missing_field") == 1
+    assert (
+        value(registry, "webhook_processing_errors_total", event="workflow_job", reason="invalid_json") == 1
+    )
+    assert (
+        value(registry, "webhook_processing_errors_total", event="workflow_run", reason="missing_field") == 1
+    )
     assert value(registry, "webhook_processing_lag_seconds_count") == 0
 
 

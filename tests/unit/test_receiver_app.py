@@ -2,7 +2,6 @@ import json
 from urllib.parse import urlencode
 
 import pytest
-from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
 from starlette.requests import Request
 from starlette.testclient import TestClient
@@ -85,7 +84,9 @@ def test_job_uses_the_json_serializer_and_safe_ttls(client, queue):
 def test_redelivery_is_acknowledged_not_queued_and_counted(client, queue, registry):
     first = client.post("/webhook", content=JOB.body, headers=headers(JOB.body))
     again = client.post("/webhook", content=JOB.body, headers=headers(JOB.body))
-    other_hook = client.post("/webhook", content=JOB.body, headers=headers(JOB.body, **{"x-github-hook-id": "9"}))
+    other_hook = client.post(
+        "/webhook", content=JOB.body, headers=headers(JOB.body, **{"x-github-hook-id": "9"})
+    )
     assert (first.status_code, again.status_code, other_hook.status_code) == (202, 200, 202)
     assert again.json() == {"status": "duplicate"}
     assert len(queued_envelopes(queue)) == 2  # same GUID on another hook is another delivery
@@ -134,7 +135,9 @@ def test_form_encoded_delivery_is_verified_over_the_raw_body(client, queue):
         ({"content_type": "application/x-www-form-urlencoded"}, 400, "malformed_form"),
     ],
 )
-def test_bad_requests_are_refused_and_only_rejections_move(client, queue, registry, change, status, reason):
+def test_bad_requests_are_refused_and_only_rejections_move(  # noqa: PLR0917 - pytest fixtures and parameters
+    client, queue, registry, change, status, reason
+):
     extra = {k: v for k, v in change.items() if k.startswith("x-")}
     kwargs = {k: v for k, v in change.items() if not k.startswith("x-")}
     response = client.post("/webhook", content=JOB.body, headers=headers(JOB.body, **kwargs, **extra))
@@ -142,7 +145,10 @@ def test_bad_requests_are_refused_and_only_rejections_move(client, queue, regist
     assert response.json() == {"status": "rejected", "reason": reason}
     assert queue.count == 0
     assert value(registry, "webhook_rejections_total", reason=reason) == 1
-    assert sum(value(registry, "webhook_rejections_total", reason=r) for r in ("bad_signature", "too_large")) <= 1
+    assert (
+        sum(value(registry, "webhook_rejections_total", reason=r) for r in ("bad_signature", "too_large"))
+        <= 1
+    )
     for outcome in ("queued", "duplicate", "ignored", "pong", "unavailable"):
         assert value(registry, "webhook_deliveries_total", event="workflow_job", outcome=outcome) == 0
 
@@ -189,7 +195,10 @@ def test_health_and_metrics(client):
     assert client.get("/health").text == "ok"
     metrics = client.get("/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
-    assert "github_actions_webhook_deliveries_total" in metrics.text or "webhook_rejections_total" in metrics.text
+    assert (
+        "github_actions_webhook_deliveries_total" in metrics.text
+        or "webhook_rejections_total" in metrics.text
+    )
     openmetrics = client.get("/metrics", headers={"accept": "application/openmetrics-text"})
     assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
     assert openmetrics.text.endswith("# EOF\n")

@@ -46,7 +46,7 @@ def test_yaml_file_then_environment(make_settings, tmp_path):
     )
     settings = make_settings(
         GHA_EXPORTER_CONFIG=str(config),
-        GHA_EXPORTER_WEBHOOK__SECRETS="[\"a\", \"b\"]",
+        GHA_EXPORTER_WEBHOOK__SECRETS='["a", "b"]',
         GHA_EXPORTER_REDIS__URL="redis://env:2/0",
         GHA_EXPORTER_LOG__FORMAT="json",
     )
@@ -59,7 +59,8 @@ def test_yaml_file_then_environment(make_settings, tmp_path):
     assert settings.config_file == str(config)
 
 
-def test_numeric_secret_in_yaml_is_an_error_naming_the_option(make_settings, tmp_path):
+@pytest.mark.usefixtures("make_settings")
+def test_numeric_secret_in_yaml_is_an_error_naming_the_option(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("webhook:\n  secrets: [123]\n")
     os.environ.pop("GHA_EXPORTER_WEBHOOK__SECRETS", None)
@@ -89,12 +90,14 @@ def test_missing_config_file_is_an_error(make_settings, tmp_path):
 
 def test_receiver_refuses_to_start_without_a_secret(make_settings):
     settings = make_settings(GHA_EXPORTER_WEBHOOK__SECRETS="")
-    with pytest.raises(SettingsError, match="webhook.secrets"):
+    with pytest.raises(SettingsError, match=r"webhook\.secrets"):
         require_secrets(settings)
 
 
 def test_secrets_never_appear_in_repr(make_settings):
-    settings = make_settings(GHA_EXPORTER_WEBHOOK__SECRETS="hunter2-secret", GHA_EXPORTER_REDIS__URL="redis://:pw@h:1/0")
+    settings = make_settings(
+        GHA_EXPORTER_WEBHOOK__SECRETS="hunter2-secret", GHA_EXPORTER_REDIS__URL="redis://:pw@h:1/0"
+    )
     assert "hunter2-secret" not in repr(settings)
     assert ":pw@" not in repr(settings)
 
@@ -113,7 +116,8 @@ def test_reload_takes_reloadable_options_only(make_settings):
     assert ignored == ["receiver.port"]
 
 
-def test_sighup_reloads_secrets(make_settings, tmp_path):
+@pytest.mark.usefixtures("make_settings")
+def test_sighup_reloads_secrets(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("webhook:\n  secrets: [one]\n")
     os.environ.pop("GHA_EXPORTER_WEBHOOK__SECRETS", None)

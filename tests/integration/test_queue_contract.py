@@ -1,0 +1,142 @@
+"""The receiver's intake and the worker's RQ loop against a real Redis server."""
+
+import signal
+import threading
+import time
+
+import pytest
+from redis import Redis
+from rq.registry import StartedJobRegistry
+
+from receiver.intake import Intake, Outcome
+from shared.envelope import Envelope
+from shared.queueing import make_queue
+from tests.corpus import load
+from worker.jobs import bind, unbind
+from worker.marks import ProgressMarks
+from worker.metrics import WorkerMetrics
+from worker.processor import Processor
+from worker.rqworker import InProcessWorker, StopFlag
+
+pytestmark = pytest.mark.integration
+COMPLETED = load("grafana-ci-otel-collector/workflow_job/9_workflow_job_completed.json")
+JOB = {"repository": "krzko/webhook-testing", "workflow": "Tests", "job": "test", "conclusion": "success",
+       "runner_group": "GitHub Actions", "runs_on": "ubuntu-latest"}  # fmt: skip
+
+
+@pytest.fixture(name="connection")
+def _connection(redis_url):
+    connection = Redis.from_url(redis_url)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(name="settings")
+def _settings(make_settings, redis_url):
+    return make_settings(GHA_EXPORTER_REDIS__URL=redis_url)
+
+
+def envelope(delivery_id: str) -> Envelope:
+    return Envelope.from_bytes("workflow_job", delivery_id, "hook", time.time(), COMPLETED.body)
+
+
+def worker_for(connection, settings) -> InProcessWorker:
+    worker = InProcessWorker(
+        [settings.queue.name], connection=connection, serializer="rq.serializers.JSONSerializer"
+    )
+    worker.stop_flag = StopFlag()
+    return worker
+
+
+def test_concurrent_receivers_queue_a_delivery_once(connection, settings):
+    queue = make_queue(connection, settings.queue)
+    outcomes: list[Outcome] = []
+    barrier = threading.Barrier(8)
+
+    def submit():
+        intake = Intake(Redis(connection_pool=connection.connection_pool), queue, settings.queue, lambda: 60)
+        barrier.wait()
+        outcomes.extend(intake.submit([envelope("same-delivery")]))
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [Outcome.DUPLICATE] * 7 + [Outcome.QUEUED]
+    assert queue.count == 1
+
+
+def test_a_batch_is_one_job_and_repeats_inside_it_are_duplicates(connection, settings):
+    queue = make_queue(connection, settings.queue)
+    intake = Intake(connection, queue, settings.queue, lambda: 60)
+    assert intake.submit([envelope("a"), envelope("b"), envelope("a")]) == [
+        Outcome.QUEUED, Outcome.QUEUED, Outcome.DUPLICATE,
+    ]  # fmt: skip
+    assert intake.submit([envelope("b")]) == [Outcome.DUPLICATE]
+    assert queue.count == 1
+    assert connection.ttl("gha-exporter:delivery:hook:a") == 60
+
+
+def test_worker_processes_queued_jobs_in_process(connection, settings, registry):
+    queue = make_queue(connection, settings.queue)
+    Intake(connection, queue, settings.queue, lambda: 60).submit([envelope("one"), envelope("two")])
+    token = bind(Processor(WorkerMetrics(registry, settings.metrics), ProgressMarks(connection, 60)))
+    try:
+        worker_for(connection, settings).work(burst=True)
+    finally:
+        unbind(token)
+    assert registry.get_sample_value("github_actions_job_run_total", JOB) == 1  # the same job twice: once
+    assert (
+        registry.get_sample_value(
+            "github_actions_webhook_events_processed_total", {"event": "workflow_job", "action": "completed"}
+        )
+        == 2
+    )
+    assert queue.count == 0
+    assert queue.failed_job_registry.count == 0
+
+
+def test_a_job_abandoned_by_a_killed_worker_is_retried_not_lost(connection, settings, registry):
+    queue = make_queue(connection, settings.queue)
+    Intake(connection, queue, settings.queue, lambda: 60).submit([envelope("abandoned")])
+    # A worker takes the job and dies before finishing: the job stays STARTED in the registry.
+    dead = worker_for(connection, settings)
+    job, _ = queue.dequeue_any([queue], None, connection=connection, serializer=queue.serializer)
+    dead.prepare_execution(job)
+    dead.prepare_job_execution(job)
+    assert queue.count == 0
+    registry_of_started = StartedJobRegistry(queue=queue)
+    assert job.id in registry_of_started.get_job_ids()
+    # Once its heartbeat has expired, any worker's maintenance puts it back (RQ's Retry).
+    registry_of_started.cleanup(timestamp=time.time() + settings.queue.job_timeout_seconds + 120)
+    assert queue.count == 1
+    token = bind(Processor(WorkerMetrics(registry, settings.metrics), ProgressMarks(connection, 60)))
+    try:
+        worker_for(connection, settings).work(burst=True)
+    finally:
+        unbind(token)
+    assert registry.get_sample_value("github_actions_job_run_total", JOB) == 1
+    assert queue.failed_job_registry.count == 0
+
+
+def test_stop_flag_ends_an_idle_worker(connection, settings):
+    """The flag a SIGTERM sets ends the loop while it waits for work (RQ's own wait ignores it)."""
+    worker = worker_for(connection, settings)
+
+    def stop_when_idle():
+        deadline = time.monotonic() + 10
+        while worker.get_state() != "idle" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        worker.stop_flag.set()
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    stopper = threading.Thread(target=stop_when_idle)
+    stopper.start()
+    try:
+        assert worker.work() is False  # returns (nothing processed) instead of waiting forever
+    finally:
+        worker.stop_flag.set()
+        stopper.join()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
