@@ -1,0 +1,98 @@
+"""The commands the README gives, run as a user runs them."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from stack.redis_server import free_port
+from tests.e2e.system import ROOT, scrape, total
+
+pytestmark = pytest.mark.e2e
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GHA_EXPORTER_")}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize("component", ["receiver", "worker"])
+def test_invalid_configuration_is_reported_at_once_and_exits_non_zero(component):
+    env = clean_env(
+        GHA_EXPORTER_RECEIVER__PORT="not-a-port",
+        GHA_EXPORTER_LOG__FORMAT="xml",
+        GHA_EXPORTER_WEBHOOK__SECRETS="s",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", component], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "receiver.port" in result.stderr
+    assert "log.format" in result.stderr
+
+
+def test_receiver_refuses_to_start_without_a_secret():
+    result = subprocess.run(
+        [sys.executable, "-m", "receiver"],
+        env=clean_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "webhook.secrets" in result.stderr
+
+
+def test_the_one_command_system_runs_and_a_signed_sample_shows_in_metrics(tmp_path):
+    ports = {"--receiver-port": free_port(), "--worker-port": free_port(), "--redis-port": free_port()}
+    args = [f"{k}={v}" for k, v in ports.items()]
+    log = (tmp_path / "stack.log").open("w+")
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "stack", *args],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "gha-exporter is running" not in (tmp_path / "stack.log").read_text():
+            assert stack.poll() is None, (tmp_path / "stack.log").read_text()
+            assert time.monotonic() < deadline, "the stack did not come up"
+            time.sleep(0.1)
+        secret = re.search(r"webhook secret\s+(\S+)", (tmp_path / "stack.log").read_text()).group(1)
+        assert (tmp_path / ".data" / "webhook-secret").read_text().strip() == secret
+        url = f"http://127.0.0.1:{ports['--receiver-port']}/webhook"
+        sent = subprocess.run(
+            [sys.executable, "-m", "stack.sample", "--url", url],
+            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert sent.stdout.count("202 ") == 9
+        metrics = f"http://127.0.0.1:{ports['--worker-port']}/metrics"
+        deadline = time.monotonic() + 30
+        while total(scrape(metrics), "github_actions_webhook_events_processed_total") < 9:
+            assert time.monotonic() < deadline, "the sample was not processed"
+            time.sleep(0.05)
+        samples = scrape(metrics)
+        assert total(samples, "github_actions_job_run_total", repository="krzko/webhook-testing") == 2
+        assert total(samples, "github_actions_workflow_run_total", conclusion="success") == 1
+        request = urllib.request.Request(metrics, headers={"Accept": "application/openmetrics-text"})
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+            assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+            assert response.read().endswith(b"# EOF\n")
+    finally:
+        stack.send_signal(signal.SIGINT)
+        code = stack.wait(60)
+        log.close()
+    assert code == 0
+    output = (tmp_path / "stack.log").read_text()
+    assert "gha-exporter stopped" in output
+    assert (tmp_path / ".data" / "redis" / "appendonlydir").is_dir()  # queued deliveries survive a restart

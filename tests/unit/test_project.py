@@ -1,0 +1,56 @@
+"""The README, the package layout and the CI entry point say what is true."""
+
+import re
+from pathlib import Path
+
+import fakeredis
+import pytest
+from prometheus_client import CollectorRegistry
+
+import receiver
+import shared
+import worker
+from receiver.metrics import ReceiverMetrics
+from shared.options import reference_markdown
+from shared.queueing import make_queue
+from worker.metrics import WorkerMetrics
+from worker.queue_collector import QueueCollector
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def test_imported_packages_are_ours():
+    for package in (shared, receiver, worker):
+        assert Path(package.__file__).resolve().parent.parent == ROOT
+
+
+def test_configuration_reference_is_the_generated_one():
+    found = re.search(r"<!-- config-reference:start.*?-->\n(.*?)<!-- config-reference:end -->", README, re.S)
+    assert found, "README lost its configuration reference markers"
+    assert found.group(1).strip() == reference_markdown().strip()
+
+
+def test_every_exposed_metric_is_documented(make_settings):
+    settings = make_settings()
+    registry = CollectorRegistry()
+    WorkerMetrics(registry, settings.metrics)
+    ReceiverMetrics(registry, settings.metrics.prefix)
+    registry.register(
+        QueueCollector(make_queue(fakeredis.FakeRedis(), settings.queue), settings.metrics.prefix)
+    )
+    names = {family.name for family in registry.collect()}
+    assert len(names) == 14
+    for name in names:  # a counter's family name lacks the _total its samples carry
+        assert f"`{name}" in README, name
+
+
+@pytest.mark.parametrize("command", ["up", "test", "send-sample", "setup"])
+def test_readme_commands_exist(command):
+    assert f"python3 dev.py {command}" in README
+    assert f'command == "{command}"' in (ROOT / "dev.py").read_text()
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "python3 dev.py test" in README
+    assert "python3 dev.py test" in (ROOT / ".ci" / "run").read_text()
