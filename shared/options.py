@@ -130,7 +130,8 @@ def label_sets(value: Any) -> dict[str, tuple[str, ...]]:
 
 OPTIONS: tuple[Option, ...] = (
     Option("redis.url", text, "redis://localhost:6379/0", False,
-           "Redis holding the queue, the redelivery marks and the per-attempt progress marks; may carry a password.",
+           "Redis holding the queue, the redelivery marks and the per-attempt progress marks;"
+           " may carry a password.",
            secret=True),
     Option("webhook.secrets", secrets, (), True,
            "Webhook secrets; a delivery signed with any of them is accepted (rotation). Required.",

@@ -30,7 +30,13 @@ def test_invalid_configuration_is_reported_at_once_and_exits_non_zero(component)
         GHA_EXPORTER_WEBHOOK__SECRETS="s",
     )
     result = subprocess.run(
-        [sys.executable, "-m", component], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", component],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "receiver.port" in result.stderr
@@ -44,6 +50,7 @@ def test_receiver_refuses_to_start_without_a_secret():
         cwd=ROOT,
         capture_output=True,
         text=True,
+        check=False,
         timeout=60,
     )
     assert result.returncode == 2
@@ -72,7 +79,7 @@ def test_the_one_command_system_runs_and_a_signed_sample_shows_in_metrics(tmp_pa
         url = f"http://127.0.0.1:{ports['--receiver-port']}/webhook"
         sent = subprocess.run(
             [sys.executable, "-m", "stack.sample", "--url", url],
-            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60,
+            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert sent.returncode == 0, sent.stdout + sent.stderr
         assert sent.stdout.count("202 ") == 9
