@@ -18,7 +18,7 @@ from prometheus_client.exposition import choose_encoder
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -61,11 +61,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         if int(declared) > limit:
             raise Rejected(413, "too_large")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Rejected(413, "too_large")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Rejected(413, "too_large")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise Rejected(400, "incomplete_body") from None
     return b"".join(chunks)
 
 

@@ -26,6 +26,7 @@ REJECTION_REASONS = (
     "bad_header",
     "unsupported_content_type",
     "malformed_form",
+    "incomplete_body",
 )
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

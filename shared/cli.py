@@ -32,12 +32,11 @@ def start(
     except SettingsError as exc:
         print(f"{component}: {exc}", file=sys.stderr)  # noqa: T201 - logging is not set up yet
         return None
-    redactor = configure_logging(component, settings.log.level, settings.log.format, settings.secret_values())
+    configure_logging(component, settings.log.level, settings.log.format, settings.secret_values())
     holder = SettingsHolder(settings)
 
     def relog(new: Settings) -> None:
-        nonlocal redactor
-        redactor = configure_logging(component, new.log.level, new.log.format, new.secret_values())
+        configure_logging(component, new.log.level, new.log.format, new.secret_values())
 
     holder.on_reload(relog)
     logger.info("{} starting with {}", component, settings.config_file or "environment configuration")

@@ -67,8 +67,8 @@ def _json_sink(message: Message) -> None:
     sys.stderr.write(json.dumps(entry, default=str) + "\n")
 
 
-def configure_logging(component: str, level: str, fmt: str, secrets: Iterable[str] = ()) -> Redactor:
-    """Replace loguru's sinks and route library loggers; returns the redactor to update on reload."""
+def configure_logging(component: str, level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
+    """Replace loguru's sinks and route library loggers; called again on reload."""
     redactor = Redactor(secrets)
     logger.remove()
     logger.configure(extra={"component": component}, patcher=redactor)
@@ -84,4 +84,3 @@ def configure_logging(component: str, level: str, fmt: str, secrets: Iterable[st
         library_logger.propagate = False
         if name.startswith("rq"):  # RQ logs every job at INFO: too much for a webhook stream
             library_logger.setLevel(logging.DEBUG if chatty else logging.WARNING)
-    return redactor
