@@ -22,6 +22,21 @@ QUEUE_BUCKETS = (
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 EIGHT_DAYS = 8 * 24 * 3600
+DAY = 24 * 3600
+
+# GitHub's per-minute list prices (USD) effective 2026-01-01, by SKU (docs: actions-runner-pricing).
+RATES_2026 = {
+    "linux_slim": 0.002, "linux": 0.006, "windows": 0.010, "macos": 0.062,
+    "linux_2_core_advanced": 0.006, "linux_4_core": 0.012, "linux_8_core": 0.022, "linux_16_core": 0.042,
+    "linux_32_core": 0.082, "linux_64_core": 0.162, "linux_96_core": 0.252,
+    "windows_4_core": 0.022, "windows_8_core": 0.042, "windows_16_core": 0.082, "windows_32_core": 0.162,
+    "windows_64_core": 0.322, "windows_96_core": 0.552, "macos_l": 0.077,
+    "linux_2_core_arm": 0.005, "linux_4_core_arm": 0.008, "linux_8_core_arm": 0.014,
+    "linux_16_core_arm": 0.026, "linux_32_core_arm": 0.050, "linux_64_core_arm": 0.098,
+    "windows_2_core_arm": 0.008, "windows_4_core_arm": 0.014, "windows_8_core_arm": 0.026,
+    "windows_16_core_arm": 0.050, "windows_32_core_arm": 0.098, "windows_64_core_arm": 0.194,
+    "macos_xl": 0.102, "linux_4_core_gpu": 0.052, "windows_4_core_gpu": 0.102,
+}  # fmt: skip
 
 
 class OptionError(ValueError):
@@ -84,6 +99,53 @@ def positive_number(value: Any) -> float:
     if number <= 0:
         raise OptionError(f"must be greater than 0, got {number}")
     return number
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise OptionError(f"must be true or false, got {value!r}")
+
+
+def non_negative_number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise OptionError(f"must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"must be a number, got {value!r}") from None
+    if number < 0:
+        raise OptionError(f"must not be negative, got {number}")
+    return number
+
+
+def text_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value] if value else []
+    if not isinstance(value, list | tuple):
+        raise OptionError("must be a list of strings")
+    return tuple(text(item) for item in value)
+
+
+def rates(value: Any) -> dict[str, float]:
+    """SKU -> USD per minute; merged over GitHub's list prices, so a partial table updates some."""
+    if not isinstance(value, dict):
+        raise OptionError("must be a mapping of runner SKU to USD per minute")
+    merged = dict(RATES_2026)
+    for sku, rate in value.items():
+        try:
+            merged[str(sku).lower()] = non_negative_number(rate)
+        except OptionError as exc:
+            raise OptionError(f"{sku}: {exc}") from None
+    return merged
+
+
+def text_mapping(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise OptionError("must be a mapping of strings")
+    return {str(k): text(v) for k, v in value.items()}
 
 
 def choice(*allowed: str) -> Parser:
@@ -150,8 +212,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("worker.host", text, "0.0.0.0", False, "Address of the worker's /metrics and /health."),
     Option("worker.port", integer(0, 65535), 9100, False, "Port of the worker's /metrics and /health.",
            kind="integer"),
-    Option("worker.state_ttl_seconds", integer(60), 40 * 24 * 3600, False,
-           "How long per-job and per-run progress marks are kept (runs can last 35 days).", kind="integer"),
+    Option("state.job_ttl_seconds", integer(60), 7 * DAY, False,
+           "How long a job attempt's state is kept after its last delivery, and how long a job may stay"
+           " queued or in progress before it counts as expired (self-hosted jobs can run 5 days).",
+           kind="integer"),
+    Option("state.run_ttl_seconds", integer(60), 36 * DAY, False,
+           "The same for workflow run attempts (a run can last 35 days).", kind="integer"),
+    Option("state.sweep_interval_seconds", integer(1), 60, False,
+           "How often a worker looks for in-flight entries past their TTL and counts them as expired.",
+           kind="integer"),
     Option("queue.name", text, "gha-exporter", False, "RQ queue the receiver fills and the worker drains."),
     Option("queue.job_timeout_seconds", integer(1), 60, False,
            "RQ job timeout; a worker killed mid-job has its job retried about this + 60 s later.",
@@ -176,6 +245,30 @@ OPTIONS: tuple[Option, ...] = (
     Option("metrics.labels", label_sets, {}, False,
            "Per metric family (e.g. job_run_total), the label names it carries; unset families keep"
            " their defaults.", kind="mapping"),
+    Option("metrics.max_series_per_family", integer(1), 10_000, False,
+           "Cardinality guard: label sets per family past this go to one `__overflow__` set.",
+           kind="integer"),
+    Option("metrics.branches", text_list, (), False,
+           "Branch label: names matching one of these globs are kept, others become `other`; empty:"
+           " `default` for the repository's default branch, else `other`.", kind="list of strings"),
+    Option("metrics.inflight_repository_label", boolean, False, False,
+           "Add `repository` to the in-flight job and run gauges.", kind="boolean"),
+    Option("metrics.step_metrics", boolean, False, False,
+           "Also count steps: step conclusions and durations by job and step name.", kind="boolean"),
+    Option("cost.effective_date", text, "2026-01-01", False,
+           "Date from which `cost.rates` apply; shown on the rate metric."),
+    Option("cost.rates", rates, RATES_2026, False,
+           "USD per minute by runner SKU; entries given here replace GitHub's list prices of"
+           " 2026-01-01 one by one.", kind="mapping"),
+    Option("cost.label_skus", text_mapping, {}, False,
+           "Runner label -> SKU for larger runners, whose labels are names their admins chose"
+           " (e.g. `ubuntu-22.04-16core: linux_16_core`).", kind="mapping"),
+    Option("cost.self_hosted_rate", non_negative_number, 0.0, False,
+           "USD per minute for self-hosted runners (GitHub's announced $0.002 fee is postponed).",
+           kind="number"),
+    Option("cost.self_hosted_groups", text_list, (), False,
+           "Runner groups whose jobs are self-hosted even without the `self-hosted` label.",
+           kind="list of strings"),
     Option("log.level", choice("trace", "debug", "info", "success", "warning", "error", "critical"), "info",
            True, "Least severe log level written."),
     Option("log.format", choice("text", "json"), "text", True,
@@ -193,6 +286,8 @@ def reference_markdown() -> str:
         if isinstance(default, tuple):
             default = list(default)
         shown = "(none)" if default in (None, [], {}) else f"`{default}`"
+        if isinstance(default, dict) and default:
+            shown = "GitHub's list prices of 2026-01-01 (`RATES_2026` in `shared/options.py`)"
         change = "reload" if option.reload else "restart"
         rows.append(
             f"| `{option.path}` | `{option.env}` | {option.kind} | {shown} | {change} | {option.help} |"

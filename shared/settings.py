@@ -58,7 +58,22 @@ class ReceiverSettings:
 class WorkerSettings:
     host: str
     port: int
-    state_ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    job_ttl_seconds: int
+    run_ttl_seconds: int
+    sweep_interval_seconds: int
+
+
+@dataclass(frozen=True)
+class CostSettings:
+    effective_date: str
+    rates: dict[str, float]
+    label_skus: dict[str, str]
+    self_hosted_rate: float
+    self_hosted_groups: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,10 @@ class MetricsSettings:
     queue_buckets: tuple[float, ...]
     lag_buckets: tuple[float, ...]
     labels: dict[str, tuple[str, ...]]
+    max_series_per_family: int
+    branches: tuple[str, ...]
+    inflight_repository_label: bool
+    step_metrics: bool
 
 
 @dataclass(frozen=True)
@@ -92,8 +111,10 @@ class Settings:
     webhook: WebhookSettings
     receiver: ReceiverSettings
     worker: WorkerSettings
+    state: StateSettings
     queue: QueueSettings
     metrics: MetricsSettings
+    cost: CostSettings
     log: LogSettings
     config_file: str | None = None
 
@@ -107,8 +128,10 @@ SECTIONS: dict[str, type[Any]] = {
     "webhook": WebhookSettings,
     "receiver": ReceiverSettings,
     "worker": WorkerSettings,
+    "state": StateSettings,
     "queue": QueueSettings,
     "metrics": MetricsSettings,
+    "cost": CostSettings,
     "log": LogSettings,
 }
 

@@ -13,19 +13,41 @@ from redis import Redis
 from shared.cli import parse_args, start
 from shared.queueing import make_queue
 from shared.settings import Settings, SettingsError
+from worker.collector import RedisCollector
+from worker.cost import CostModel
 from worker.http import MetricsServer
 from worker.jobs import bind, unbind
-from worker.marks import ProgressMarks
-from worker.metrics import WorkerMetrics, label_problems
+from worker.labels import LabelMaker
+from worker.ledger import Ledger
+from worker.metrics import LabelPolicy, LocalMetrics, label_problems
 from worker.processor import Processor
-from worker.queue_collector import QueueCollector
 from worker.rqworker import StopFlag, supervise
+from worker.state import Transitions
+from worker.sweeper import Sweeper
 
 
 def check_labels(settings: Settings) -> None:
     problems = label_problems(settings.metrics.labels)
     if problems:
         raise SettingsError(problems)
+
+
+def build_processor(
+    connection: Redis, settings: Settings, registry: CollectorRegistry
+) -> tuple[Processor, Ledger]:
+    """The worker's pieces, wired; the registry gets the process-local metrics and the Redis collector."""
+    policy = LabelPolicy(settings.metrics)
+    cost = CostModel(settings.cost)
+    ledger = Ledger(connection, policy, settings.state.job_ttl_seconds, settings.state.run_ttl_seconds)
+    transitions = Transitions(policy, LabelMaker(settings.metrics, cost), cost)
+    processor = Processor(ledger, transitions, LocalMetrics(registry, settings.metrics))
+    queue = make_queue(connection, settings.queue)
+    registry.register(
+        RedisCollector(
+            ledger, queue, settings.metrics.prefix, settings.cost, settings.metrics.inflight_repository_label
+        )
+    )
+    return processor, ledger
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,12 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     connection = Redis.from_url(settings.redis.url, socket_connect_timeout=5, health_check_interval=30)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
-    queue = make_queue(connection, settings.queue)
-    registry.register(QueueCollector(queue, settings.metrics.prefix))
-    processor = Processor(
-        WorkerMetrics(registry, settings.metrics),
-        ProgressMarks(connection, settings.worker.state_ttl_seconds),
-    )
+    processor, ledger = build_processor(connection, settings, registry)
     token = bind(processor)
     try:
         server = MetricsServer(
@@ -55,13 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         logger.error("cannot serve metrics on {}:{}: {}", settings.worker.host, settings.worker.port, exc)
         return 1
+    sweeper = Sweeper(ledger, settings.state.sweep_interval_seconds)
     server.start()
+    sweeper.start()
     holder.start()
     logger.info("worker metrics on http://{}:{}/metrics", settings.worker.host, server.port)
     try:
         supervise(connection, settings.queue, stop)
     finally:
         server.stop()
+        sweeper.stop()
         holder.stop()
         unbind(token)
         connection.close()

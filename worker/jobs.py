@@ -28,6 +28,5 @@ def process_deliveries(*args: Any, **kwargs: Any) -> int:
     if len(args) != 1 or kwargs or not isinstance(args[0], list):
         processor.reject_job(f"expected one list of envelopes, got {len(args)} args, {len(kwargs)} kwargs")
         return 0
-    for item in args[0]:
-        processor.process(item)
+    processor.process_batch(args[0])
     return len(args[0])

@@ -1,185 +1,206 @@
-"""Every metric the worker exposes, defined in one place, behind the :class:`Recorder` interface.
+"""Every metric the worker exposes, defined in one place.
 
-The processor only calls ``Recorder`` methods with the full set of label values it knows; each
-family keeps the labels configured for it (``metrics.labels``) from the catalogue below.
+Three kinds of figures:
+
+- **Aggregates** (runs, jobs, durations, queue times, cost, steps, expiries, folded series) live in
+  Redis, moved in the same atomic step as the job/run state they follow, and read at scrape time by
+  :class:`worker.collector.AggregateCollector`. Every worker replica shows the same numbers and a
+  restarted worker shows the same totals: scrape one replica, or aggregate replicas with ``max``,
+  never ``sum``.
+- **In-flight gauges** (jobs queued/waiting/in progress, runs in progress, oldest ages) are computed
+  at scrape time from the in-flight sets in Redis.
+- **Process-local** figures (this process's processed deliveries, errors, lag) are ordinary
+  prometheus_client metrics in :class:`LocalMetrics`; sum them across replicas.
+
 Sample exposition (default prefix and labels)::
 
-    github_actions_workflow_run_total{repository="o/r",workflow="CI",event="push",
-                                      conclusion="success"} 1.0
-    github_actions_workflow_run_duration_seconds_bucket{...,le="60.0"} 1.0
     github_actions_job_run_total{repository="o/r",workflow="CI",job="test",conclusion="success",
-                                 runner_group="GitHub Actions",runs_on="ubuntu-latest"} 1.0
-    github_actions_job_run_duration_seconds_sum{...} 42.0
-    github_actions_job_queue_duration_seconds_count{repository="o/r",workflow="CI",job="test",
-                                                    runner_group="GitHub Actions",runs_on="ubuntu-latest"} 1.0
-    github_actions_webhook_events_processed_total{event="workflow_job",action="completed"} 3.0
-    github_actions_webhook_processing_errors_total{event="workflow_job",reason="invalid_json"} 1.0
-    github_actions_webhook_processing_lag_seconds_bucket{le="0.1"} 4.0
+                                 runner_group="GitHub Actions",runs_on="ubuntu-latest",
+                                 attempt="first"} 1.0
+    github_actions_job_queue_duration_seconds_bucket{repository="o/r",workflow="CI",job="test",
+                                 runner_group="GitHub Actions",runs_on="ubuntu-latest",le="10.0"} 1.0
+    github_actions_job_cost_usd_total{repository="o/r",workflow="CI",runner_class="linux"} 0.012
+    github_actions_jobs_in_progress{runs_on="ubuntu-latest",runner_group="GitHub Actions"} 3.0
+    github_actions_webhook_events_processed_total{event="workflow_job",action="completed",
+                                                  effect="changed"} 3.0
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from shared.settings import MetricsSettings
 
-RUN_LABELS = ("repository", "owner", "workflow", "event", "conclusion", "branch")
-JOB_LABELS = ("repository", "owner", "workflow", "job", "conclusion", "runner_group", "runs_on", "branch")
-QUEUE_LABELS = ("repository", "owner", "workflow", "job", "runner_group", "runs_on", "branch")
+Kind = Literal["counter", "histogram", "gauge"]
+OVERFLOW = "__overflow__"
+
+RUN_FIELDS = ("repository", "owner", "workflow", "event", "branch", "conclusion", "attempt")
+JOB_FIELDS = (
+    "repository", "owner", "workflow", "job", "branch", "conclusion", "runner_group", "runs_on",
+    "runner_class", "attempt",
+)  # fmt: skip
+QUEUE_FIELDS = tuple(f for f in JOB_FIELDS if f != "conclusion")
+RUN_QUEUE_FIELDS = tuple(f for f in RUN_FIELDS if f != "conclusion")
+STEP_FIELDS = (
+    "repository",
+    "owner",
+    "workflow",
+    "job",
+    "branch",
+    "runner_group",
+    "runs_on",
+    "step",
+    "conclusion",
+)
 
 
 @dataclass(frozen=True)
 class Family:
+    name: str  # without the prefix; counters end in _total
+    kind: Kind
+    doc: str
     available: tuple[str, ...]
     default: tuple[str, ...]
+    buckets: Literal["duration", "queue", ""] = ""
+    configurable: bool = True
 
 
-# Keys are the family names without prefix, as written under ``metrics.labels``.
-CATALOGUE: dict[str, Family] = {
-    "workflow_run_total": Family(RUN_LABELS, ("repository", "workflow", "event", "conclusion")),
-    "workflow_run_duration_seconds": Family(RUN_LABELS, ("repository", "workflow", "event", "conclusion")),
-    "job_run_total": Family(
-        JOB_LABELS, ("repository", "workflow", "job", "conclusion", "runner_group", "runs_on")
-    ),
-    "job_run_duration_seconds": Family(
-        JOB_LABELS, ("repository", "workflow", "job", "conclusion", "runner_group", "runs_on")
-    ),
-    "job_queue_duration_seconds": Family(
-        QUEUE_LABELS, ("repository", "workflow", "job", "runner_group", "runs_on")
-    ),
-}
+FAMILIES: tuple[Family, ...] = (
+    Family("workflow_run_total", "counter", "Workflow runs completed, counted once per run attempt.",
+           RUN_FIELDS, ("repository", "workflow", "event", "conclusion", "attempt")),
+    Family("workflow_run_duration_seconds", "histogram",
+           "Workflow run duration: updated_at - run_started_at (created_at on old payloads),"
+           " once per attempt.",
+           RUN_FIELDS, ("repository", "workflow", "event", "conclusion"), "duration"),
+    Family("workflow_run_queue_duration_seconds", "histogram",
+           "From the run's created_at (run_started_at for a re-run) to its first job's start,"
+           " once per attempt.",
+           RUN_QUEUE_FIELDS, ("repository", "workflow", "event"), "queue"),
+    Family("job_run_total", "counter", "Jobs completed, counted once per job attempt.",
+           JOB_FIELDS, ("repository", "workflow", "job", "conclusion", "runner_group", "runs_on", "attempt")),
+    Family("job_run_duration_seconds", "histogram",
+           "Job duration on its runner: completed_at - started_at, for jobs that ran on a runner.",
+           JOB_FIELDS, ("repository", "workflow", "job", "conclusion", "runner_group", "runs_on"),
+           "duration"),
+    Family("job_queue_duration_seconds", "histogram",
+           "Time a job waited for a runner: started_at - created_at (never negative),"
+           " once per job attempt.",
+           QUEUE_FIELDS, ("repository", "workflow", "job", "runner_group", "runs_on"), "queue"),
+    Family("job_cost", "gauge",
+           "List-price cost (USD) of the most recently completed job of this label set.",
+           JOB_FIELDS, ("repository", "workflow", "job", "runner_class")),
+    Family("job_cost_usd_total", "counter",
+           "List-price cost (USD) of completed jobs: billable minutes times the runner class's rate.",
+           JOB_FIELDS, ("repository", "workflow", "runner_class")),
+    Family("job_billable_minutes_total", "counter",
+           "Billable minutes of completed jobs, each rounded up to the whole minute (0 when free).",
+           JOB_FIELDS, ("repository", "workflow", "runner_class")),
+    Family("job_step_total", "counter", "Steps of completed jobs by conclusion (metrics.step_metrics).",
+           STEP_FIELDS, ("repository", "workflow", "job", "step", "conclusion")),
+    Family("job_step_duration_seconds", "histogram",
+           "Step durations of completed jobs (metrics.step_metrics).",
+           STEP_FIELDS, ("repository", "workflow", "job", "step", "conclusion"), "duration"),
+    Family("state_expired_total", "counter",
+           "Jobs and runs dropped from the in-flight state after their TTL without completing, by phase.",
+           ("kind", "phase"), ("kind", "phase"), configurable=False),
+    Family("series_folded_total", "counter",
+           "Updates that went to the __overflow__ label set because the family reached its series limit.",
+           ("family",), ("family",), configurable=False),
+)  # fmt: skip
+BY_NAME = {family.name: family for family in FAMILIES}
+STEP_FAMILIES = ("job_step_total", "job_step_duration_seconds")
+
+
+def label_problems(configured: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Configuration errors in ``metrics.labels``, each naming the option."""
+    problems = []
+    for name, labels in configured.items():
+        family = BY_NAME.get(name)
+        if family is None or not family.configurable:
+            known = ", ".join(f.name for f in FAMILIES if f.configurable)
+            problems.append(f"metrics.labels.{name}: unknown family; known: {known}")
+            continue
+        unknown = [label for label in labels if label not in family.available]
+        if unknown:
+            problems.append(
+                f"metrics.labels.{name}: unknown labels {unknown}; available: {', '.join(family.available)}"
+            )
+        if len(set(labels)) != len(labels):
+            problems.append(f"metrics.labels.{name}: a label is named twice")
+    return problems
+
+
+@dataclass(frozen=True)
+class Update:
+    """One movement of an aggregate: ``inc`` a counter, ``observe`` a histogram, ``set`` a gauge."""
+
+    family: str
+    labels: tuple[str, ...]  # values, in the order of the family's configured label names
+    op: Literal["inc", "observe", "set"]
+    value: float
+
+
+class LabelPolicy:
+    """Which labels each family carries (``metrics.labels`` over the defaults) and its buckets."""
+
+    def __init__(self, settings: MetricsSettings) -> None:
+        self.settings = settings
+        self.names = {f.name: settings.labels.get(f.name, f.default) for f in FAMILIES}
+        self.buckets = {
+            "duration": settings.duration_buckets,
+            "queue": settings.queue_buckets,
+            "": (),
+        }
+
+    def update(
+        self, family: str, values: Mapping[str, str], op: Literal["inc", "observe", "set"], value: float
+    ) -> Update:
+        return Update(family, tuple(values.get(name, "") for name in self.names[family]), op, value)
+
+    def buckets_of(self, family: str) -> tuple[float, ...]:
+        return self.buckets[BY_NAME[family].buckets]
+
+
+class LocalMetrics:
+    """This process's own figures, on the worker's registry."""
+
+    def __init__(self, registry: CollectorRegistry, settings: MetricsSettings) -> None:
+        prefix = settings.prefix
+        self.events = Counter(
+            f"{prefix}webhook_events_processed",
+            "Deliveries this worker processed, by event, action and effect (changed: moved state or"
+            " metrics; unchanged: a repeat or an out-of-date delivery).",
+            ["event", "action", "effect"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            f"{prefix}webhook_processing_errors",
+            "Deliveries this worker could not use, by event and reason.",
+            ["event", "reason"],
+            registry=registry,
+        )
+        self.lag = Histogram(
+            f"{prefix}webhook_processing_lag_seconds",
+            "Time from the receiver accepting a delivery to this worker processing it.",
+            buckets=settings.lag_buckets,
+            registry=registry,
+        )
+        self.conflicts = Counter(
+            f"{prefix}worker_batch_conflicts",
+            "Batches retried because another worker changed the same job or run at the same time.",
+            registry=registry,
+        )
+
+
 EVENT_ACTIONS = {
     "workflow_job": ("queued", "waiting", "in_progress", "completed"),
     "workflow_run": ("requested", "in_progress", "completed"),
 }
 
 
-def label_problems(configured: Mapping[str, tuple[str, ...]]) -> list[str]:
-    """Configuration errors in ``metrics.labels``, each naming the option."""
-    problems = []
-    for family, labels in configured.items():
-        if family not in CATALOGUE:
-            problems.append(f"metrics.labels.{family}: unknown family; known: {', '.join(CATALOGUE)}")
-            continue
-        unknown = [label for label in labels if label not in CATALOGUE[family].available]
-        if unknown:
-            problems.append(
-                f"metrics.labels.{family}: unknown labels {unknown}; "
-                f"available: {', '.join(CATALOGUE[family].available)}"
-            )
-        if len(set(labels)) != len(labels):
-            problems.append(f"metrics.labels.{family}: a label is named twice")
-    return problems
-
-
-class Recorder(Protocol):
-    """What the processor moves. The aggregate methods are the ones that move to Redis later."""
-
-    def run_completed(self, labels: Mapping[str, str], duration: float | None) -> None: ...
-    def job_completed(self, labels: Mapping[str, str], duration: float | None) -> None: ...
-    def job_queued(self, labels: Mapping[str, str], seconds: float) -> None: ...
-    def event_processed(self, event: str, action: str) -> None: ...
-    def processing_error(self, event: str, reason: str) -> None: ...
-    def processing_lag(self, seconds: float) -> None: ...
-
-
-M = TypeVar("M", Counter, Histogram)
-
-
-class _Selected(Generic[M]):
-    """A metric family with its configured label subset."""
-
-    def __init__(self, labels: tuple[str, ...], metric: M) -> None:
-        self.labels = labels
-        self.metric: M = metric
-
-    def child(self, values: Mapping[str, str]) -> M:
-        if not self.labels:
-            return self.metric
-        return self.metric.labels(*(values.get(name, "") for name in self.labels))
-
-
-class WorkerMetrics:
-    """The prometheus_client implementation of :class:`Recorder`, on the worker's registry."""
-
-    def __init__(self, registry: CollectorRegistry, settings: MetricsSettings) -> None:
-        prefix = settings.prefix
-
-        def labels_of(family: str) -> tuple[str, ...]:
-            return settings.labels.get(family, CATALOGUE[family].default)
-
-        def counter(family: str, doc: str) -> _Selected[Counter]:
-            labels = labels_of(family)
-            name = prefix + family.removesuffix("_total")
-            return _Selected(labels, Counter(name, doc, labels, registry=registry))
-
-        def histogram(family: str, doc: str, buckets: tuple[float, ...]) -> _Selected[Histogram]:
-            labels = labels_of(family)
-            return _Selected(
-                labels, Histogram(prefix + family, doc, labels, buckets=buckets, registry=registry)
-            )
-
-        self.run_total = counter(
-            "workflow_run_total", "Workflow runs completed, counted once per run attempt."
-        )
-        self.run_duration = histogram(
-            "workflow_run_duration_seconds",
-            "Workflow run duration: updated_at - run_started_at (created_at on old payloads) at completion.",
-            settings.duration_buckets,
-        )
-        self.job_total = counter("job_run_total", "Jobs completed, counted once per job attempt.")
-        self.job_duration = histogram(
-            "job_run_duration_seconds",
-            "Job duration on its runner: completed_at - started_at, for jobs that ran on a runner.",
-            settings.duration_buckets,
-        )
-        self.queue_duration = histogram(
-            "job_queue_duration_seconds",
-            "Time a job waited for a runner: started_at - created_at (never negative), once per job attempt.",
-            settings.queue_buckets,
-        )
-        self.events = Counter(
-            f"{prefix}webhook_events_processed",
-            "Deliveries the worker processed, by event and action.",
-            ["event", "action"],
-            registry=registry,
-        )
-        self.errors = Counter(
-            f"{prefix}webhook_processing_errors",
-            "Deliveries the worker could not use, by event and reason.",
-            ["event", "reason"],
-            registry=registry,
-        )
-        self.lag = Histogram(
-            f"{prefix}webhook_processing_lag_seconds",
-            "Time from the receiver accepting a delivery to the worker processing it.",
-            buckets=settings.lag_buckets,
-            registry=registry,
-        )
-
-    def run_completed(self, labels: Mapping[str, str], duration: float | None) -> None:
-        self.run_total.child(labels).inc()
-        if duration is not None:
-            self.run_duration.child(labels).observe(duration)
-
-    def job_completed(self, labels: Mapping[str, str], duration: float | None) -> None:
-        self.job_total.child(labels).inc()
-        if duration is not None:
-            self.job_duration.child(labels).observe(duration)
-
-    def job_queued(self, labels: Mapping[str, str], seconds: float) -> None:
-        self.queue_duration.child(labels).observe(seconds)
-
-    def event_processed(self, event: str, action: str) -> None:
-        known = EVENT_ACTIONS.get(event, ())
-        self.events.labels(event, action if action in known else "other").inc()
-
-    def processing_error(self, event: str, reason: str) -> None:
-        self.errors.labels(event, reason).inc()
-
-    def processing_lag(self, seconds: float) -> None:
-        self.lag.observe(max(0.0, seconds))
+def action_label(event: str, action: str) -> str:
+    return action if action in EVENT_ACTIONS.get(event, ()) else "other"

@@ -28,7 +28,16 @@ class Common:
     action: str
     repository: str  # owner/name
     owner: str
-    private: bool | None
+    public: bool | None  # from repository.private / visibility; None when the payload does not say
+    default_branch: str
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    conclusion: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class JobEvent(Common):
     created_at: datetime | None
     started_at: datetime | None
     completed_at: datetime | None
+    steps: tuple[Step, ...] = ()
 
     @property
     def ran_on_runner(self) -> bool:
@@ -122,9 +132,17 @@ def _common(data: dict[str, Any]) -> Common:
     repository = _object(data, "repository")
     full_name = _text(repository, "full_name", "repository") or ""
     owner = full_name.split("/", 1)[0]
-    private = repository.get("private")
+    private, visibility = repository.get("private"), repository.get("visibility")
+    public = (not private) if isinstance(private, bool) else None
+    if visibility in ("public", "private", "internal"):
+        public = visibility == "public"
+    default_branch = repository.get("default_branch")
     return Common(
-        LEGACY_ACTIONS.get(action, action), full_name, owner, private if isinstance(private, bool) else None
+        LEGACY_ACTIONS.get(action, action),
+        full_name,
+        owner,
+        public,
+        default_branch if isinstance(default_branch, str) else "",
     )
 
 
@@ -157,7 +175,26 @@ def parse_job(body: str) -> JobEvent:
         created_at=_timestamp(job, "created_at", where),
         started_at=_timestamp(job, "started_at", where),
         completed_at=_timestamp(job, "completed_at", where),
+        steps=_steps(job),
     )
+
+
+def _steps(job: dict[str, Any]) -> tuple[Step, ...]:
+    steps = _field(job, "steps", list, "workflow_job", required=False) or []
+    parsed = []
+    for step in steps:
+        if not isinstance(step, dict):
+            raise PayloadError("wrong_type", "workflow_job.steps must be objects")
+        where = "workflow_job.steps[]"
+        parsed.append(
+            Step(
+                name=_text(step, "name", where) or "",
+                conclusion=_text(step, "conclusion", where, required=False) or None,
+                started_at=_timestamp(step, "started_at", where),
+                completed_at=_timestamp(step, "completed_at", where),
+            )
+        )
+    return tuple(parsed)
 
 
 def parse_run(body: str) -> RunEvent:

@@ -1,0 +1,192 @@
+"""How one delivery moves the state of its job attempt or run attempt, and which metrics move.
+
+Pure functions over the state as stored in Redis (a hash of strings), so they can be tested and
+reasoned about apart from Redis. The rules, whatever order deliveries arrive in:
+
+- phases rank ``queued``/``waiting`` < ``in_progress`` < ``completed``; a delivery of a lower
+  rank than the state changes nothing, and ``completed`` is terminal;
+- per job attempt, ``job_run_total``, its duration and its cost move once, at the first
+  ``completed``; the queue time once, from the first delivery with a real ``started_at``
+  (``in_progress``, or ``completed`` of a job that ran on a runner) — never from ``queued``;
+- per run attempt, ``workflow_run_total`` and its duration move once, at the first ``completed``;
+  its queue time once, when both the run's start reference and a job start are known and the run
+  has completed, from the earliest job start seen by then.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from worker.cost import NO_RUNNER, CostModel
+from worker.labels import LabelMaker
+from worker.metrics import STEP_FAMILIES, LabelPolicy, Update
+from worker.payloads import JobEvent, RunEvent
+
+State = dict[str, str]
+JOB_RANK = {"queued": 1, "waiting": 1, "in_progress": 2, "completed": 3}
+RUN_RANK = {"queued": 1, "in_progress": 2, "completed": 3}
+INFLIGHT_JOB_PHASES = ("queued", "waiting", "in_progress")
+INFLIGHT_RUN_PHASES = ("queued", "in_progress")
+YES = "1"
+
+
+def epoch(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+def seconds_between(start: float | None, end: float | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return max(0.0, end - start)
+
+
+def number(state: Mapping[str, str], key: str) -> float | None:
+    value = state.get(key)
+    return float(value) if value else None
+
+
+def job_key(job_id: int, attempt: int) -> str:
+    return f"job:{job_id}:{attempt}"
+
+
+def run_key(run_id: int, attempt: int) -> str:
+    return f"run:{run_id}:{attempt}"
+
+
+def inflight_member(group: list[str], key: str) -> str:
+    """A member of an in-flight set: the gauge's label values, then the attempt's key."""
+    return json.dumps(group, separators=(",", ":")) + "\x1f" + key
+
+
+@dataclass
+class Effects:
+    updates: list[Update] = field(default_factory=list)
+
+
+class Transitions:
+    def __init__(self, policy: LabelPolicy, labels: LabelMaker, cost: CostModel) -> None:
+        self._policy = policy
+        self._labels = labels
+        self._cost = cost
+        self._steps = policy.settings.step_metrics
+
+    # -- jobs -------------------------------------------------------------------------------
+    def job(self, state: State, run: State | None, event: JobEvent, received_at: float, out: Effects) -> None:
+        """Apply ``event`` to ``state`` (and the run's ``run`` state) in place, adding metric updates."""
+        phase = "completed" if event.status == "completed" else event.action
+        if state.get("phase") == "completed" or phase not in JOB_RANK:
+            return
+        values = self._labels.job(event)
+        created, started, completed = (
+            epoch(event.created_at),
+            epoch(event.started_at),
+            epoch(event.completed_at),
+        )
+        really_started = started is not None and (phase == "in_progress" or event.ran_on_runner)
+        if really_started and phase in ("in_progress", "completed") and not state.get("queue_observed"):
+            waited = seconds_between(created, started)
+            if waited is not None:
+                out.updates.append(
+                    self._policy.update("job_queue_duration_seconds", values, "observe", waited)
+                )
+                state["queue_observed"] = YES
+        if really_started and run is not None and started is not None:
+            self._job_started_in_run(run, started, out)
+
+        current = JOB_RANK.get(state.get("phase", ""), 0)
+        if JOB_RANK[phase] < current or phase == state.get("phase"):
+            return
+        state["phase"] = phase
+        if phase == "completed":
+            self._job_completed(values, event, started, completed, out)
+            state.pop("inflight", None)
+            return
+        score = started if phase == "in_progress" and started is not None else (created or received_at)
+        group = [values["runs_on"], values["runner_group"], values["repository"]]
+        state["inflight"] = phase
+        state["member"] = inflight_member(group, job_key(event.job_id, event.run_attempt))
+        state["score"] = repr(score)
+
+    def _job_completed(
+        self,
+        values: dict[str, str],
+        event: JobEvent,
+        started: float | None,
+        completed: float | None,
+        out: Effects,
+    ) -> None:
+        update = self._policy.update
+        out.updates.append(update("job_run_total", values, "inc", 1))
+        if not event.ran_on_runner or values["runner_class"] == NO_RUNNER:
+            return
+        duration = seconds_between(started, completed)
+        if duration is None:
+            return
+        out.updates.append(update("job_run_duration_seconds", values, "observe", duration))
+        cost = self._cost.job_cost(values["runner_class"], duration, event.public)
+        out.updates.append(update("job_cost", values, "set", cost.usd))
+        out.updates.append(update("job_cost_usd_total", values, "inc", cost.usd))
+        out.updates.append(update("job_billable_minutes_total", values, "inc", cost.minutes))
+        if self._steps:
+            for step in event.steps:
+                step_values = {**values, "step": step.name, "conclusion": step.conclusion or "unknown"}
+                out.updates.append(update(STEP_FAMILIES[0], step_values, "inc", 1))
+                took = seconds_between(epoch(step.started_at), epoch(step.completed_at))
+                if took is not None:
+                    out.updates.append(update(STEP_FAMILIES[1], step_values, "observe", took))
+
+    def _job_started_in_run(self, run: State, started: float, out: Effects) -> None:
+        first = number(run, "first_job_started")
+        if first is None or started < first:
+            run["first_job_started"] = repr(started)
+        if run.get("phase") == "completed":
+            self._run_queue_time(run, out)
+
+    # -- runs -------------------------------------------------------------------------------
+    def run(self, state: State, event: RunEvent, received_at: float, out: Effects) -> None:
+        phase = {"requested": "queued"}.get(event.action, event.action)
+        if event.status == "completed":
+            phase = "completed"
+        if state.get("phase") == "completed" or phase not in RUN_RANK:
+            return
+        values = self._labels.run(event)
+        reference = event.run_started_at if event.run_attempt > 1 else event.created_at
+        reference = reference or event.created_at or event.run_started_at
+        if reference is not None and "reference" not in state:
+            state["reference"] = repr(reference.timestamp())
+        state["labels"] = json.dumps(values, separators=(",", ":"), sort_keys=True)
+
+        current = RUN_RANK.get(state.get("phase", ""), 0)
+        if RUN_RANK[phase] < current or phase == state.get("phase"):
+            return
+        state["phase"] = phase
+        if phase == "completed":
+            out.updates.append(self._policy.update("workflow_run_total", values, "inc", 1))
+            started = epoch(event.run_started_at or event.created_at)
+            duration = seconds_between(started, epoch(event.updated_at))
+            if duration is not None:
+                out.updates.append(
+                    self._policy.update("workflow_run_duration_seconds", values, "observe", duration)
+                )
+            state.pop("inflight", None)
+            self._run_queue_time(state, out)
+            return
+        score = epoch(event.run_started_at) if phase == "in_progress" else epoch(event.created_at)
+        state["inflight"] = phase
+        state["member"] = inflight_member([values["repository"]], run_key(event.run_id, event.run_attempt))
+        state["score"] = repr(score if score is not None else received_at)
+
+    def _run_queue_time(self, run: State, out: Effects) -> None:
+        if run.get("queue_observed"):
+            return
+        waited = seconds_between(number(run, "reference"), number(run, "first_job_started"))
+        if waited is None or "labels" not in run:
+            return
+        values = json.loads(run["labels"])
+        out.updates.append(
+            self._policy.update("workflow_run_queue_duration_seconds", values, "observe", waited)
+        )
+        run["queue_observed"] = YES
