@@ -65,3 +65,42 @@ def _make_settings(monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture(name="anyio_backend")
 def _anyio_backend() -> str:
     return "asyncio"
+
+
+class Exporter:
+    """The worker's processor and registry on a real Redis, fed envelopes directly."""
+
+    def __init__(self, connection: Redis, settings: Settings) -> None:
+        from worker.__main__ import build_processor  # noqa: PLC0415 - only the tests that need it
+
+        self.connection = connection
+        self.registry = CollectorRegistry()
+        self.processor, self.ledger = build_processor(connection, settings, self.registry)
+        self.prefix = settings.metrics.prefix
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(self.prefix + name, labels) or 0.0
+
+    def total(self, name: str, **labels: str) -> float:
+        """Sum over every sample of ``name`` whose labels include ``labels``."""
+        wanted = set(labels.items())
+        return sum(
+            sample.value
+            for family in self.registry.collect()
+            for sample in family.samples
+            if sample.name == self.prefix + name and wanted <= set(sample.labels.items())
+        )
+
+
+@pytest.fixture(name="make_exporter")
+def _make_exporter(redis_url: str, make_settings):
+    connections = []
+
+    def make(**env: str) -> Exporter:
+        connection = Redis.from_url(redis_url)
+        connections.append(connection)
+        return Exporter(connection, make_settings(GHA_EXPORTER_REDIS__URL=redis_url, **env))
+
+    yield make
+    for connection in connections:
+        connection.close()

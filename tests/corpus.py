@@ -8,6 +8,18 @@ from pathlib import Path
 from typing import Any
 
 PAYLOADS = Path(__file__).parent / "payloads"
+KRZKO = "grafana-ci-otel-collector/workflow_{}/{}.json"
+SEQUENCE = [  # one real run (attempt 10), in the order GitHub delivered it
+    KRZKO.format("job", "1_workflow_job_queued"),
+    KRZKO.format("run", "2_workflow_run_in_progress"),
+    KRZKO.format("job", "3_workflow_job_in_progress"),
+    KRZKO.format("job", "4_workflow_job_queued"),
+    KRZKO.format("job", "5_workflow_job_completed"),
+    KRZKO.format("job", "6_workflow_job_in_progress"),
+    KRZKO.format("run", "7_workflow_run_in_progress"),
+    KRZKO.format("run", "8_workflow_run_completed"),
+    KRZKO.format("job", "9_workflow_job_completed"),
+]
 
 
 @dataclass(frozen=True)

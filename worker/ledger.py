@@ -35,13 +35,13 @@ from worker.state import INFLIGHT_JOB_PHASES, INFLIGHT_RUN_PHASES, State
 
 SEPARATOR = "\x1f"
 
-READ_STATES = """
+READ_STATES = r"""
 local out = {}
 for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
 return out
 """
 
-APPLY = """
+APPLY = r"""
 local batch = cjson.decode(ARGV[1])
 local limit = tonumber(batch.limit)
 for _, s in ipairs(batch.states) do
@@ -62,16 +62,25 @@ for _, a in ipairs(batch.aggs) do
     end
   end
   for _, f in ipairs(a[6]) do
-    local name = labels .. '\\31' .. f[1]
+    local name = labels .. '\31' .. f[1]
     if f[2] == 'n' then redis.call('HINCRBY', a[1], name, f[3])
     elseif f[2] == 'f' then redis.call('HINCRBYFLOAT', a[1], name, f[3])
-    else redis.call('HSET', a[1], name, f[3]) end
+    else
+      -- latest: keep the value of the newest fact (ties: the larger value, so any order agrees)
+      local at_field = labels .. '\31at'
+      local at = tonumber(redis.call('HGET', a[1], at_field) or '-1')
+      local new_at = tonumber(f[4])
+      local old = tonumber(redis.call('HGET', a[1], name) or '-1')
+      if new_at > at or (new_at == at and tonumber(f[3]) > old) then
+        redis.call('HSET', a[1], name, f[3], at_field, f[4])
+      end
+    end
   end
 end
 return 1
 """
 
-SWEEP = """
+SWEEP = r"""
 local now = tonumber(ARGV[1])
 local expired = 0
 for i, zset in ipairs(KEYS) do
@@ -79,7 +88,7 @@ for i, zset in ipairs(KEYS) do
   local members = redis.call('ZRANGEBYSCORE', zset, '-inf', '(' .. cutoff, 'LIMIT', 0, 1000)
   for _, member in ipairs(members) do
     if redis.call('ZREM', zset, member) == 1 then
-      redis.call('HINCRBY', ARGV[i * 3], ARGV[i * 3 + 1] .. '\\31v', 1)
+      redis.call('HINCRBY', ARGV[i * 3], ARGV[i * 3 + 1] .. '\31v', 1)
       expired = expired + 1
     end
   end
@@ -174,7 +183,7 @@ class Ledger:
         if update.op == "inc":
             fields = [["v", "f", repr(float(update.value))]]
         elif update.op == "set":
-            fields = [["v", "s", repr(float(update.value))]]
+            fields = [["v", "l", repr(float(update.value)), repr(float(update.at))]]
         else:
             bound = next((b for b in self.policy.buckets_of(update.family) if update.value <= b), None)
             le = "+Inf" if bound is None else repr(float(bound))

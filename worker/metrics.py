@@ -136,12 +136,17 @@ def label_problems(configured: Mapping[str, tuple[str, ...]]) -> list[str]:
 
 @dataclass(frozen=True)
 class Update:
-    """One movement of an aggregate: ``inc`` a counter, ``observe`` a histogram, ``set`` a gauge."""
+    """One movement of an aggregate: ``inc`` a counter, ``observe`` a histogram, ``set`` a gauge.
+
+    A gauge set carries ``at``, the time of the fact it reports: the newest fact wins whatever the
+    order of processing, so replicas and replays agree.
+    """
 
     family: str
     labels: tuple[str, ...]  # values, in the order of the family's configured label names
     op: Literal["inc", "observe", "set"]
     value: float
+    at: float = 0.0
 
 
 class LabelPolicy:
@@ -157,9 +162,14 @@ class LabelPolicy:
         }
 
     def update(
-        self, family: str, values: Mapping[str, str], op: Literal["inc", "observe", "set"], value: float
+        self,
+        family: str,
+        values: Mapping[str, str],
+        op: Literal["inc", "observe", "set"],
+        value: float,
+        at: float = 0.0,
     ) -> Update:
-        return Update(family, tuple(values.get(name, "") for name in self.names[family]), op, value)
+        return Update(family, tuple(values.get(name, "") for name in self.names[family]), op, value, at)
 
     def buckets_of(self, family: str) -> tuple[float, ...]:
         return self.buckets[BY_NAME[family].buckets]

@@ -26,6 +26,7 @@ from shared.queueing import SERIALIZER
 from shared.settings import QueueSettings
 
 POLL_SECONDS = 1
+HEARTBEAT_MARGIN = 10
 
 
 class StopFlag:
@@ -56,6 +57,13 @@ class InProcessWorker(SimpleWorker):
     def _stop_requested(self, value: bool) -> None:
         if value:
             self.stop_flag.set()
+
+    def get_heartbeat_ttl(self, job: Any, working_time: float = 0.0) -> int:  # noqa: ARG002
+        """How long a started job counts as alive. Jobs run in this process without heartbeats, and
+        RQ's death penalty ends one at its timeout, so a small margin is enough: a killed worker's
+        job is retried about ``job_timeout + 10 s`` later instead of RQ's ``+ 60 s``."""
+        timeout = job.timeout if job.timeout and job.timeout > 0 else 60
+        return int(timeout) + HEARTBEAT_MARGIN
 
     def dequeue_job_and_maintain_ttl(
         self,

@@ -76,7 +76,7 @@ class Transitions:
     # -- jobs -------------------------------------------------------------------------------
     def job(self, state: State, run: State | None, event: JobEvent, received_at: float, out: Effects) -> None:
         """Apply ``event`` to ``state`` (and the run's ``run`` state) in place, adding metric updates."""
-        phase = "completed" if event.status == "completed" else event.action
+        phase = event.action  # the job's status field is not trusted (hand-edited payloads disagree)
         if state.get("phase") == "completed" or phase not in JOB_RANK:
             return
         values = self._labels.job(event)
@@ -127,7 +127,7 @@ class Transitions:
             return
         out.updates.append(update("job_run_duration_seconds", values, "observe", duration))
         cost = self._cost.job_cost(values["runner_class"], duration, event.public)
-        out.updates.append(update("job_cost", values, "set", cost.usd))
+        out.updates.append(update("job_cost", values, "set", cost.usd, at=completed or 0.0))
         out.updates.append(update("job_cost_usd_total", values, "inc", cost.usd))
         out.updates.append(update("job_billable_minutes_total", values, "inc", cost.minutes))
         if self._steps:
@@ -148,8 +148,8 @@ class Transitions:
     # -- runs -------------------------------------------------------------------------------
     def run(self, state: State, event: RunEvent, received_at: float, out: Effects) -> None:
         phase = {"requested": "queued"}.get(event.action, event.action)
-        if event.status == "completed":
-            phase = "completed"
+        if event.action == "requested" and event.status == "completed":
+            phase = "completed"  # a run that ended at once, e.g. conclusion action_required
         if state.get("phase") == "completed" or phase not in RUN_RANK:
             return
         values = self._labels.run(event)

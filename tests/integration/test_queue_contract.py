@@ -13,15 +13,12 @@ from shared.envelope import Envelope
 from shared.queueing import make_queue
 from tests.corpus import load
 from worker.jobs import bind, unbind
-from worker.marks import ProgressMarks
-from worker.metrics import WorkerMetrics
-from worker.processor import Processor
 from worker.rqworker import InProcessWorker, StopFlag
 
 pytestmark = pytest.mark.integration
 COMPLETED = load("grafana-ci-otel-collector/workflow_job/9_workflow_job_completed.json")
 JOB = {"repository": "krzko/webhook-testing", "workflow": "Tests", "job": "test", "conclusion": "success",
-       "runner_group": "GitHub Actions", "runs_on": "ubuntu-latest"}  # fmt: skip
+       "runner_group": "GitHub Actions", "runs_on": "ubuntu-latest", "attempt": "rerun"}  # fmt: skip
 
 
 @pytest.fixture(name="connection")
@@ -78,26 +75,22 @@ def test_a_batch_is_one_job_and_repeats_inside_it_are_duplicates(connection, set
     assert connection.ttl("gha-exporter:delivery:hook:a") == 60
 
 
-def test_worker_processes_queued_jobs_in_process(connection, settings, registry):
+def test_worker_processes_queued_jobs_in_process(connection, settings, make_exporter):
     queue = make_queue(connection, settings.queue)
     Intake(connection, queue, settings.queue, lambda: 60).submit([envelope("one"), envelope("two")])
-    token = bind(Processor(WorkerMetrics(registry, settings.metrics), ProgressMarks(connection, 60)))
+    exporter = make_exporter()
+    token = bind(exporter.processor)
     try:
         worker_for(connection, settings).work(burst=True)
     finally:
         unbind(token)
-    assert registry.get_sample_value("github_actions_job_run_total", JOB) == 1  # the same job twice: once
-    assert (
-        registry.get_sample_value(
-            "github_actions_webhook_events_processed_total", {"event": "workflow_job", "action": "completed"}
-        )
-        == 2
-    )
+    assert exporter.value("job_run_total", **JOB) == 1  # the same job twice: once
+    assert exporter.total("webhook_events_processed_total", event="workflow_job", action="completed") == 2
     assert queue.count == 0
     assert queue.failed_job_registry.count == 0
 
 
-def test_a_job_abandoned_by_a_killed_worker_is_retried_not_lost(connection, settings, registry):
+def test_a_job_abandoned_by_a_killed_worker_is_retried_not_lost(connection, settings, make_exporter):
     queue = make_queue(connection, settings.queue)
     Intake(connection, queue, settings.queue, lambda: 60).submit([envelope("abandoned")])
     # A worker takes the job and dies before finishing: the job stays STARTED in the registry.
@@ -111,12 +104,13 @@ def test_a_job_abandoned_by_a_killed_worker_is_retried_not_lost(connection, sett
     # Once its heartbeat has expired, any worker's maintenance puts it back (RQ's Retry).
     registry_of_started.cleanup(timestamp=time.time() + settings.queue.job_timeout_seconds + 120)
     assert queue.count == 1
-    token = bind(Processor(WorkerMetrics(registry, settings.metrics), ProgressMarks(connection, 60)))
+    exporter = make_exporter()
+    token = bind(exporter.processor)
     try:
         worker_for(connection, settings).work(burst=True)
     finally:
         unbind(token)
-    assert registry.get_sample_value("github_actions_job_run_total", JOB) == 1
+    assert exporter.value("job_run_total", **JOB) == 1
     assert queue.failed_job_registry.count == 0
 
 

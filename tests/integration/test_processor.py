@@ -1,0 +1,159 @@
+"""The worker's processing rules, against a real Redis, on real payloads."""
+
+import json
+
+import pytest
+
+from shared.envelope import Envelope
+from tests.corpus import KRZKO, SEQUENCE, Delivery, load
+from worker.jobs import bind, process_deliveries, unbind
+
+pytestmark = pytest.mark.integration
+JOB = {"repository": "krzko/webhook-testing", "workflow": "Tests", "runner_group": "GitHub Actions",
+       "runs_on": "ubuntu-latest"}  # fmt: skip
+RUN = {"repository": "krzko/webhook-testing", "workflow": "Tests", "event": "push", "conclusion": "success"}
+
+
+def envelope(delivery: Delivery, delivery_id: str = "d-1", received_at: float = 1000.0) -> dict:
+    return Envelope.from_bytes(delivery.event, delivery_id, "hook", received_at, delivery.body).to_dict()
+
+
+def feed(exporter, paths, batch_size=1):
+    items = [envelope(load(p), f"d-{i}") for i, p in enumerate(paths)]
+    for start in range(0, len(items), batch_size):
+        exporter.processor.process_batch(items[start : start + batch_size])
+
+
+@pytest.fixture(name="exporter")
+def _exporter(make_exporter):
+    return make_exporter()
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 9])
+def test_real_run_moves_each_metric_once(exporter, batch_size):
+    feed(exporter, SEQUENCE, batch_size)
+    value = exporter.value
+    for job, queued, ran in (("pre-commit", 7.0, 10.0), ("test", 6.0, 16.0)):
+        assert value("job_run_total", job=job, conclusion="success", attempt="rerun", **JOB) == 1
+        assert value("job_run_duration_seconds_sum", job=job, conclusion="success", **JOB) == ran
+        assert value("job_run_duration_seconds_bucket", job=job, conclusion="success", le="10.0", **JOB) == (
+            ran <= 10
+        )
+        assert value("job_queue_duration_seconds_count", job=job, **JOB) == 1
+        assert value("job_queue_duration_seconds_sum", job=job, **JOB) == queued
+    assert value("workflow_run_total", attempt="rerun", **RUN) == 1
+    assert value("workflow_run_duration_seconds_sum", **RUN) == 45.0  # 10:11:25 -> 10:12:10
+    run_queue = {k: RUN[k] for k in ("repository", "workflow", "event")}
+    # re-run attempt: from run_started_at 10:11:25 to the first job start 10:11:34
+    assert value("workflow_run_queue_duration_seconds_sum", **run_queue) == 9.0
+    local = exporter.total
+    assert local("webhook_events_processed_total", event="workflow_job", action="queued") == 2
+    assert local("webhook_events_processed_total", event="workflow_job", effect="changed") == 6
+    assert local("webhook_processing_lag_seconds_count") == 9
+    # private repository on a standard Linux runner: 10 s and 16 s are a minute each, at $0.006
+    cost = {"repository": "krzko/webhook-testing", "workflow": "Tests", "runner_class": "linux"}
+    assert value("job_billable_minutes_total", **cost) == 2
+    assert value("job_cost_usd_total", **cost) == pytest.approx(0.012)
+    assert value("job_cost", job="test", **cost) == pytest.approx(0.006)
+    # nothing left in flight once everything completed
+    assert exporter.total("jobs_queued") + exporter.total("jobs_in_progress") == 0
+    assert exporter.total("workflow_runs_in_progress") == 0
+
+
+def test_repeated_deliveries_count_once_and_are_counted_as_unchanged(exporter):
+    feed(exporter, SEQUENCE * 3, batch_size=5)
+    assert exporter.value("job_run_total", job="test", conclusion="success", attempt="rerun", **JOB) == 1
+    assert exporter.value("job_queue_duration_seconds_count", job="test", **JOB) == 1
+    assert exporter.value("workflow_run_total", attempt="rerun", **RUN) == 1
+    processed = exporter.total("webhook_events_processed_total")
+    unchanged = exporter.total("webhook_events_processed_total", effect="unchanged")
+    assert processed == 27
+    # first pass: all but the second run in_progress (7) changed something; the repeats change nothing
+    assert unchanged == 1 + 18
+
+
+def test_in_flight_gauges_follow_the_jobs(exporter):
+    feed(exporter, SEQUENCE[:1])  # pre-commit queued
+    assert exporter.value("jobs_queued", runs_on="ubuntu-latest", runner_group="") == 1
+    assert exporter.value("oldest_queued_job_age_seconds", runs_on="ubuntu-latest") > 0
+    feed(exporter, SEQUENCE[:3])  # run in progress, pre-commit in progress
+    assert exporter.total("jobs_queued") == 0
+    assert exporter.value("jobs_in_progress", runs_on="ubuntu-latest", runner_group="GitHub Actions") == 1
+    assert exporter.value("workflow_runs_in_progress") == 1
+    feed(exporter, SEQUENCE[:5])  # test queued, pre-commit completed
+    assert exporter.total("jobs_in_progress") == 0
+    assert exporter.value("jobs_queued", runs_on="ubuntu-latest", runner_group="") == 1
+
+
+def test_queued_payload_never_gives_queue_time(exporter):
+    feed(exporter, [KRZKO.format("job", "1_workflow_job_queued")])
+    assert exporter.value("job_queue_duration_seconds_count", job="pre-commit", **JOB) == 0
+
+
+def test_completed_before_in_progress_still_one_queue_time_and_no_regression(exporter):
+    feed(exporter, [KRZKO.format("job", "9_workflow_job_completed"), KRZKO.format("job", "6_workflow_job_in_progress")])
+    assert exporter.value("job_queue_duration_seconds_count", job="test", **JOB) == 1
+    assert exporter.value("job_queue_duration_seconds_sum", job="test", **JOB) == 6.0
+    assert exporter.total("jobs_in_progress") == 0  # completed is terminal
+
+
+def test_job_without_runner_is_counted_without_duration_queue_time_or_cost(exporter):
+    delivery = load("actions-runner-controller/workflow_job/webhook_workflow_job_with_completed_failure_check_run.json")
+    exporter.processor.process_batch([envelope(delivery)])
+    job = delivery.data["workflow_job"]
+    labels = {"repository": delivery.data["repository"]["full_name"], "workflow": job.get("workflow_name") or "",
+              "job": job["name"], "conclusion": "failure", "runner_group": "", "runs_on": ""}  # fmt: skip
+    assert exporter.value("job_run_total", attempt="first", **labels) == 1
+    assert exporter.total("job_run_duration_seconds_count") == 0
+    assert exporter.total("job_queue_duration_seconds_count") == 0
+    assert exporter.total("job_billable_minutes_total") == 0
+
+
+def test_negative_queue_time_is_clamped_to_zero(exporter):
+    original = load(KRZKO.format("job", "6_workflow_job_in_progress"))
+    data = original.data
+    data["workflow_job"]["created_at"] = "2023-10-13T10:12:00Z"  # after started_at 10:11:52
+    exporter.processor.process_batch([envelope(Delivery(original.path, "workflow_job", json.dumps(data).encode()))])
+    assert exporter.value("job_queue_duration_seconds_count", job="test", **JOB) == 1
+    assert exporter.value("job_queue_duration_seconds_sum", job="test", **JOB) == 0
+
+
+def test_unusable_payloads_are_counted_and_do_not_stop_the_batch(exporter):
+    stub = load("grafana-ci-otel-collector/workflow_run/1_workflow_run_requested.json")
+    exporter.processor.process_batch([
+        {"not": "an envelope"},
+        Envelope("workflow_job", "d-bad", "hook", 1000.0, "{not json").to_dict(),
+        envelope(stub),
+        envelope(load(KRZKO.format("job", "9_workflow_job_completed"))),
+    ])  # fmt: skip
+    local = exporter.total
+    assert local("webhook_processing_errors_total", event="unknown", reason="bad_envelope") == 1
+    assert local("webhook_processing_errors_total", event="workflow_job", reason="invalid_json") == 1
+    assert local("webhook_processing_errors_total", event="workflow_run", reason="missing_field") == 1
+    assert exporter.value("job_run_total", job="test", conclusion="success", attempt="rerun", **JOB) == 1
+
+
+def test_job_function_processes_a_list_and_counts_a_malformed_job(exporter):
+    token = bind(exporter.processor)
+    try:
+        assert process_deliveries([envelope(load(p), f"d-{i}") for i, p in enumerate(SEQUENCE)]) == 9
+        assert process_deliveries("garbage") == 0
+        assert process_deliveries([1, 2], extra=True) == 0
+    finally:
+        unbind(token)
+    assert exporter.value("workflow_run_total", attempt="rerun", **RUN) == 1
+    assert exporter.total("webhook_processing_errors_total", event="unknown", reason="bad_job") == 2
+
+
+def test_label_sets_are_configurable(make_exporter):
+    exporter = make_exporter(GHA_EXPORTER_METRICS__LABELS='{job_run_total = ["repository", "conclusion"]}')
+    feed(exporter, SEQUENCE)
+    assert exporter.value("job_run_total", repository="krzko/webhook-testing", conclusion="success") == 2
+
+
+def test_a_restarted_worker_and_a_second_replica_show_the_same_totals(make_exporter):
+    first = make_exporter()
+    feed(first, SEQUENCE)
+    second = make_exporter()
+    for name in ("job_run_total", "job_queue_duration_seconds_sum", "workflow_run_total"):
+        assert second.total(name) == first.total(name) > 0
