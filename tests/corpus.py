@@ -50,3 +50,20 @@ def load(relative: str) -> Delivery:
 def deliveries(event: str | None = None) -> list[Delivery]:
     found = [load(str(p.relative_to(PAYLOADS))) for p in sorted(PAYLOADS.glob("*/*/*.json"))]
     return [d for d in found if event is None or d.event == event]
+
+
+def run_copies(count: int) -> list[Delivery]:
+    """``count`` copies of the real run ``SEQUENCE``, each with its own run and job ids, in order."""
+    originals = [load(path) for path in SEQUENCE]
+    copies = []
+    for index in range(count):
+        for original in originals:
+            data = original.data
+            if "workflow_job" in data:
+                job = data["workflow_job"]
+                job["id"] = job["id"] * 10_000 + index
+                job["run_id"] = job["run_id"] * 10_000 + index
+            else:
+                data["workflow_run"]["id"] = data["workflow_run"]["id"] * 10_000 + index
+            copies.append(Delivery(original.path, original.event, json.dumps(data).encode()))
+    return copies

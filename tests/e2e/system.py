@@ -83,14 +83,24 @@ class System:
         env.update(self.extra_env)
         return env
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, worker_port: int | None = None) -> None:
+        """Start ``receiver`` or ``worker``; a second worker gets another name and its own port."""
+        module = "receiver" if name == "receiver" else "worker"
+        env = self.env()
+        if worker_port is not None:
+            env["GHA_EXPORTER_WORKER__PORT"] = str(worker_port)
         log = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", name], env=self.env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", module], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
-        url = self.receiver_metrics_url if name == "receiver" else self.worker_metrics_url
-        self.wait_for(url.replace("/metrics", "/health"), name)
+        port = self.receiver_port if module == "receiver" else (worker_port or self.worker_port)
+        self.wait_for(f"http://127.0.0.1:{port}/health", name)
+
+    def kill(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.kill()
+        process.wait()
 
     def wait_for(self, url: str, name: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

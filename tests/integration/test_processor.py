@@ -91,18 +91,29 @@ def test_queued_payload_never_gives_queue_time(exporter):
 
 
 def test_completed_before_in_progress_still_one_queue_time_and_no_regression(exporter):
-    feed(exporter, [KRZKO.format("job", "9_workflow_job_completed"), KRZKO.format("job", "6_workflow_job_in_progress")])
+    feed(
+        exporter,
+        [KRZKO.format("job", "9_workflow_job_completed"), KRZKO.format("job", "6_workflow_job_in_progress")],
+    )
     assert exporter.value("job_queue_duration_seconds_count", job="test", **JOB) == 1
     assert exporter.value("job_queue_duration_seconds_sum", job="test", **JOB) == 6.0
     assert exporter.total("jobs_in_progress") == 0  # completed is terminal
 
 
 def test_job_without_runner_is_counted_without_duration_queue_time_or_cost(exporter):
-    delivery = load("actions-runner-controller/workflow_job/webhook_workflow_job_with_completed_failure_check_run.json")
+    delivery = load(
+        "actions-runner-controller/workflow_job/webhook_workflow_job_with_completed_failure_check_run.json"
+    )
     exporter.processor.process_batch([envelope(delivery)])
     job = delivery.data["workflow_job"]
-    labels = {"repository": delivery.data["repository"]["full_name"], "workflow": job.get("workflow_name") or "",
-              "job": job["name"], "conclusion": "failure", "runner_group": "", "runs_on": ""}  # fmt: skip
+    labels = {
+        "repository": delivery.data["repository"]["full_name"],
+        "workflow": job.get("workflow_name") or "",
+        "job": job["name"],
+        "conclusion": "failure",
+        "runner_group": "",
+        "runs_on": "",
+    }
     assert exporter.value("job_run_total", attempt="first", **labels) == 1
     assert exporter.total("job_run_duration_seconds_count") == 0
     assert exporter.total("job_queue_duration_seconds_count") == 0
@@ -113,7 +124,9 @@ def test_negative_queue_time_is_clamped_to_zero(exporter):
     original = load(KRZKO.format("job", "6_workflow_job_in_progress"))
     data = original.data
     data["workflow_job"]["created_at"] = "2023-10-13T10:12:00Z"  # after started_at 10:11:52
-    exporter.processor.process_batch([envelope(Delivery(original.path, "workflow_job", json.dumps(data).encode()))])
+    exporter.processor.process_batch(
+        [envelope(Delivery(original.path, "workflow_job", json.dumps(data).encode()))]
+    )
     assert exporter.value("job_queue_duration_seconds_count", job="test", **JOB) == 1
     assert exporter.value("job_queue_duration_seconds_sum", job="test", **JOB) == 0
 
@@ -157,3 +170,75 @@ def test_a_restarted_worker_and_a_second_replica_show_the_same_totals(make_expor
     second = make_exporter()
     for name in ("job_run_total", "job_queue_duration_seconds_sum", "workflow_run_total"):
         assert second.total(name) == first.total(name) > 0
+
+
+def job_variant(job_id: int, name: str, **changes) -> dict:
+    """The real completed job 'test' as another job: a new id and name."""
+    data = load(KRZKO.format("job", "9_workflow_job_completed")).data
+    data["workflow_job"].update(id=job_id, name=name, **changes)
+    body = json.dumps(data).encode()
+    return Envelope.from_bytes("workflow_job", f"d-{job_id}", "hook", 1000.0, body).to_dict()
+
+
+def test_cardinality_guard_folds_new_label_sets_into_overflow(make_exporter):
+    exporter = make_exporter(GHA_EXPORTER_METRICS__MAX_SERIES_PER_FAMILY="2")
+    exporter.processor.process_batch([job_variant(i, f"job-{i}") for i in range(1, 6)])
+    assert exporter.total("job_run_total") == 5
+    assert exporter.total("job_run_total", job="__overflow__") == 3
+    assert exporter.total("job_run_total", job="job-1") == 1
+    assert exporter.value("series_folded_total", family="job_run_total") == 3
+    # a known label set keeps counting past the limit
+    exporter.processor.process_batch([job_variant(9, "job-1")])
+    assert exporter.total("job_run_total", job="job-1") == 2
+
+
+def test_step_metrics_are_off_by_default_and_counted_once_when_on(make_exporter):
+    off = make_exporter()
+    feed(off, SEQUENCE)
+    assert off.total("job_step_total") == 0
+    on = make_exporter(GHA_EXPORTER_METRICS__STEP_METRICS="true")
+    on.connection.flushall()
+    feed(on, SEQUENCE * 2)
+    steps = load(KRZKO.format("job", "9_workflow_job_completed")).data["workflow_job"]["steps"]
+    assert on.total("job_step_total", job="test") == len(steps)
+    first = steps[0]
+    assert on.total("job_step_total", job="test", step=first["name"], conclusion=first["conclusion"]) == 1
+    assert on.total("job_step_duration_seconds_count", job="test") == len(steps)
+
+
+def test_jobs_stuck_past_their_ttl_are_counted_as_expired_once(make_exporter):
+    exporter = make_exporter()
+    feed(
+        exporter,
+        [KRZKO.format("job", "1_workflow_job_queued"), KRZKO.format("run", "2_workflow_run_in_progress")],
+    )
+    assert exporter.total("jobs_queued") == 1
+    created = 1697191887.0  # 2023-10-13T10:11:27Z
+    assert exporter.ledger.sweep(created + 60) == 0  # younger than the TTL
+    now = created + exporter.ledger.job_ttl + 1
+    assert exporter.ledger.sweep(now) == 1
+    assert exporter.ledger.sweep(now) == 0  # counted once, by whichever worker swept first
+    assert exporter.value("state_expired_total", kind="job", phase="queued") == 1
+    assert exporter.total("jobs_queued") == 0
+    assert exporter.total("workflow_runs_in_progress") == 1  # runs have their own, longer TTL
+    assert exporter.ledger.sweep(created + exporter.ledger.run_ttl + 1) == 1
+    assert exporter.value("state_expired_total", kind="run", phase="in_progress") == 1
+
+
+def test_state_entries_expire(make_exporter):
+    exporter = make_exporter(GHA_EXPORTER_STATE__JOB_TTL_SECONDS="3600")
+    feed(exporter, [KRZKO.format("job", "1_workflow_job_queued")])
+    ttl = exporter.connection.ttl("gha-exporter:state:job:17556730984:10")
+    assert 3590 < ttl <= 3600
+
+
+def test_public_repositories_run_free_on_standard_runners(exporter):
+    data = load(KRZKO.format("job", "9_workflow_job_completed")).data
+    data["repository"].update(private=False, visibility="public")
+    exporter.processor.process_batch(
+        [Envelope.from_bytes("workflow_job", "d", "h", 1.0, json.dumps(data).encode()).to_dict()]
+    )
+    labels = {"repository": "krzko/webhook-testing", "workflow": "Tests", "runner_class": "linux"}
+    assert exporter.value("job_run_total", job="test", conclusion="success", attempt="rerun", **JOB) == 1
+    assert exporter.value("job_cost_usd_total", **labels) == 0
+    assert exporter.value("job_billable_minutes_total", **labels) == 0

@@ -1,0 +1,145 @@
+"""Several workers, out-of-order and repeated deliveries, a worker killed with SIGKILL: the totals
+in /metrics equal those of one worker fed the same deliveries once and in order."""
+
+import random
+import time
+
+import pytest
+from redis import Redis
+
+from stack.redis_server import RedisServer, free_port
+from tests.conftest import Exporter
+from tests.corpus import run_copies
+from tests.e2e.system import System, scrape, total
+
+pytestmark = pytest.mark.e2e
+SECRET = "replica-secret"
+W = "github_actions_"
+RUNS = 40
+# A multi-job run's queue time depends on which job starts are known when it completes (README).
+ORDER_SENSITIVE = ("workflow_run_queue_duration_seconds",)
+AGGREGATES = (
+    "workflow_run_total", "workflow_run_duration_seconds_sum", "workflow_run_duration_seconds_count",
+    "job_run_total", "job_run_duration_seconds_sum", "job_run_duration_seconds_bucket",
+    "job_queue_duration_seconds_sum", "job_queue_duration_seconds_count", "job_cost", "job_cost_usd_total",
+    "job_billable_minutes_total", "jobs_queued", "jobs_in_progress", "workflow_runs_in_progress",
+)  # fmt: skip
+
+
+@pytest.fixture(name="redis")
+def _redis(tmp_path):
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(name="system")
+def _system(redis, tmp_path):
+    system = System(redis.url, SECRET, tmp_path)
+    system.extra_env.update(
+        GHA_EXPORTER_LOG__LEVEL="info",
+        GHA_EXPORTER_QUEUE__JOB_TIMEOUT_SECONDS="2",
+        GHA_EXPORTER_QUEUE__MAINTENANCE_INTERVAL_SECONDS="1",
+    )
+    yield system
+    system.stop_all()
+
+
+def expected_from_one_worker_in_order(redis, make_settings, deliveries):
+    """The reference: the same deliveries, once each and in order, on a separate database."""
+    url = redis.url.rsplit("/", 1)[0] + "/1"
+    connection = Redis.from_url(url)
+    exporter = Exporter(connection, make_settings(GHA_EXPORTER_REDIS__URL=url))
+    for index, delivery in enumerate(deliveries):
+        exporter.processor.process_batch([
+            {"event": delivery.event, "delivery_id": str(index), "hook_id": "h", "received_at": 1.0,
+             "body": delivery.body.decode()}
+        ])  # fmt: skip
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in exporter.registry.collect()
+        for s in family.samples
+    }
+    connection.close()
+    return samples
+
+
+def aggregates(samples):
+    return {k: v for k, v in samples.items() if k[0][len(W) :] in AGGREGATES and v}
+
+
+def processed(urls):
+    done = 0.0
+    for url in urls:
+        samples = scrape(url)
+        done += total(samples, W + "webhook_events_processed_total")
+        done += total(samples, W + "webhook_processing_errors_total")
+    return done
+
+
+def wait_until_drained(system, urls, count, timeout=90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        samples = scrape(urls[0])
+        busy = total(samples, W + "queue_jobs", state="queued") + total(
+            samples, W + "queue_jobs", state="started"
+        )
+        if not busy and processed(urls) >= count:
+            return samples
+        time.sleep(0.1)
+    raise AssertionError(f"not drained: {processed(urls)} of {count} processed\n{system.logs()[-3000:]}")
+
+
+def test_two_workers_with_repeats_and_any_order_match_one_worker_in_order(system, redis, make_settings):
+    deliveries = run_copies(RUNS)
+    expected = aggregates(expected_from_one_worker_in_order(redis, make_settings, deliveries))
+    job_test = {
+        "repository": "krzko/webhook-testing", "workflow": "Tests", "job": "test", "conclusion": "success",
+        "runner_group": "GitHub Actions", "runs_on": "ubuntu-latest", "attempt": "rerun",
+    }  # fmt: skip
+    assert expected[(W + "job_run_total", frozenset(job_test.items()))] == RUNS
+
+    system.start("receiver")
+    system.start("worker")
+    second_port = free_port()
+    system.start("worker-2", worker_port=second_port)
+    rng = random.Random(7)  # noqa: S311 - a reproducible shuffle, not a secret
+    stream = [(d, f"guid-{i}") for i, d in enumerate(deliveries)]
+    stream += [(d, f"replay-{i}") for i, d in enumerate(rng.sample(deliveries, len(deliveries) // 3))]
+    redelivered = rng.sample(stream, 20)
+    rng.shuffle(stream)
+    for delivery, guid in stream:
+        assert system.send(delivery.event, delivery.body, guid) == 202
+    for delivery, guid in redelivered:  # GitHub's "Redeliver": same GUID, acknowledged, not queued
+        assert system.send(delivery.event, delivery.body, guid) == 200
+
+    urls = [system.worker_metrics_url, f"http://127.0.0.1:{second_port}/metrics"]
+    first = wait_until_drained(system, urls, len(stream))
+    assert processed(urls) == len(stream)  # every acknowledged delivery accounted for exactly once
+    assert aggregates(first) == {
+        k: v for k, v in expected.items() if not k[0].startswith(W + ORDER_SENSITIVE[0])
+    }
+    assert aggregates(scrape(urls[1])) == aggregates(first)  # replicas agree
+    both = [scrape(url) for url in urls]
+    assert sum(total(s, W + "webhook_events_processed_total", effect="unchanged") for s in both) >= len(
+        stream
+    ) - len(deliveries)
+
+
+def test_a_worker_killed_mid_stream_and_restarted_ends_with_the_exact_totals(system, redis, make_settings):
+    deliveries = run_copies(RUNS * 3)
+    expected = aggregates(expected_from_one_worker_in_order(redis, make_settings, deliveries))
+    system.start("receiver")
+    for index, delivery in enumerate(deliveries):
+        assert system.send(delivery.event, delivery.body, f"guid-{index}") == 202
+    system.start("worker")
+    deadline = time.monotonic() + 30
+    while processed([system.worker_metrics_url]) < 20:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    system.kill("worker")  # SIGKILL, mid-stream: its job in hand is abandoned, its memory lost
+    system.start("worker")
+    samples = wait_until_drained(system, [system.worker_metrics_url], 0)
+    assert total(samples, W + "queue_jobs", state="failed") == 0
+    assert aggregates(samples) == expected

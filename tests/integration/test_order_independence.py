@@ -1,0 +1,83 @@
+"""Whatever the order and however often GitHub delivers a run's real deliveries, the final metrics
+equal those of the single in-order sequence (property-based, against a real Redis)."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.envelope import Envelope
+from tests.corpus import KRZKO, SEQUENCE, load
+
+pytestmark = pytest.mark.integration
+ONE_JOB_RUN = [  # the run with only its first job ("pre-commit"): its queue time has one candidate
+    KRZKO.format("job", "1_workflow_job_queued"),
+    KRZKO.format("run", "2_workflow_run_in_progress"),
+    KRZKO.format("job", "3_workflow_job_in_progress"),
+    KRZKO.format("job", "5_workflow_job_completed"),
+    KRZKO.format("run", "7_workflow_run_in_progress"),
+    KRZKO.format("run", "8_workflow_run_completed"),
+]
+# With several jobs, a run's queue time uses the earliest job start seen when the run completed
+# (README, "workflow_run_queue_duration_seconds"), so only the one-job run checks it.
+ORDER_SENSITIVE = {"workflow_run_queue_duration_seconds"}
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def deliveries_of(paths):
+    return [
+        Envelope.from_bytes(d.event, f"d-{i}", "hook", 1000.0, d.body).to_dict()
+        for i, d in enumerate(load(p) for p in paths)
+    ]
+
+
+def final_metrics(exporter, items, batch_size, ignore=frozenset()):
+    exporter.connection.flushall()
+    for start in range(0, len(items), batch_size):
+        exporter.processor.process_batch(items[start : start + batch_size])
+    aggregates = {k: v for k, v in exporter.ledger.read_aggregates().items() if k not in ignore}
+    inflight = sorted((e.kind, e.phase, tuple(e.group), e.since) for e in exporter.ledger.read_inflight())
+    return aggregates, inflight
+
+
+def shuffled_with_repeats(size):
+    return st.lists(st.integers(0, size - 1), max_size=size).flatmap(
+        lambda extra: st.permutations(list(range(size)) + extra)
+    )
+
+
+@pytest.fixture(name="exporter")
+def _exporter(make_exporter):
+    return make_exporter()
+
+
+@FAST
+@given(order=shuffled_with_repeats(len(SEQUENCE)), batch_size=st.integers(1, 6))
+def test_a_real_run_in_any_order_with_repeats(exporter, order, batch_size):
+    items = deliveries_of(SEQUENCE)
+    expected = final_metrics(exporter, items, 1, ORDER_SENSITIVE)
+    assert expected[0]["job_run_total"]  # the in-order sequence does count something
+    assert expected[1] == []  # and leaves nothing in flight
+    assert final_metrics(exporter, [items[i] for i in order], batch_size, ORDER_SENSITIVE) == expected
+
+
+@FAST
+@given(order=shuffled_with_repeats(len(ONE_JOB_RUN)), batch_size=st.integers(1, 4))
+def test_a_one_job_run_in_any_order_including_its_queue_time(exporter, order, batch_size):
+    items = deliveries_of(ONE_JOB_RUN)
+    expected = final_metrics(exporter, items, 1)
+    assert expected[0]["workflow_run_queue_duration_seconds"]
+    assert final_metrics(exporter, [items[i] for i in order], batch_size) == expected
+
+
+@FAST
+@given(order=shuffled_with_repeats(3))
+def test_an_unfinished_job_ends_in_the_same_phase_in_any_order(exporter, order):
+    """queued, in_progress and no completion: in progress, whatever came first."""
+    queued, started = (
+        KRZKO.format("job", "4_workflow_job_queued"),
+        KRZKO.format("job", "6_workflow_job_in_progress"),
+    )
+    items = deliveries_of([queued, started, queued])
+    expected = final_metrics(exporter, items, 1)
+    assert [entry[1] for entry in expected[1]] == ["in_progress"]
+    assert final_metrics(exporter, [items[i] for i in order], 1) == expected
