@@ -192,7 +192,7 @@ def label_sets(value: Any) -> dict[str, tuple[str, ...]]:
 
 OPTIONS: tuple[Option, ...] = (
     Option("redis.url", text, "redis://localhost:6379/0", False,
-           "Redis holding the queue, the redelivery marks and the per-attempt progress marks;"
+           "Redis holding the queue, the redelivery marks, the job and run state and the metric totals;"
            " may carry a password.",
            secret=True),
     Option("webhook.secrets", secrets, (), True,
@@ -223,7 +223,7 @@ OPTIONS: tuple[Option, ...] = (
            kind="integer"),
     Option("queue.name", text, "gha-exporter", False, "RQ queue the receiver fills and the worker drains."),
     Option("queue.job_timeout_seconds", integer(1), 60, False,
-           "RQ job timeout; a worker killed mid-job has its job retried about this + 60 s later.",
+           "RQ job timeout; a worker killed mid-job has its job retried about this + 10 s later.",
            kind="integer"),
     Option("queue.result_ttl_seconds", integer(1), 60, False,
            "How long RQ keeps a finished job (at least 1: 0 makes a retried abandoned job run twice).",

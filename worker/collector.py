@@ -60,6 +60,7 @@ class RedisCollector(Collector):
             inflight = self._ledger.read_inflight()
             queue_counts = {
                 "queued": self._queue.count,
+                "dequeued": self._queue.connection.llen(self._queue.intermediate_queue_key),
                 "started": self._queue.started_job_registry.count,
                 "failed": self._queue.failed_job_registry.count,
             }
@@ -75,7 +76,8 @@ class RedisCollector(Collector):
         yield from self._inflight(inflight)
         jobs = GaugeMetricFamily(
             f"{self._prefix}queue_jobs",
-            "RQ jobs (each one or more deliveries) by state: waiting in the queue, started, failed.",
+            "RQ jobs (each one or more deliveries) by state: waiting in the queue, taken by a worker,"
+            " started, failed.",
             labels=["state"],
         )
         for state, value in queue_counts.items():

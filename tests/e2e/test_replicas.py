@@ -78,12 +78,12 @@ def processed(urls):
     return done
 
 
-def wait_until_drained(system, urls, count, timeout=90.0):
+def wait_until_drained(system, urls, count, timeout=150.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         samples = scrape(urls[0])
-        busy = total(samples, W + "queue_jobs", state="queued") + total(
-            samples, W + "queue_jobs", state="started"
+        busy = sum(
+            total(samples, W + "queue_jobs", state=state) for state in ("queued", "dequeued", "started")
         )
         if not busy and processed(urls) >= count:
             return samples
