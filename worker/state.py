@@ -102,7 +102,8 @@ class Transitions:
         state["phase"] = phase
         if phase == "completed":
             self._job_completed(values, event, started, completed, out)
-            state.pop("inflight", None)
+            for field_name in ("inflight", "member", "score"):
+                state.pop(field_name, None)
             return
         score = started if phase == "in_progress" and started is not None else (created or received_at)
         group = [values["runs_on"], values["runner_group"], values["repository"]]
@@ -171,7 +172,8 @@ class Transitions:
                 out.updates.append(
                     self._policy.update("workflow_run_duration_seconds", values, "observe", duration)
                 )
-            state.pop("inflight", None)
+            for field_name in ("inflight", "member", "score"):
+                state.pop(field_name, None)
             self._run_queue_time(state, out)
             return
         score = epoch(event.run_started_at) if phase == "in_progress" else epoch(event.created_at)

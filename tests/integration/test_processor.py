@@ -242,3 +242,10 @@ def test_public_repositories_run_free_on_standard_runners(exporter):
     assert exporter.value("job_run_total", job="test", conclusion="success", attempt="rerun", **JOB) == 1
     assert exporter.value("job_cost_usd_total", **labels) == 0
     assert exporter.value("job_billable_minutes_total", **labels) == 0
+
+
+def test_jobs_waiting_for_approval_are_their_own_gauge(exporter):
+    waiting = load("octokit-webhooks/workflow_job/waiting.payload.json")
+    exporter.processor.process_batch([envelope(waiting)])
+    assert exporter.value("jobs_waiting", runs_on="k8s,self-hosted", runner_group="") == 1
+    assert exporter.total("jobs_queued") == 0
