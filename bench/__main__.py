@@ -1,0 +1,23 @@
+"""``python -m bench``: run every benchmark, or the ones named (``python -m bench worker_processing``)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+from bench import worker_processing
+
+BENCHMARKS = {"worker_processing": worker_processing.main}
+
+
+def main(names: list[str]) -> int:
+    machine = f"{platform.machine()} cpus={os.cpu_count()} python={platform.python_version()}"
+    print(f"machine {machine}")  # noqa: T201 - a benchmark prints its figures
+    for name in names or list(BENCHMARKS):
+        BENCHMARKS[name]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

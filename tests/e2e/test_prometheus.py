@@ -1,0 +1,108 @@
+"""A real Prometheus scrapes the real receiver and worker; the answers of PromQL queries are checked."""
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from stack.redis_server import RedisServer, free_port
+from tests.corpus import SEQUENCE, load
+from tests.e2e.system import System
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        shutil.which("prometheus") is None,
+        reason="no prometheus binary: install Debian's `prometheus` package (.ci/run does)",
+    ),
+]
+
+
+@pytest.fixture(name="stack", scope="module")
+def _stack(tmp_path_factory):
+    redis = RedisServer(tmp_path_factory.mktemp("redis"))
+    redis.start()
+    system = System(redis.url, "prometheus-e2e-secret", tmp_path_factory.mktemp("logs"))
+    system.start("receiver")
+    system.start("worker")
+    workdir = tmp_path_factory.mktemp("prometheus")
+    targets = {"receiver": system.receiver_port, "worker": system.worker_port}
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": f"gha-exporter-{name}", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+            for name, port in targets.items()
+        ],
+    }
+    (workdir / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
+    port = free_port()
+    log = (workdir / "prometheus.log").open("w")
+    prometheus = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield system, f"http://127.0.0.1:{port}"
+    prometheus.terminate()
+    prometheus.wait(30)
+    log.close()
+    system.stop_all()
+    redis.stop()
+
+
+def query(base: str, expr: str) -> list[dict]:
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def eventually(base: str, expr: str, expected: float, timeout: float = 60.0) -> None:
+    """Poll Prometheus until ``expr`` evaluates to ``expected`` (scrapes come every second)."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            result = query(base, expr)
+        except OSError:
+            result = []
+        last = [float(r["value"][1]) for r in result]
+        if last == [expected]:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"{expr} = {last}, expected {expected}")
+
+
+def test_prometheus_sees_counts_quantiles_cost_and_in_flight_jobs(stack):
+    system, prometheus = stack
+    eventually(prometheus, 'sum(up{job=~"gha-exporter.*"})', 2)
+    *first, last = [load(path) for path in SEQUENCE]
+    for delivery in first:
+        assert system.send(delivery.event, delivery.body) == 202
+    # job "pre-commit" completed, job "test" still running
+    eventually(prometheus, "sum(github_actions_job_run_total)", 1)
+    eventually(prometheus, 'sum(github_actions_jobs_in_progress{runs_on="ubuntu-latest"})', 1)
+    eventually(prometheus, "sum(github_actions_workflow_run_total)", 1)
+    assert system.send(last.event, last.body) == 202
+    eventually(prometheus, "sum(github_actions_job_run_total)", 2)
+    eventually(prometheus, "sum(github_actions_jobs_in_progress) or vector(0)", 0)  # no series left
+    # queue times 7 s and 6 s, both in the (5, 10] bucket: the median interpolates to 7.5 s
+    eventually(
+        prometheus,
+        "histogram_quantile(0.5, sum by (le) (github_actions_job_queue_duration_seconds_bucket))",
+        7.5,
+    )
+    eventually(prometheus, "sum(github_actions_job_queue_duration_seconds_sum)", 13)
+    # private repository, two jobs of 10 s and 16 s on Linux: one minute each at $0.006
+    eventually(prometheus, "sum(github_actions_job_cost_usd_total)", 0.012)
+    eventually(prometheus, "sum(github_actions_job_billable_minutes_total)", 2)
+    eventually(prometheus, 'sum(github_actions_webhook_deliveries_total{outcome="queued"})', 9)
