@@ -4,8 +4,8 @@ does it (Docker itself cannot run on these machines)."""
 import json
 import os
 import re
-import signal
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -65,7 +65,7 @@ def wait_health(port: int, process: subprocess.Popen) -> None:
     while time.monotonic() < deadline:
         assert process.poll() is None, "the process exited"
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):  # noqa: S310 - loopback
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
                 return
         except OSError:
             time.sleep(0.1)
@@ -90,7 +90,7 @@ def test_image_commands_and_healthcheck_work_from_a_clean_install(image_venv, re
         GHA_EXPORTER_RECEIVER__PORT=str(port),
         GHA_EXPORTER_WORKER__PORT=str(port),
     )
-    argv = instruction("ENTRYPOINT") + [command]
+    argv = [*instruction("ENTRYPOINT"), command]
     assert Path(shutil.which(argv[0], path=env["PATH"])).parent == image_venv  # the fresh install runs
     log = (tmp_path / "out.log").open("w")
     process = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
