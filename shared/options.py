@@ -89,13 +89,17 @@ def integer(minimum: int, maximum: int | None = None) -> Parser:
     return parse
 
 
-def positive_number(value: Any) -> float:
+def _number(value: Any) -> float:
     if isinstance(value, bool):
         raise OptionError(f"must be a number, got {value!r}")
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
         raise OptionError(f"must be a number, got {value!r}") from None
+
+
+def positive_number(value: Any) -> float:
+    number = _number(value)
     if number <= 0:
         raise OptionError(f"must be greater than 0, got {number}")
     return number
@@ -110,12 +114,7 @@ def boolean(value: Any) -> bool:
 
 
 def non_negative_number(value: Any) -> float:
-    if isinstance(value, bool):
-        raise OptionError(f"must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise OptionError(f"must be a number, got {value!r}") from None
+    number = _number(value)
     if number < 0:
         raise OptionError(f"must not be negative, got {number}")
     return number

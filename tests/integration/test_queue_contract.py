@@ -45,6 +45,17 @@ def worker_for(connection, settings) -> InProcessWorker:
     return worker
 
 
+def drain_in_process(connection, settings, make_exporter):
+    """Run an in-process worker over the queue until it is empty; returns its exporter."""
+    exporter = make_exporter()
+    token = bind(exporter.processor)
+    try:
+        worker_for(connection, settings).work(burst=True)
+    finally:
+        unbind(token)
+    return exporter
+
+
 def test_concurrent_receivers_queue_a_delivery_once(connection, settings):
     queue = make_queue(connection, settings.queue)
     outcomes: list[Outcome] = []
@@ -78,12 +89,7 @@ def test_a_batch_is_one_job_and_repeats_inside_it_are_duplicates(connection, set
 def test_worker_processes_queued_jobs_in_process(connection, settings, make_exporter):
     queue = make_queue(connection, settings.queue)
     Intake(connection, queue, settings.queue, lambda: 60).submit([envelope("one"), envelope("two")])
-    exporter = make_exporter()
-    token = bind(exporter.processor)
-    try:
-        worker_for(connection, settings).work(burst=True)
-    finally:
-        unbind(token)
+    exporter = drain_in_process(connection, settings, make_exporter)
     assert exporter.value("job_run_total", **JOB) == 1  # the same job twice: once
     assert exporter.total("webhook_events_processed_total", event="workflow_job", action="completed") == 2
     assert queue.count == 0
@@ -104,12 +110,7 @@ def test_a_job_abandoned_by_a_killed_worker_is_retried_not_lost(connection, sett
     # Once its heartbeat has expired, any worker's maintenance puts it back (RQ's Retry).
     registry_of_started.cleanup(timestamp=time.time() + settings.queue.job_timeout_seconds + 120)
     assert queue.count == 1
-    exporter = make_exporter()
-    token = bind(exporter.processor)
-    try:
-        worker_for(connection, settings).work(burst=True)
-    finally:
-        unbind(token)
+    exporter = drain_in_process(connection, settings, make_exporter)
     assert exporter.value("job_run_total", **JOB) == 1
     assert queue.failed_job_registry.count == 0
 
