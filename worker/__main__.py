@@ -38,7 +38,13 @@ def build_processor(
     """The worker's pieces, wired; the registry gets the process-local metrics and the Redis collector."""
     policy = LabelPolicy(settings.metrics)
     cost = CostModel(settings.cost)
-    ledger = Ledger(connection, policy, settings.state.job_ttl_seconds, settings.state.run_ttl_seconds)
+    ledger = Ledger(
+        connection,
+        policy,
+        settings.state.job_ttl_seconds,
+        settings.state.run_ttl_seconds,
+        settings.webhook.dedupe_ttl_seconds,
+    )
     transitions = Transitions(policy, LabelMaker(settings.metrics, cost), cost)
     processor = Processor(ledger, transitions, LocalMetrics(registry, settings.metrics))
     queue = make_queue(connection, settings.queue)

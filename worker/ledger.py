@@ -35,9 +35,12 @@ from worker.state import INFLIGHT_JOB_PHASES, INFLIGHT_RUN_PHASES, State
 
 SEPARATOR = "\x1f"
 
-READ_STATES = r"""
+READ = r"""
+local states = tonumber(ARGV[1])
 local out = {}
-for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
+for i, key in ipairs(KEYS) do
+  if i <= states then out[i] = redis.call('HGETALL', key) else out[i] = redis.call('GET', key) or '' end
+end
 return out
 """
 
@@ -49,6 +52,7 @@ for _, s in ipairs(batch.states) do
   redis.call('HSET', s[1], unpack(s[2]))
   redis.call('EXPIRE', s[1], s[3])
 end
+for _, m in ipairs(batch.marks) do redis.call('SET', m, 'done', 'EX', batch.mark_ttl) end
 for _, z in ipairs(batch.zrem) do redis.call('ZREM', z[1], z[2]) end
 for _, z in ipairs(batch.zadd) do redis.call('ZADD', z[1], z[2], z[3]) end
 for _, a in ipairs(batch.aggs) do
@@ -122,11 +126,19 @@ class InflightEntry:
 
 
 class Ledger:
-    def __init__(self, connection: Redis, policy: LabelPolicy, job_ttl: int, run_ttl: int) -> None:
+    def __init__(
+        self,
+        connection: Redis,
+        policy: LabelPolicy,
+        job_ttl: int,
+        run_ttl: int,
+        mark_ttl: int = 8 * 24 * 3600,
+    ) -> None:
         self.connection = connection
         self.policy = policy
         self.job_ttl = job_ttl
         self.run_ttl = run_ttl
+        self.mark_ttl = mark_ttl
         self.limit = policy.settings.max_series_per_family
 
     # -- names -------------------------------------------------------------------------------
@@ -137,14 +149,18 @@ class Ledger:
         return key("series", family, ",".join(self.policy.names[family]))
 
     # -- one batch ---------------------------------------------------------------------------
-    def read_states(self, pipe: Pipeline, attempt_keys: Sequence[str]) -> dict[str, State]:
-        """Under WATCH: all states in one round trip."""
-        raw = pipe.eval(READ_STATES, len(attempt_keys), *(state_key(k) for k in attempt_keys))
+    def read(
+        self, pipe: Pipeline, attempt_keys: Sequence[str], marks: Sequence[str]
+    ) -> tuple[dict[str, State], set[str]]:
+        """Under WATCH, in one round trip: the states, and which deliveries are already applied."""
+        keys = [state_key(k) for k in attempt_keys] + list(marks)
+        raw = pipe.eval(READ, len(keys), *keys, str(len(attempt_keys)))
         states = {}
-        for attempt_key, flat in zip(attempt_keys, raw, strict=True):
+        for attempt_key, flat in zip(attempt_keys, raw, strict=False):
             pairs = [item.decode() if isinstance(item, bytes) else str(item) for item in flat]
             states[attempt_key] = dict(zip(pairs[::2], pairs[1::2], strict=True))
-        return states
+        done = {mark for mark, value in zip(marks, raw[len(attempt_keys) :], strict=True) if value == b"done"}
+        return states, done
 
     def write(
         self,
@@ -152,9 +168,13 @@ class Ledger:
         initial: Mapping[str, State],
         final: Mapping[str, State],
         updates: Sequence[Update],
+        marks: Sequence[str] = (),
     ) -> bool:
         """Queue the batch's single write on ``pipe`` (after MULTI); False when there is nothing to write."""
-        batch: dict[str, Any] = {"limit": self.limit, "states": [], "zrem": [], "zadd": [], "aggs": []}
+        batch: dict[str, Any] = {
+            "limit": self.limit, "states": [], "zrem": [], "zadd": [], "aggs": [],
+            "marks": list(marks), "mark_ttl": self.mark_ttl,
+        }  # fmt: skip
         for attempt_key, state in final.items():
             before = initial.get(attempt_key, {})
             if state == before:
@@ -173,7 +193,7 @@ class Ledger:
         batch["aggs"] = [self._encode(update) for update in updates]
         folded = BY_NAME["series_folded_total"].name
         batch["folded"] = [self.agg_key(folded), SEPARATOR + "v"]
-        if not (batch["states"] or batch["aggs"]):
+        if not (batch["states"] or batch["aggs"] or batch["marks"]):
             return False
         pipe.eval(APPLY, 0, json.dumps(batch, separators=(",", ":")))
         return True

@@ -107,6 +107,10 @@ FAMILIES: tuple[Family, ...] = (
     Family("state_expired_total", "counter",
            "Jobs and runs dropped from the in-flight state after their TTL without completing, by phase.",
            ("kind", "phase"), ("kind", "phase"), configurable=False),
+    Family("webhook_deliveries_processed_total", "counter",
+           "Deliveries applied, exactly once each, by result: changed, unchanged (a repeat or older than"
+           " the state) or invalid (unusable payload). Moved with the state in one transaction.",
+           ("event", "result"), ("event", "result"), configurable=False),
     Family("series_folded_total", "counter",
            "Updates that went to the __overflow__ label set because the family reached its series limit.",
            ("family",), ("family",), configurable=False),

@@ -1,8 +1,13 @@
 """Apply a batch of queued envelopes: parse, decide against the state in Redis, commit atomically.
 
-A payload that cannot be used is logged with its delivery id and counted as an error; it never
-raises and never stops its neighbours in the batch. Redis errors do raise, so RQ retries the job;
-a retried batch is harmless, because deliveries already applied change nothing the second time.
+Every delivery is accounted for exactly once, in Redis and in the same transaction as the state
+it moves: ``webhook_deliveries_processed_total{event, result}`` with result ``changed``,
+``unchanged`` (a repeat, or older than the state) or ``invalid`` (a payload that cannot be used).
+The receiver's redelivery mark of each delivery is turned to ``done`` in that transaction, so a
+retried RQ job (a worker killed after committing) skips what it already applied.
+
+A payload that cannot be used is logged with its delivery id and counted; it never raises and
+never stops its neighbours in the batch. Redis errors do raise, so RQ retries the job.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from loguru import logger
 from redis.exceptions import WatchError
 
 from shared.envelope import Envelope, EnvelopeError
+from shared.queueing import delivery_key
 from worker.ledger import Ledger, state_key
 from worker.metrics import LocalMetrics, action_label
 from worker.payloads import JobEvent, PayloadError, RunEvent, parse
@@ -23,21 +29,41 @@ from worker.state import Effects, State, Transitions, job_key, run_key
 
 ERROR_EVENT_UNKNOWN = "unknown"
 MAX_CONFLICT_RETRIES = 50
+KNOWN_EVENTS = ("workflow_job", "workflow_run")
 
 
 @dataclass(frozen=True)
-class Parsed:
+class Item:
+    """One envelope of the batch, parsed or with the reason it could not be."""
+
     envelope: Envelope
-    event: JobEvent | RunEvent
+    event: JobEvent | RunEvent | None
+    error: str = ""
+
+    @property
+    def event_name(self) -> str:
+        return self.envelope.event if self.envelope.event in KNOWN_EVENTS else "other"
+
+    @property
+    def mark(self) -> str:
+        return delivery_key(self.envelope.hook_id, self.envelope.delivery_id)
 
     def state_keys(self) -> list[str]:
         event = self.event
+        if event is None:
+            return []
         if isinstance(event, RunEvent):
             return [run_key(event.run_id, event.run_attempt)]
         keys = [job_key(event.job_id, event.run_attempt)]
         if event.run_id is not None:
             keys.append(run_key(event.run_id, event.run_attempt))
         return keys
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item: Item
+    result: str  # changed, unchanged, invalid, or replayed (already applied by an earlier attempt)
 
 
 class Processor:
@@ -53,24 +79,29 @@ class Processor:
         self._local = local
         self._clock = clock
 
-    def process_batch(self, items: Sequence[Any]) -> None:
-        parsed = [p for p in (self._parse(item) for item in items) if p is not None]
-        if not parsed:
+    def process_batch(self, entries: Sequence[Any]) -> None:
+        items = [item for item in (self._parse(entry) for entry in entries) if item is not None]
+        if not items:
             return
-        keys = sorted({k for p in parsed for k in p.state_keys()})
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
-                effects = self._apply(parsed, keys)
+                outcomes = self._apply(items)
                 break
             except WatchError:
                 self._local.conflicts.inc()
         else:
             raise RuntimeError(f"batch kept conflicting with other workers {MAX_CONFLICT_RETRIES} times")
         now = self._clock()
-        for item, changed in zip(parsed, effects, strict=True):
-            event = item.envelope.event
-            effect = "changed" if changed else "unchanged"
-            self._local.events.labels(event, action_label(event, item.event.action), effect).inc()
+        for outcome in outcomes:
+            item = outcome.item
+            if outcome.result == "invalid":
+                self._local.errors.labels(item.event_name, item.error).inc()
+                continue
+            if item.event is None:
+                continue
+            effect = "replayed" if outcome.result == "replayed" else outcome.result
+            action = action_label(item.envelope.event, item.event.action)
+            self._local.events.labels(item.envelope.event, action, effect).inc()
             self._local.lag.observe(max(0.0, now - item.envelope.received_at))
 
     def reject_job(self, detail: str) -> None:
@@ -78,43 +109,61 @@ class Processor:
         logger.warning("dropped a malformed queue job: {}", detail)
         self._local.errors.labels(ERROR_EVENT_UNKNOWN, "bad_job").inc()
 
-    def _parse(self, item: Any) -> Parsed | None:
+    def _parse(self, entry: Any) -> Item | None:
         try:
-            envelope = Envelope.from_dict(item)
+            envelope = Envelope.from_dict(entry)
         except EnvelopeError as exc:
             logger.warning("dropped a queued item that is not an envelope: {}", exc)
             self._local.errors.labels(ERROR_EVENT_UNKNOWN, "bad_envelope").inc()
             return None
         try:
-            return Parsed(envelope, parse(envelope.event, envelope.body))
+            return Item(envelope, parse(envelope.event, envelope.body))
         except PayloadError as exc:
             logger.warning("delivery {} ({}) unusable: {}", envelope.delivery_id, envelope.event, exc)
-            event = envelope.event if envelope.event in ("workflow_job", "workflow_run") else "other"
-            self._local.errors.labels(event, exc.reason).inc()
-            return None
+            return Item(envelope, None, exc.reason)
 
-    def _apply(self, parsed: list[Parsed], keys: list[str]) -> list[bool]:
+    def _apply(self, items: list[Item]) -> list[Outcome]:
         """One optimistic transaction; raises WatchError when another worker got there first."""
+        keys = sorted({k for item in items for k in item.state_keys()})
+        marks = [item.mark for item in items]
         with self._ledger.connection.pipeline() as pipe:
-            pipe.watch(*(state_key(k) for k in keys))  # type: ignore[no-untyped-call]
-            initial = self._ledger.read_states(pipe, keys)
+            pipe.watch(*(state_key(k) for k in keys), *marks)  # type: ignore[no-untyped-call]
+            initial, done = self._ledger.read(pipe, keys, marks)
             states: dict[str, State] = {k: dict(v) for k, v in initial.items()}
             effects = Effects()
-            changed = []
-            for item in parsed:
-                touched = item.state_keys()
-                before = [dict(states[k]) for k in touched]
-                moved = len(effects.updates)
-                event, received_at = item.event, item.envelope.received_at
-                if isinstance(event, JobEvent):
-                    run = states.get(touched[1]) if len(touched) > 1 else None
-                    self._transitions.job(states[touched[0]], run, event, received_at, effects)
-                else:
-                    self._transitions.run(states[touched[0]], event, received_at, effects)
-                changed.append(len(effects.updates) > moved or before != [states[k] for k in touched])
+            outcomes = []
+            seen: set[str] = set()
+            for item in items:
+                if item.mark in done or item.mark in seen:
+                    outcomes.append(Outcome(item, "replayed"))
+                    continue
+                seen.add(item.mark)
+                result = "invalid" if item.event is None else self._decide(item, states, effects)
+                outcomes.append(Outcome(item, result))
+                effects.updates.append(
+                    self._ledger.policy.update(
+                        "webhook_deliveries_processed_total",
+                        {"event": item.event_name, "result": result},
+                        "inc",
+                        1,
+                    )
+                )
             pipe.multi()
-            if self._ledger.write(pipe, initial, states, effects.updates):
+            if self._ledger.write(pipe, initial, states, effects.updates, sorted(seen)):
                 pipe.execute()
             else:
                 pipe.reset()
-            return changed
+            return outcomes
+
+    def _decide(self, item: Item, states: dict[str, State], effects: Effects) -> str:
+        touched = item.state_keys()
+        before = [dict(states[k]) for k in touched]
+        moved = len(effects.updates)
+        event, received_at = item.event, item.envelope.received_at
+        if isinstance(event, JobEvent):
+            run = states.get(touched[1]) if len(touched) > 1 else None
+            self._transitions.job(states[touched[0]], run, event, received_at, effects)
+        elif isinstance(event, RunEvent):
+            self._transitions.run(states[touched[0]], event, received_at, effects)
+        changed = len(effects.updates) > moved or before != [states[k] for k in touched]
+        return "changed" if changed else "unchanged"

@@ -136,8 +136,8 @@ def test_unusable_payloads_are_counted_and_do_not_stop_the_batch(exporter):
     exporter.processor.process_batch([
         {"not": "an envelope"},
         Envelope("workflow_job", "d-bad", "hook", 1000.0, "{not json").to_dict(),
-        envelope(stub),
-        envelope(load(KRZKO.format("job", "9_workflow_job_completed"))),
+        envelope(stub, "d-stub"),
+        envelope(load(KRZKO.format("job", "9_workflow_job_completed")), "d-job"),
     ])  # fmt: skip
     local = exporter.total
     assert local("webhook_processing_errors_total", event="unknown", reason="bad_envelope") == 1
@@ -249,3 +249,17 @@ def test_jobs_waiting_for_approval_are_their_own_gauge(exporter):
     exporter.processor.process_batch([envelope(waiting)])
     assert exporter.value("jobs_waiting", runs_on="k8s,self-hosted", runner_group="") == 1
     assert exporter.total("jobs_queued") == 0
+
+
+def test_every_delivery_is_accounted_once_in_redis_even_when_its_job_is_retried(exporter):
+    batch = [envelope(load(path), f"d-{i}") for i, path in enumerate(SEQUENCE)]
+    batch.append(Envelope("workflow_job", "d-bad", "hook", 1000.0, "{not json").to_dict())
+    exporter.processor.process_batch(batch)
+    exporter.processor.process_batch(batch)  # RQ retried the job after a worker died past its commit
+    ledger = {"event": "workflow_job"}
+    assert exporter.total("webhook_deliveries_processed_total") == 10
+    assert exporter.value("webhook_deliveries_processed_total", result="invalid", **ledger) == 1
+    assert exporter.total("webhook_deliveries_processed_total", result="changed") == 8
+    assert exporter.total("webhook_events_processed_total", effect="replayed") == 9
+    assert exporter.value("job_run_total", job="test", conclusion="success", attempt="rerun", **JOB) == 1
+    assert exporter.connection.get("gha-exporter:delivery:hook:d-3") == b"done"
