@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 
 import uvicorn
+from loguru import logger
 from prometheus_client import CollectorRegistry, disable_created_metrics
 from redis import Redis
 
@@ -13,6 +14,7 @@ from receiver.app import Services, build_app
 from receiver.intake import Intake
 from receiver.metrics import ReceiverMetrics
 from shared.cli import parse_args, start
+from shared.metrics_http import MetricsServer
 from shared.queueing import make_queue
 from shared.settings import require_secrets
 
@@ -35,8 +37,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         lambda: holder.current.webhook.dedupe_ttl_seconds,
     )
     services = Services(holder, intake, ReceiverMetrics(registry, settings.metrics.prefix), registry)
+    separate_metrics = settings.receiver.metrics_port != 0
+    metrics_server = None
+    if separate_metrics:
+        host = settings.receiver.metrics_host or settings.receiver.host
+        try:
+            metrics_server = MetricsServer(host, settings.receiver.metrics_port, registry, lambda: True)
+        except OSError as exc:
+            logger.error("cannot serve metrics on {}:{}: {}", host, settings.receiver.metrics_port, exc)
+            return 1
+        metrics_server.start()
     config = uvicorn.Config(
-        build_app(services),
+        build_app(services, metrics_route=not separate_metrics),
         host=settings.receiver.host,
         port=settings.receiver.port,
         log_config=None,
@@ -45,12 +57,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         ssl_certfile=settings.receiver.tls_certfile,
         ssl_keyfile=settings.receiver.tls_keyfile,
         timeout_graceful_shutdown=int(settings.receiver.graceful_shutdown_seconds),
+        # slow or idle clients: at most this many at once (503 past it), idle keep-alive closed soon;
+        # headers are capped by the HTTP parser. A reverse proxy in front should absorb slow clients.
+        limit_concurrency=settings.receiver.limit_concurrency,
+        timeout_keep_alive=settings.receiver.keep_alive_seconds,
         lifespan="on",
     )
     holder.start()
     try:
         uvicorn.Server(config).run()
     finally:
+        if metrics_server is not None:
+            metrics_server.stop()
         holder.stop()
         connection.close()
     return 0

@@ -98,7 +98,7 @@ def json_payload(request: Request, body: bytes) -> bytes:
     raise Rejected(400, "unsupported_content_type")
 
 
-def build_app(services: Services) -> Starlette:
+def build_app(services: Services, metrics_route: bool = True) -> Starlette:
     async def webhook(request: Request) -> Response:
         started = time.perf_counter()
         event = request.headers.get("x-github-event")
@@ -164,12 +164,11 @@ def build_app(services: Services) -> Starlette:
         yield
         logger.info("receiver stopped")
 
-    return Starlette(
-        routes=[
-            Route("/webhook", webhook, methods=["POST"]),
-            Route("/health", health, methods=["GET"]),
-            Route("/ready", ready, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
+    routes = [
+        Route("/webhook", webhook, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+    ]
+    if metrics_route:
+        routes.append(Route("/metrics", metrics, methods=["GET"]))
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -49,6 +49,10 @@ class WebhookSettings:
 class ReceiverSettings:
     host: str
     port: int
+    metrics_host: str | None
+    metrics_port: int
+    limit_concurrency: int
+    keep_alive_seconds: int
     tls_certfile: str | None
     tls_keyfile: str | None
     graceful_shutdown_seconds: float

@@ -11,11 +11,11 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from redis import Redis
 
 from shared.cli import parse_args, start
+from shared.metrics_http import MetricsServer
 from shared.queueing import make_queue
 from shared.settings import Settings, SettingsError
 from worker.collector import RedisCollector
 from worker.cost import CostModel
-from worker.http import MetricsServer
 from worker.jobs import bind, unbind
 from worker.labels import LabelMaker
 from worker.ledger import Ledger

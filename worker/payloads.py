@@ -90,8 +90,19 @@ def _field(
     return value
 
 
+def _unicode(value: str, where: str) -> str:
+    """JSON escapes can spell lone surrogates, which no metric exposition can carry."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadError("invalid_utf8", f"{where} is not valid Unicode") from None
+    return value
+
+
 def _text(obj: dict[str, Any], key: str, where: str, required: bool = True) -> str | None:
-    return _field(obj, key, str, where, required)  # type: ignore[no-any-return]
+    value: str | None = _field(obj, key, str, where, required)
+    return None if value is None else _unicode(value, f"{where}.{key}")
 
 
 def _number(obj: dict[str, Any], key: str, where: str, required: bool = True) -> int | None:
@@ -159,6 +170,7 @@ def parse_job(body: str) -> JobEvent:
     labels = _field(job, "labels", list, where, required=False) or []
     if not all(isinstance(label, str) for label in labels):
         raise PayloadError("wrong_type", "workflow_job.labels must be strings")
+    labels = [_unicode(label, "workflow_job.labels[]") for label in labels]
     return JobEvent(
         **vars(common),
         job_id=_number(job, "id", where) or 0,

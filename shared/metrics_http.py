@@ -1,5 +1,6 @@
-"""The worker's small HTTP server: ``/metrics`` (Prometheus text, or OpenMetrics when asked) and
-``/health``, from the worker's own registry, in a background thread."""
+"""A small HTTP server for ``/metrics`` (Prometheus text, or OpenMetrics when asked) and ``/health``
+from a process's own registry, in a background thread: the worker's, and the receiver's when its
+metrics are served apart from ``/webhook`` (``receiver.metrics_port``)."""
 
 from __future__ import annotations
 
