@@ -27,11 +27,14 @@ scalars = st.one_of(
     ),
 )
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=20,
-)  # fmt: skip
-JOB_FIELDS = ["id", "run_id", "run_attempt", "name", "workflow_name", "status", "conclusion", "labels",
-              "runner_name", "runner_group_name", "created_at", "started_at", "completed_at", "steps", "head_branch"]  # fmt: skip
+)
+JOB_FIELDS = [
+    "id", "run_id", "run_attempt", "name", "workflow_name", "status", "conclusion", "labels", "runner_name",
+    "runner_group_name", "created_at", "started_at", "completed_at", "steps", "head_branch",
+]  # fmt: skip
 RUN_FIELDS = ["id", "run_attempt", "name", "event", "status", "conclusion", "created_at", "run_started_at",
               "updated_at", "head_branch"]  # fmt: skip
 

@@ -55,7 +55,7 @@ def total(registry, name):
     garbage=header_bytes,
     body=bodies,
 )
-def test_no_request_gets_a_500_and_every_request_is_counted(
+def test_no_request_gets_a_500_and_every_request_is_counted(  # noqa: PLR0917 - hypothesis arguments
     client, registry, event, delivery, hook, content_type, signature, garbage, body
 ):
     before = total(registry, "webhook_deliveries_total")
