@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from collections.abc import Callable
 
-from bench import worker_processing
+from bench import slow_clients, worker_processing
 
-BENCHMARKS = {"worker_processing": worker_processing.main}
+BENCHMARKS: dict[str, Callable[[], object]] = {
+    "worker_processing": worker_processing.main,
+    "slow_clients": slow_clients.main,
+}
 
 
 def main(names: list[str]) -> int:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -103,3 +104,36 @@ def test_the_one_command_system_runs_and_a_signed_sample_shows_in_metrics(tmp_pa
     output = (tmp_path / "stack.log").read_text()
     assert "gha-exporter stopped" in output
     assert (tmp_path / ".data" / "redis" / "appendonlydir").is_dir()  # queued deliveries survive a restart
+
+
+def test_receiver_metrics_can_be_served_apart_from_the_webhook(redis_url, tmp_path):
+    webhook_port, metrics_port = free_port(), free_port()
+    env = clean_env(
+        GHA_EXPORTER_REDIS__URL=redis_url,
+        GHA_EXPORTER_WEBHOOK__SECRETS="s",
+        GHA_EXPORTER_RECEIVER__HOST="127.0.0.1",
+        GHA_EXPORTER_RECEIVER__PORT=str(webhook_port),
+        GHA_EXPORTER_RECEIVER__METRICS_HOST="127.0.0.1",
+        GHA_EXPORTER_RECEIVER__METRICS_PORT=str(metrics_port),
+    )
+    log = (tmp_path / "receiver.log").open("w")
+    receiver = subprocess.Popen([sys.executable, "-m", "receiver"], env=env, cwd=ROOT, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=1) as r:
+                    assert b"github_actions_webhook_deliveries_total" in r.read() or r.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, (tmp_path / "receiver.log").read_text()
+                time.sleep(0.1)
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{webhook_port}/metrics", timeout=5)
+        assert missing.value.code == 404
+        with urllib.request.urlopen(f"http://127.0.0.1:{webhook_port}/health", timeout=5) as r:
+            assert r.status == 200
+    finally:
+        receiver.send_signal(signal.SIGTERM)
+        receiver.wait(30)
+        log.close()

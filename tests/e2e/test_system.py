@@ -182,5 +182,6 @@ def test_sigterm_stops_both_warm_and_no_secret_reaches_the_logs(system):
     assert "worker stopped" in logs
     assert "receiver stopped" in logs  # the lifespan's shutdown ran: a warm stop
     assert SECRET not in logs
+    assert '"head_sha"' not in logs  # debug level included: no payload reaches a log line
     for line in filter(None, logs.splitlines()):
         json.loads(line)  # log.format=json: every line is one JSON object
