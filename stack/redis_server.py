@@ -16,9 +16,6 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from redis import Redis
-from redis.exceptions import RedisError
-
 
 class RedisServerError(RuntimeError):
     pass
@@ -99,21 +96,24 @@ class RedisServer:
                 self.command(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
             )
         deadline = time.monotonic() + timeout
-        client = Redis(host=self.host, port=self.port, socket_connect_timeout=0.5)
-        try:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    error = console.read_text(errors="replace")
-                    raise RedisServerError(f"redis server exited with {self.process.returncode}: {error}")
-                try:
-                    if client.ping():
-                        return
-                except RedisError:
-                    time.sleep(0.05)
-        finally:
-            client.close()
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                error = console.read_text(errors="replace")
+                raise RedisServerError(f"redis server exited with {self.process.returncode}: {error}")
+            if self.answers_ping():
+                return
+            time.sleep(0.05)
         self.kill()
         raise RedisServerError(f"redis server did not answer on port {self.port} within {timeout}s")
+
+    def answers_ping(self) -> bool:
+        """PING over a plain socket: a refused connection leaves nothing behind to clean up."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
 
     def stop(self, timeout: float = 15.0) -> None:
         """Graceful: SIGTERM makes Redis flush the AOF and exit."""

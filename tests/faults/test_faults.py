@@ -169,9 +169,7 @@ def test_redis_restarted_then_killed_during_a_burst(cluster, ledgers):
         time.sleep(1.0)
         cluster.redis.start()
 
-    stats = kill_during(
-        cluster, sends, restart_redis, 2, LoadGenerator(cluster.receiver_ports, deadline_seconds=180)
-    )
+    stats = kill_during(sends, restart_redis, 2, LoadGenerator(cluster.receiver_ports, deadline_seconds=180))
     window = sum(1 for t in stats.ack_times.values() if kill_times[0] - 1.5 <= t <= kill_times[0])
     figures = check(
         cluster,
