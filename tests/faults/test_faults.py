@@ -57,7 +57,9 @@ def check(  # noqa: PLR0917 - the inputs of a scenario's ledger
     acknowledged = len(stats.acknowledged)
     figures = wait_drained(connection, acknowledged - lost_bound)
     if rss_before is not None:
-        notes += f" worker RSS {rss_before:.0f} -> {cluster.rss_mb('worker-0'):.0f} MB after draining"
+        rss_after = cluster.rss_mb("worker-0")
+        notes += f" worker RSS {rss_before:.0f} -> {rss_after:.0f} MB after draining"
+        assert rss_after - rss_before < 64  # memory flat: no growth with the number of deliveries
     lost = acknowledged - int(figures["processed"])
     duplicates = stats.statuses["200"]
     ledgers.append(

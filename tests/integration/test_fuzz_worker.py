@@ -5,7 +5,7 @@ import json
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
@@ -66,8 +66,16 @@ def _exporter(make_exporter):
     return make_exporter()
 
 
+def with_job_name(name: str) -> tuple[str, str]:
+    data = json.loads(json.dumps(REAL))
+    data["workflow_job"]["name"] = name
+    return "workflow_job", json.dumps(data)
+
+
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=payloads())
+@example(payload=with_job_name("\ud800"))  # a lone surrogate, spelled as a JSON escape, once broke /metrics
+@example(payload=with_job_name('new\nline "quoted" \\ back'))
 def test_no_payload_crashes_the_worker_and_each_is_counted_once(exporter, payload):
     event, body = payload
     before = exporter.total("webhook_deliveries_processed_total")
