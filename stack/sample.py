@@ -49,7 +49,8 @@ def post(url: str, secret: str, event: str, body: bytes, hook_id: str = "1") -> 
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        with exc:  # an error response still holds its connection
+            return exc.code, exc.read().decode()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

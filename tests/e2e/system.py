@@ -43,7 +43,8 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:  # an error response still holds its connection
+            return exc.code, exc.read()
 
 
 @dataclass

@@ -120,19 +120,20 @@ def test_receiver_metrics_can_be_served_apart_from_the_webhook(redis_url, tmp_pa
     receiver = subprocess.Popen([sys.executable, "-m", "receiver"], env=env, cwd=ROOT, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 30
-        while True:
+        while True:  # the webhook port answers last: uvicorn binds it after the metrics thread starts
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=1) as r:
-                    assert b"github_actions_webhook_deliveries_total" in r.read() or r.status == 200
+                with urllib.request.urlopen(f"http://127.0.0.1:{webhook_port}/health", timeout=1) as r:
+                    assert r.status == 200
                     break
             except OSError:
                 assert time.monotonic() < deadline, (tmp_path / "receiver.log").read_text()
                 time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            assert b"github_actions_webhook_rejections_total" in r.read()
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(f"http://127.0.0.1:{webhook_port}/metrics", timeout=5)
         assert missing.value.code == 404
-        with urllib.request.urlopen(f"http://127.0.0.1:{webhook_port}/health", timeout=5) as r:
-            assert r.status == 200
+        missing.value.close()
     finally:
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(30)
