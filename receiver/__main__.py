@@ -36,7 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.queue,
         lambda: holder.current.webhook.dedupe_ttl_seconds,
     )
-    services = Services(holder, intake, ReceiverMetrics(registry, settings.metrics.prefix), registry)
+    services = Services(
+        holder,
+        intake,
+        ReceiverMetrics(registry, settings.metrics.prefix),
+        registry,
+        settings.receiver.max_batch,
+    )
     separate_metrics = settings.receiver.metrics_port != 0
     metrics_server = None
     if separate_metrics:

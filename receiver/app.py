@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from receiver.group_commit import GroupCommit
 from receiver.intake import Intake, Outcome
 from receiver.metrics import ReceiverMetrics
 from receiver.signature import rejection_reason
@@ -47,6 +48,7 @@ class Services:
     intake: Intake
     metrics: ReceiverMetrics
     registry: CollectorRegistry
+    max_batch: int = 100
 
     def secrets(self) -> list[bytes]:
         return [s.encode("utf-8") for s in self.holder.current.webhook.secrets]
@@ -136,7 +138,7 @@ def build_app(services: Services, metrics_route: bool = True) -> Starlette:
             return JSONResponse({"status": "ignored", "event": event}, 202), "ignored"
         envelope = Envelope.from_bytes(event, delivery_id, hook_id, time.time(), json_payload(request, body))
         try:
-            [outcome] = await run_in_threadpool(services.intake.submit, [envelope])
+            outcome = await commit.submit(envelope)
         except RedisError as exc:
             logger.error("cannot queue delivery {}: {}: {}", delivery_id, type(exc).__name__, exc)
             return JSONResponse({"status": "unavailable", "reason": "queue unavailable"}, 503), "unavailable"
@@ -158,10 +160,14 @@ def build_app(services: Services, metrics_route: bool = True) -> Starlette:
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encoder(services.registry), headers={"content-type": content_type})
 
+    commit = GroupCommit(services.intake.submit, services.max_batch, services.metrics.batch_size.observe)
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        commit.start()
         logger.info("receiver ready")
         yield
+        await commit.stop()
         logger.info("receiver stopped")
 
     routes = [

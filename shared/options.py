@@ -209,6 +209,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("receiver.metrics_port", integer(0, 65535), 0, False,
            "Serve the receiver's /metrics on this port instead of the webhook port (0: the webhook"
            " port), so it can stay off the public network.", kind="integer"),
+    Option("receiver.max_batch", integer(1, 10_000), 100, False,
+           "Group commit: at most this many concurrent deliveries are written to Redis (and queued as"
+           " one RQ job) together.", kind="integer"),
     Option("receiver.limit_concurrency", integer(1), 1000, False,
            "Connections and requests handled at once; past it the receiver answers 503 at once.",
            kind="integer"),

@@ -51,6 +51,7 @@ class ReceiverSettings:
     port: int
     metrics_host: str | None
     metrics_port: int
+    max_batch: int
     limit_concurrency: int
     keep_alive_seconds: int
     tls_certfile: str | None

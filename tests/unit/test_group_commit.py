@@ -1,0 +1,76 @@
+import asyncio
+import threading
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from receiver.group_commit import GroupCommit
+from receiver.intake import Outcome
+from shared.envelope import Envelope
+
+pytestmark = pytest.mark.anyio
+
+
+def envelope(i: int) -> Envelope:
+    return Envelope("workflow_job", f"d-{i}", "h", 1.0, "{}")
+
+
+class SlowWrites:
+    """A submit function whose first write waits until released, so others gather behind it."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.batches: list[list[str]] = []
+        self.release = threading.Event()
+        self.fail = fail
+
+    def __call__(self, envelopes):
+        self.batches.append([e.delivery_id for e in envelopes])
+        if len(self.batches) == 1:
+            self.release.wait(5)
+        if self.fail:
+            raise RedisConnectionError("down")
+        return [Outcome.QUEUED] * len(envelopes)
+
+
+async def test_a_lone_delivery_is_written_alone():
+    writes = SlowWrites()
+    writes.release.set()
+    commit = GroupCommit(writes, max_batch=10)
+    commit.start()
+    assert await commit.submit(envelope(1)) is Outcome.QUEUED
+    await commit.stop()
+    assert writes.batches == [["d-1"]]
+
+
+async def test_deliveries_arriving_during_a_write_share_the_next_one_up_to_the_limit():
+    writes = SlowWrites()
+    sizes = []
+    commit = GroupCommit(writes, max_batch=4, observe_batch=sizes.append)
+    commit.start()
+    first = asyncio.ensure_future(commit.submit(envelope(0)))
+    while not writes.batches:
+        await asyncio.sleep(0.001)
+    rest = [asyncio.ensure_future(commit.submit(envelope(i))) for i in range(1, 7)]
+    await asyncio.sleep(0.01)
+    writes.release.set()
+    results = await asyncio.gather(first, *rest)
+    await commit.stop()
+    assert results == [Outcome.QUEUED] * 7
+    assert writes.batches == [["d-0"], ["d-1", "d-2", "d-3", "d-4"], ["d-5", "d-6"]]
+    assert sizes == [1, 4, 2]
+
+
+async def test_a_failed_write_fails_every_delivery_waiting_on_it():
+    writes = SlowWrites(fail=True)
+    commit = GroupCommit(writes, max_batch=10)
+    commit.start()
+    first = asyncio.ensure_future(commit.submit(envelope(0)))
+    while not writes.batches:
+        await asyncio.sleep(0.001)
+    second = asyncio.ensure_future(commit.submit(envelope(1)))
+    await asyncio.sleep(0.01)
+    writes.release.set()
+    for future in (first, second):
+        with pytest.raises(RedisConnectionError):
+            await future
+    await commit.stop()
