@@ -7,9 +7,13 @@ import platform
 import sys
 from collections.abc import Callable
 
-from bench import slow_clients, worker_processing
+from bench import burst, receiver, scrape, slow_clients, worker_drain, worker_processing
 
 BENCHMARKS: dict[str, Callable[[], object]] = {
+    "receiver": receiver.main,
+    "worker_drain": worker_drain.main,
+    "burst": burst.main,
+    "scrape": scrape.main,
     "worker_processing": worker_processing.main,
     "slow_clients": slow_clients.main,
 }

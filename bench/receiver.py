@@ -1,0 +1,143 @@
+"""Receiver: signed 12 KB deliveries from wrk on loopback at 16 and 64 connections: acknowledged
+deliveries/s and latency p50/p99, against a bare Starlette endpoint that only verifies the HMAC and
+answers 202, started the same way in the same run (the ratio is what to compare across machines).
+
+The server runs pinned to CPU 0 and wrk to CPU 1 where the machine has two. Needs ``wrk``
+(Debian's package: ``apt-get install wrk``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from shared.signing import sign
+from stack.redis_server import RedisServer, free_port
+
+SECRET = "bench-secret"
+DURATION = os.environ.get("BENCH_SECONDS", "10")
+SAMPLE = Path(__file__).resolve().parent.parent / "stack" / "samples" / "9-workflow_job-completed.json"
+# wrk: a new delivery id per request; the body (and so its signature) stays the same.
+LUA = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local id = tostring(os.time()) .. "-" .. tostring(counter) .. "-" .. tostring(math.random(1e9))
+  wrk.headers["X-GitHub-Delivery"] = "bench-" .. id
+  return wrk.format("POST", "/webhook")
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests, summary.errors.status,
+    latency:percentile(50), latency:percentile(99), summary.duration))
+end
+"""
+
+
+def body_of_size(size: int) -> bytes:
+    data = json.loads(SAMPLE.read_text())
+    data["padding"] = "x" * max(0, size - len(json.dumps(data)))
+    return json.dumps(data).encode()
+
+
+def pin(pid: int, cpu: int) -> None:
+    """Keep server and load generator on different cores where there are two."""
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > cpu:
+        os.sched_setaffinity(pid, {cpu})
+
+
+def wait_up(port: int, path: str = "/health") -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing on port {port}")
+
+
+def wrk(port: int, connections: int, body: bytes, workdir: Path) -> dict[str, float]:
+    script = workdir / "deliveries.lua"
+    headers = [
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "X-GitHub-Event: workflow_job",
+        "-H",
+        "X-GitHub-Hook-ID: 1",
+        "-H",
+        f"X-Hub-Signature-256: {sign(SECRET, body)}",
+    ]
+    script.write_text(LUA + f'\nwrk.method = "POST"\nwrk.body = {json.dumps(body.decode())}\n')
+    command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{DURATION}s", "-s", str(script), *headers,
+               f"http://127.0.0.1:{port}/webhook"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pin(process.pid, 1)
+    stdout, stderr = process.communicate()
+    found = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+)", stdout)
+    if not found:
+        raise RuntimeError(stdout + stderr)
+    requests, bad, p50, p99, micros = (int(x) for x in found.groups())
+    return {
+        "per_second": round((requests - bad) / (micros / 1e6)),
+        "non_2xx": bad,
+        "p50_ms": p50 / 1000,
+        "p99_ms": p99 / 1000,
+    }
+
+
+def main() -> dict[str, dict[str, float]]:
+    if shutil.which("wrk") is None:
+        print("receiver skipped: install wrk (apt-get install wrk)")  # noqa: T201
+        return {}
+    body = body_of_size(12 * 1024)
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
+        workdir = Path(tmp)
+        receiver_port, bare_port = free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GHA_EXPORTER_")}
+        env.update(
+            GHA_EXPORTER_REDIS__URL=redis.url,
+            GHA_EXPORTER_WEBHOOK__SECRETS=SECRET,
+            GHA_EXPORTER_RECEIVER__HOST="127.0.0.1",
+            GHA_EXPORTER_RECEIVER__PORT=str(receiver_port),
+            GHA_EXPORTER_LOG__LEVEL="warning",
+        )
+        servers = {
+            "receiver": subprocess.Popen([sys.executable, "-m", "receiver"], env=env),
+            "bare": subprocess.Popen([sys.executable, "-m", "bench.bare_app", str(bare_port), SECRET]),
+        }
+        for server in servers.values():
+            pin(server.pid, 0)
+        try:
+            wait_up(receiver_port)
+            wait_up(bare_port, "/webhook")
+            for connections in (16, 64):
+                for name, port in (("bare", bare_port), ("receiver", receiver_port)):
+                    result = wrk(port, connections, body, workdir)
+                    results[f"{name}_{connections}"] = result
+                    print(f"receiver {name} connections={connections} {result}")  # noqa: T201
+                ratio = (
+                    results[f"receiver_{connections}"]["per_second"]
+                    / results[f"bare_{connections}"]["per_second"]
+                )
+                print(f"receiver ratio connections={connections} {ratio:.2f}")  # noqa: T201
+        finally:
+            for process in servers.values():
+                process.terminate()
+                process.wait(30)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Worker: a queue pre-filled with real-shaped deliveries (mixed workflow_run/workflow_job, ten
+repositories), queued in RQ jobs of 100 as the receiver's group commit writes them under a burst;
+deliveries/s drained into metrics by one ``python -m worker`` process, then by two."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from redis import Redis
+
+from bench.workload import envelopes
+from receiver.intake import Intake
+from shared.queueing import make_queue
+from shared.settings import load_settings
+from stack.redis_server import RedisServer, free_port
+
+RUNS = int(os.environ.get("BENCH_RUNS", "3000"))  # x 9 deliveries
+BATCH = 100
+LEDGER = "gha-exporter:agg:webhook_deliveries_processed_total:event,result"
+
+
+def processed(connection: Redis) -> float:
+    return sum(float(v) for v in connection.hgetall(LEDGER).values())
+
+
+def drain(workers: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
+        os.environ.update(GHA_EXPORTER_REDIS__URL=redis.url, GHA_EXPORTER_WEBHOOK__SECRETS="bench")
+        settings = load_settings()
+        connection = Redis.from_url(redis.url)
+        intake = Intake(connection, make_queue(connection, settings.queue), settings.queue, lambda: 3600)
+        items = envelopes(RUNS)
+        for start in range(0, len(items), BATCH):
+            intake.submit(items[start : start + BATCH])
+        env = {**os.environ, "GHA_EXPORTER_LOG__LEVEL": "warning"}
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "worker"], env={**env, "GHA_EXPORTER_WORKER__PORT": str(free_port())}
+            )
+            for _ in range(workers)
+        ]
+        try:
+            while processed(connection) == 0:  # timed from the first delivery applied: no start-up cost
+                time.sleep(0.005)
+            started = time.monotonic()
+            first = processed(connection)
+            while processed(connection) < len(items):
+                time.sleep(0.02)
+            elapsed = time.monotonic() - started
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(30)
+        connection.close()
+    result = {
+        "workers": workers,
+        "deliveries": len(items),
+        "seconds": round(elapsed, 2),
+        "deliveries_per_second": round((len(items) - first) / elapsed),
+    }
+    print(f"worker_drain {result}")  # noqa: T201 - a benchmark prints its figures
+    return result
+
+
+def main() -> list[dict[str, float]]:
+    return [drain(1), drain(2)]
+
+
+if __name__ == "__main__":
+    main()
