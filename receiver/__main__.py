@@ -9,9 +9,11 @@ import uvicorn
 from loguru import logger
 from prometheus_client import CollectorRegistry, disable_created_metrics
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import RedisError
 
 from receiver.app import Services, build_app
-from receiver.intake import Intake
+from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
 from shared.cli import parse_args, start
 from shared.metrics_http import MetricsServer
@@ -25,16 +27,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if holder is None:
         return 2
     settings = holder.current
+    # RQ builds jobs with a blocking client (it asks the server's version once); the receiver's own
+    # reads and writes go through the asyncio client.
     connection = Redis.from_url(
         settings.redis.url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
     )
+    async_connection = AsyncRedis.from_url(
+        settings.redis.url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+    )
+    queue = make_queue(connection, settings.queue)
+    try:
+        queue.get_redis_server_version()
+    except RedisError as exc:
+        logger.warning("Redis not reachable yet ({}); the receiver answers 503 until it is", exc)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
-    intake = Intake(
-        connection,
-        make_queue(connection, settings.queue),
-        settings.queue,
-        lambda: holder.current.webhook.dedupe_ttl_seconds,
+    intake = AsyncIntake(
+        async_connection, queue, settings.queue, lambda: holder.current.webhook.dedupe_ttl_seconds
     )
     services = Services(
         holder,
@@ -60,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_config=None,
         access_log=False,
         server_header=False,
+        proxy_headers=False,  # client addresses are not used; skip the per-request middleware
         ssl_certfile=settings.receiver.tls_certfile,
         ssl_keyfile=settings.receiver.tls_keyfile,
         timeout_graceful_shutdown=int(settings.receiver.graceful_shutdown_seconds),

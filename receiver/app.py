@@ -17,13 +17,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from receiver.group_commit import GroupCommit
-from receiver.intake import Intake, Outcome
+from receiver.intake import AsyncIntake, Outcome
 from receiver.metrics import ReceiverMetrics
 from receiver.signature import rejection_reason
 from shared.envelope import Envelope
@@ -45,7 +44,7 @@ class Services:
     """What the handlers need, built by the caller and swappable in tests."""
 
     holder: SettingsHolder
-    intake: Intake
+    intake: AsyncIntake
     metrics: ReceiverMetrics
     registry: CollectorRegistry
     max_batch: int = 100
@@ -151,7 +150,7 @@ def build_app(services: Services, metrics_route: bool = True) -> Starlette:
 
     async def ready(_request: Request) -> Response:
         try:
-            await run_in_threadpool(services.intake.ping)
+            await services.intake.ping()
         except RedisError as exc:
             return PlainTextResponse(f"redis unavailable: {type(exc).__name__}", 503)
         return PlainTextResponse("ready")
@@ -168,6 +167,7 @@ def build_app(services: Services, metrics_route: bool = True) -> Starlette:
         logger.info("receiver ready")
         yield
         await commit.stop()
+        await services.intake.close()
         logger.info("receiver stopped")
 
     routes = [

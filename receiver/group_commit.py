@@ -9,12 +9,12 @@ one RQ job carries the whole batch (RQ's bookkeeping costs about 25 round trips 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from receiver.intake import Outcome
 from shared.envelope import Envelope
 
-Submit = Callable[[Sequence[Envelope]], list[Outcome]]
+Submit = Callable[[Sequence[Envelope]], Awaitable[list[Outcome]]]
 Observer = Callable[[int], None]
 
 
@@ -54,7 +54,7 @@ class GroupCommit:
                 del self._pending[: self._max_batch]
                 self._observe_batch(len(batch))
                 try:
-                    outcomes = await asyncio.to_thread(self._submit, [envelope for envelope, _ in batch])
+                    outcomes = await self._submit([envelope for envelope, _ in batch])
                 except Exception as exc:  # every waiting request gets the error to answer
                     for _, future in batch:
                         if not future.done():

@@ -1,12 +1,13 @@
 """Hostile requests, generated: the receiver never answers 500, and every request is counted."""
 
+import fakeredis
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from receiver.app import Services, build_app
-from receiver.intake import Intake
+from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
 from shared.queueing import make_queue
 from shared.reloading import SettingsHolder
@@ -33,9 +34,14 @@ bodies = st.one_of(
 
 
 @pytest.fixture(name="client")
-def _client(fake_redis, registry, make_settings):
+def _client(fake_redis, fake_server, registry, make_settings):
     settings = make_settings(GHA_EXPORTER_WEBHOOK__MAX_BODY_BYTES="4500")
-    intake = Intake(fake_redis, make_queue(fake_redis, settings.queue), settings.queue, lambda: 3600)
+    intake = AsyncIntake(
+        fakeredis.FakeAsyncRedis(server=fake_server),
+        make_queue(fake_redis, settings.queue),
+        settings.queue,
+        lambda: 3600,
+    )
     app = build_app(Services(SettingsHolder(settings), intake, ReceiverMetrics(registry, P), registry))
     with TestClient(app, raise_server_exceptions=True) as client:
         yield client

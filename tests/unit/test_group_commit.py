@@ -1,5 +1,4 @@
 import asyncio
-import threading
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -20,13 +19,13 @@ class SlowWrites:
 
     def __init__(self, fail: bool = False) -> None:
         self.batches: list[list[str]] = []
-        self.release = threading.Event()
+        self.release = asyncio.Event()
         self.fail = fail
 
-    def __call__(self, envelopes):
+    async def __call__(self, envelopes):
         self.batches.append([e.delivery_id for e in envelopes])
         if len(self.batches) == 1:
-            self.release.wait(5)
+            await asyncio.wait_for(self.release.wait(), 5)
         if self.fail:
             raise RedisConnectionError("down")
         return [Outcome.QUEUED] * len(envelopes)

@@ -1,13 +1,14 @@
 import json
 from urllib.parse import urlencode
 
+import fakeredis
 import pytest
 from rq import Queue
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from receiver.app import Rejected, Services, build_app, read_body
-from receiver.intake import Intake
+from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
 from shared.envelope import Envelope
 from shared.queueing import JOB_FUNCTION, SERIALIZER, make_queue
@@ -39,10 +40,10 @@ def _queue(fake_redis, make_settings) -> Queue:
 
 
 @pytest.fixture(name="client")
-def _client(fake_redis, registry, make_settings, queue):
+def _client(fake_server, registry, make_settings, queue):
     settings = make_settings(GHA_EXPORTER_WEBHOOK__MAX_BODY_BYTES="100000")
     holder = SettingsHolder(settings)
-    intake = Intake(fake_redis, queue, settings.queue, lambda: 3600)
+    intake = AsyncIntake(fakeredis.FakeAsyncRedis(server=fake_server), queue, settings.queue, lambda: 3600)
     app = build_app(Services(holder, intake, ReceiverMetrics(registry, P), registry))
     with TestClient(app) as client:
         yield client
