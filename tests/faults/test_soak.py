@@ -9,8 +9,8 @@ import pytest
 
 from tests.faults.harness import Cluster, Ledger, LoadGenerator, Stats, stream, wait_drained
 
-pytestmark = pytest.mark.soak
 MINUTES = 30
+pytestmark = [pytest.mark.soak, pytest.mark.timeout(MINUTES * 60 + 900)]
 RATE = 20  # deliveries per second
 
 
