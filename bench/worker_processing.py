@@ -8,38 +8,17 @@ it is measured with the queue by the end-to-end benchmark.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
+from bench.workload import envelopes
 from shared.settings import load_settings
 from stack.redis_server import RedisServer
-
-SEQUENCE_DIR = Path(__file__).resolve().parent.parent / "stack" / "samples"
-
-
-def run_copies(count: int) -> list[dict[str, Any]]:
-    originals = [
-        (path.name.split("-")[1], json.loads(path.read_text()))
-        for path in sorted(SEQUENCE_DIR.glob("*.json"), key=lambda p: int(p.name.split("-")[0]))
-    ]
-    items: list[dict[str, Any]] = []
-    for index in range(count):
-        for event, original in originals:
-            data = json.loads(json.dumps(original))
-            obj = data.get("workflow_job") or data["workflow_run"]
-            obj["id"] = obj["id"] * 100_000 + index
-            if "run_id" in obj:
-                obj["run_id"] = obj["run_id"] * 100_000 + index
-            items.append({"event": event, "delivery_id": f"{index}-{len(items)}", "hook_id": "bench",
-                          "received_at": time.time(), "body": json.dumps(data)})  # fmt: skip
-    return items
 
 
 def main(runs: int = 2000, batch: int = 50) -> dict[str, float]:
@@ -49,7 +28,7 @@ def main(runs: int = 2000, batch: int = 50) -> dict[str, float]:
         os.environ.update(GHA_EXPORTER_REDIS__URL=server.url, GHA_EXPORTER_WEBHOOK__SECRETS="bench")
         connection = Redis.from_url(server.url)
         processor, _ = build_processor(connection, load_settings(), CollectorRegistry())
-        items = run_copies(runs)
+        items = [envelope.to_dict() for envelope in envelopes(runs)]
         before = int(connection.info("memory")["used_memory"])
         started = time.perf_counter()
         for start in range(0, len(items), batch):
