@@ -6,6 +6,7 @@ headers, and hands the delivery to the intake; it never parses the JSON payload.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,9 +27,9 @@ from receiver.intake import AsyncIntake, Outcome
 from receiver.metrics import ReceiverMetrics
 from receiver.signature import rejection_reason
 from shared.envelope import Envelope
+from shared.queueing import QUEUED_EVENTS
 from shared.reloading import SettingsHolder
 
-QUEUED_EVENTS = frozenset({"workflow_run", "workflow_job"})
 MAX_HEADER_VALUE = 200
 
 
@@ -49,8 +50,14 @@ class Services:
     registry: CollectorRegistry
     max_batch: int = 100
 
-    def secrets(self) -> list[bytes]:
-        return [s.encode("utf-8") for s in self.holder.current.webhook.secrets]
+    def secrets(self) -> tuple[bytes, ...]:
+        return encoded(self.holder.current.webhook.secrets)
+
+
+@functools.lru_cache(maxsize=4)
+def encoded(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
+    """Secrets as bytes, computed once per configuration (reloads bring a new tuple)."""
+    return tuple(s.encode("utf-8") for s in secrets)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -108,9 +108,6 @@ class Intake(_Base):
                 except WatchError:
                     continue  # another receiver wrote one of the marks: look again
 
-    def ping(self) -> bool:
-        return bool(self._connection.ping())
-
 
 class AsyncIntake(_Base):
     def __init__(

@@ -13,7 +13,6 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 KNOWN_EVENTS = ("workflow_run", "workflow_job", "ping")
-OUTCOMES = ("queued", "duplicate", "ignored", "pong", "rejected", "unavailable")
 REJECTION_REASONS = (
     "missing_signature",
     "sha1_only",

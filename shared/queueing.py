@@ -23,6 +23,7 @@ from shared.envelope import Envelope
 from shared.settings import QueueSettings
 
 JOB_FUNCTION = "worker.jobs.process_deliveries"
+QUEUED_EVENTS = frozenset({"workflow_run", "workflow_job"})  # what the receiver queues, the worker reads
 SERIALIZER = "rq.serializers.JSONSerializer"
 KEY_PREFIX = "gha-exporter"
 

@@ -21,7 +21,7 @@ from loguru import logger
 from redis.exceptions import WatchError
 
 from shared.envelope import Envelope, EnvelopeError
-from shared.queueing import delivery_key
+from shared.queueing import QUEUED_EVENTS, delivery_key
 from worker.ledger import Ledger, state_key
 from worker.metrics import LocalMetrics, action_label
 from worker.payloads import JobEvent, PayloadError, RunEvent, parse
@@ -29,7 +29,6 @@ from worker.state import Effects, State, Transitions, job_key, run_key
 
 ERROR_EVENT_UNKNOWN = "unknown"
 MAX_CONFLICT_RETRIES = 50
-KNOWN_EVENTS = ("workflow_job", "workflow_run")
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class Item:
 
     @property
     def event_name(self) -> str:
-        return self.envelope.event if self.envelope.event in KNOWN_EVENTS else "other"
+        return self.envelope.event if self.envelope.event in QUEUED_EVENTS else "other"
 
     @property
     def mark(self) -> str:

@@ -37,6 +37,13 @@ def total(samples: dict, name: str, **labels: str) -> float:
     return sum(v for (n, lbl), v in samples.items() if n == name and wanted <= lbl)
 
 
+def handled(samples: dict) -> float:
+    """Deliveries a worker took care of: processed, or refused as unusable."""
+    return total(samples, "github_actions_webhook_events_processed_total") + total(
+        samples, "github_actions_webhook_processing_errors_total"
+    )
+
+
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310
     try:
@@ -146,9 +153,6 @@ class System:
         deadline = time.monotonic() + timeout
         while True:
             samples = scrape(self.worker_metrics_url)
-            done = total(samples, "github_actions_webhook_events_processed_total") + total(
-                samples, "github_actions_webhook_processing_errors_total"
-            )
-            if done >= count or time.monotonic() > deadline:
+            if handled(samples) >= count or time.monotonic() > deadline:
                 return samples
             time.sleep(0.05)

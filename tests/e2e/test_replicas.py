@@ -10,7 +10,7 @@ from redis import Redis
 from stack.redis_server import RedisServer, free_port
 from tests.conftest import Exporter
 from tests.corpus import run_copies
-from tests.e2e.system import System, scrape, total
+from tests.e2e.system import System, handled, scrape, total
 
 pytestmark = pytest.mark.e2e
 SECRET = "replica-secret"
@@ -70,12 +70,7 @@ def aggregates(samples):
 
 
 def processed(urls):
-    done = 0.0
-    for url in urls:
-        samples = scrape(url)
-        done += total(samples, W + "webhook_events_processed_total")
-        done += total(samples, W + "webhook_processing_errors_total")
-    return done
+    return sum(handled(scrape(url)) for url in urls)
 
 
 def wait_until_drained(system, urls, count, timeout=150.0):
