@@ -1,20 +1,27 @@
-"""Scrape: the worker's /metrics render time and size with 10,000 and 100,000 series in Redis."""
+"""Scrape: the worker's /metrics render time and size with 10,000 and 100,000 series in Redis, and
+the same over HTTP, plain and gzipped."""
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from redis import Redis
 
+from shared.metrics_http import MetricsServer
 from shared.settings import load_settings
 from stack.redis_server import RedisServer
 from worker.ledger import Ledger
 from worker.metrics import LabelPolicy
 
+T = TypeVar("T")
 SIZES = (10_000, 100_000)
 
 
@@ -40,6 +47,20 @@ def fill(ledger: Ledger, policy: LabelPolicy, series: int) -> None:
             pipe.execute()
 
 
+def best_of(call: Callable[[], T], times: int = 5) -> tuple[float, T]:
+    timings = []
+    for _ in range(times):
+        started = time.perf_counter()
+        result = call()
+        timings.append(time.perf_counter() - started)
+    return min(timings), result
+
+
+def fetch(url: str, headers: dict[str, str]) -> bytes:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:  # noqa: S310
+        return bytes(response.read())
+
+
 def main() -> list[dict[str, int]]:
     from worker.__main__ import build_processor  # noqa: PLC0415 - the worker's own wiring
 
@@ -53,15 +74,24 @@ def main() -> list[dict[str, int]]:
             )
             connection = Redis.from_url(redis.url)
             registry = CollectorRegistry()
-            _, ledger = build_processor(connection, load_settings(), registry)
-            fill(ledger, ledger.policy, series)
-            timings = []
-            for _ in range(5):
-                started = time.perf_counter()
-                body = generate_latest(registry)
-                timings.append(time.perf_counter() - started)
+            built = build_processor(connection, load_settings(), registry)
+            fill(built.ledger, built.ledger.policy, series)
+            render_s, (body, _) = best_of(built.exposition.render)
+            server = MetricsServer("127.0.0.1", 0, built.exposition.render, lambda: True)
+            server.start()
+            url = f"http://127.0.0.1:{server.port}/metrics"
+            http_s, _ = best_of(functools.partial(fetch, url, {}))
+            gzip_s, gzipped = best_of(functools.partial(fetch, url, {"Accept-Encoding": "gzip"}))
+            server.stop()
             connection.close()
-        result = {"series": series, "render_ms": round(min(timings) * 1000), "bytes": len(body)}
+        result = {
+            "series": series,
+            "render_ms": round(render_s * 1000),
+            "bytes": len(body),
+            "http_ms": round(http_s * 1000),
+            "http_gzip_ms": round(gzip_s * 1000),
+            "gzip_bytes": len(gzipped),
+        }
         print(f"scrape {result}")  # noqa: T201 - a benchmark prints its figures
         results.append(result)
     return results

@@ -27,7 +27,7 @@ def main(runs: int = 2000, batch: int = 50) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as data, RedisServer(Path(data)) as server:
         os.environ.update(GHA_EXPORTER_REDIS__URL=server.url, GHA_EXPORTER_WEBHOOK__SECRETS="bench")
         connection = Redis.from_url(server.url)
-        processor, _ = build_processor(connection, load_settings(), CollectorRegistry())
+        processor = build_processor(connection, load_settings(), CollectorRegistry()).processor
         items = [envelope.to_dict() for envelope in envelopes(runs)]
         before = int(connection.info("memory")["used_memory"])
         started = time.perf_counter()

@@ -16,7 +16,7 @@ from receiver.app import Services, build_app
 from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
 from shared.cli import parse_args, start
-from shared.metrics_http import MetricsServer
+from shared.metrics_http import MetricsServer, registry_render
 from shared.queueing import make_queue
 from shared.settings import require_secrets
 
@@ -57,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if separate_metrics:
         host = settings.receiver.metrics_host or settings.receiver.host
         try:
-            metrics_server = MetricsServer(host, settings.receiver.metrics_port, registry, lambda: True)
+            metrics_server = MetricsServer(
+                host, settings.receiver.metrics_port, registry_render(registry), lambda: True
+            )
         except OSError as exc:
             logger.error("cannot serve metrics on {}:{}: {}", host, settings.receiver.metrics_port, exc)
             return 1

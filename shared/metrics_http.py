@@ -1,18 +1,30 @@
-"""A small HTTP server for ``/metrics`` (Prometheus text, or OpenMetrics when asked) and ``/health``
-from a process's own registry, in a background thread: the worker's, and the receiver's when its
+"""A small HTTP server for ``/metrics`` (Prometheus text, or OpenMetrics when asked; gzipped when
+the scraper accepts it) and ``/health``, in a background thread: the worker's, and the receiver's when its
 metrics are served apart from ``/webhook`` (``receiver.metrics_port``)."""
 
 from __future__ import annotations
 
+import gzip
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
 
 StartResponse = Callable[..., Any]
+Render = Callable[[str], tuple[bytes, str]]  # Accept header -> body, content type
+
+
+def registry_render(registry: CollectorRegistry) -> Render:
+    """prometheus_client's own exposition of a registry, in the format the scraper asks for."""
+
+    def render(accept: str) -> tuple[bytes, str]:
+        encoder, content_type = choose_encoder(accept)
+        return encoder(registry), content_type
+
+    return render
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -20,13 +32,17 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes are not worth a log line each."""
 
 
-def make_app(registry: CollectorRegistry, healthy: Callable[[], bool]) -> Callable[..., Iterable[bytes]]:
-    metrics_app = make_wsgi_app(registry)
-
+def make_app(render: Render, healthy: Callable[[], bool]) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
-            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+            body, content_type = render(environ.get("HTTP_ACCEPT", ""))
+            headers = [("Content-Type", content_type)]
+            if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+                body = gzip.compress(body, compresslevel=1)  # fast: 100k series are about 18 MB
+                headers.append(("Content-Encoding", "gzip"))
+            start_response("200 OK", headers)
+            return [body]
         if path == "/health":
             ok = healthy()
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
@@ -38,11 +54,9 @@ def make_app(registry: CollectorRegistry, healthy: Callable[[], bool]) -> Callab
 
 
 class MetricsServer:
-    def __init__(
-        self, host: str, port: int, registry: CollectorRegistry, healthy: Callable[[], bool]
-    ) -> None:
+    def __init__(self, host: str, port: int, render: Render, healthy: Callable[[], bool]) -> None:
         self._server = make_server(
-            host, port, make_app(registry, healthy), ThreadingWSGIServer, handler_class=_QuietHandler
+            host, port, make_app(render, healthy), ThreadingWSGIServer, handler_class=_QuietHandler
         )
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
 

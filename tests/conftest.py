@@ -5,7 +5,8 @@ from collections.abc import Iterator
 
 import fakeredis
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from shared.settings import Settings, load_settings
@@ -75,18 +76,28 @@ class Exporter:
 
         self.connection = connection
         self.registry = CollectorRegistry()
-        self.processor, self.ledger = build_processor(connection, settings, self.registry)
+        built = build_processor(connection, settings, self.registry)
+        self.processor, self.ledger, self.exposition = built.processor, built.ledger, built.exposition
         self.prefix = settings.metrics.prefix
 
+    def families(self) -> list[Metric]:
+        """What the worker's /metrics shows, parsed back (so the text itself is checked too)."""
+        return list(text_string_to_metric_families(self.exposition.render()[0].decode()))
+
     def value(self, name: str, **labels: str) -> float:
-        return self.registry.get_sample_value(self.prefix + name, labels) or 0.0
+        wanted = self.prefix + name
+        for family in self.families():
+            for sample in family.samples:
+                if sample.name == wanted and sample.labels == labels:
+                    return float(sample.value)
+        return 0.0
 
     def total(self, name: str, **labels: str) -> float:
         """Sum over every sample of ``name`` whose labels include ``labels``."""
         wanted = set(labels.items())
         return sum(
             sample.value
-            for family in self.registry.collect()
+            for family in self.families()
             for sample in family.samples
             if sample.name == self.prefix + name and wanted <= set(sample.labels.items())
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from loguru import logger
 from prometheus_client import CollectorRegistry, disable_created_metrics
@@ -14,8 +15,8 @@ from shared.cli import parse_args, start
 from shared.metrics_http import MetricsServer
 from shared.queueing import make_queue
 from shared.settings import Settings, SettingsError
-from worker.collector import RedisCollector
 from worker.cost import CostModel
+from worker.exposition import Exposition
 from worker.jobs import bind, unbind
 from worker.labels import LabelMaker
 from worker.ledger import Ledger
@@ -32,10 +33,15 @@ def check_labels(settings: Settings) -> None:
         raise SettingsError(problems)
 
 
-def build_processor(
-    connection: Redis, settings: Settings, registry: CollectorRegistry
-) -> tuple[Processor, Ledger]:
-    """The worker's pieces, wired; the registry gets the process-local metrics and the Redis collector."""
+@dataclass(frozen=True)
+class Built:
+    processor: Processor
+    ledger: Ledger
+    exposition: Exposition
+
+
+def build_processor(connection: Redis, settings: Settings, registry: CollectorRegistry) -> Built:
+    """The worker's pieces, wired; the registry gets the process-local metrics."""
     policy = LabelPolicy(settings.metrics)
     cost = CostModel(settings.cost)
     ledger = Ledger(
@@ -48,12 +54,15 @@ def build_processor(
     transitions = Transitions(policy, LabelMaker(settings.metrics, cost), cost)
     processor = Processor(ledger, transitions, LocalMetrics(registry, settings.metrics))
     queue = make_queue(connection, settings.queue)
-    registry.register(
-        RedisCollector(
-            ledger, queue, settings.metrics.prefix, settings.cost, settings.metrics.inflight_repository_label
-        )
+    exposition = Exposition(
+        registry,
+        ledger,
+        queue,
+        prefix=settings.metrics.prefix,
+        cost=settings.cost,
+        inflight_repository=settings.metrics.inflight_repository_label,
     )
-    return processor, ledger
+    return Built(processor, ledger, exposition)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,16 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     connection = Redis.from_url(settings.redis.url, socket_connect_timeout=5, health_check_interval=30)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
-    processor, ledger = build_processor(connection, settings, registry)
-    token = bind(processor)
+    built = build_processor(connection, settings, registry)
+    token = bind(built.processor)
     try:
         server = MetricsServer(
-            settings.worker.host, settings.worker.port, registry, lambda: not stop.is_set()
+            settings.worker.host, settings.worker.port, built.exposition.render, lambda: not stop.is_set()
         )
     except OSError as exc:
         logger.error("cannot serve metrics on {}:{}: {}", settings.worker.host, settings.worker.port, exc)
         return 1
-    sweeper = Sweeper(ledger, settings.state.sweep_interval_seconds)
+    sweeper = Sweeper(built.ledger, settings.state.sweep_interval_seconds)
     server.start()
     sweeper.start()
     holder.start()

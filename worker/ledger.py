@@ -12,9 +12,11 @@ Keys (all under ``gha-exporter:``):
   after their last change;
 - ``inflight:job:<phase>``, ``inflight:run:<phase>``: sorted sets of attempts queued, waiting or in
   progress, scored by when they entered the phase;
-- ``agg:<family>:<label names>``: one hash per family: ``<label values JSON>\\x1f<suffix>`` ->
-  number, the suffix being ``v`` (counter, gauge), ``sum``, ``count`` or a bucket bound;
-- ``series:<family>:<label names>``: the label sets of the family, for the cardinality guard.
+- ``aggregate:<family>:<label names>``: one hash per family: ``<label text>\\x1f<suffix>`` ->
+  number, the label text being the escaped inside of the sample's braces (``a="x",b="y"``, see
+  :mod:`worker.textformat`, so a scrape only joins strings) and the suffix ``v`` (counter, gauge),
+  ``sum``, ``count`` or a bucket bound;
+- ``labelsets:<family>:<label names>``: the label sets of the family, for the cardinality guard.
 
 Redis Cluster is not supported (the scripts touch keys they are not given as KEYS).
 """
@@ -22,7 +24,7 @@ Redis Cluster is not supported (the scripts touch keys they are not given as KEY
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,7 @@ from redis.client import Pipeline
 from shared.queueing import KEY_PREFIX
 from worker.metrics import BY_NAME, OVERFLOW, LabelPolicy, Update
 from worker.state import INFLIGHT_JOB_PHASES, INFLIGHT_RUN_PHASES, State
+from worker.textformat import label_text
 
 SEPARATOR = "\x1f"
 
@@ -105,10 +108,6 @@ def key(*parts: str) -> str:
     return ":".join((KEY_PREFIX, *parts))
 
 
-def labels_json(values: Iterable[str]) -> str:
-    return json.dumps(list(values), separators=(",", ":"))
-
-
 def state_key(attempt_key: str) -> str:
     return key("state", attempt_key)
 
@@ -143,10 +142,10 @@ class Ledger:
 
     # -- names -------------------------------------------------------------------------------
     def agg_key(self, family: str) -> str:
-        return key("agg", family, ",".join(self.policy.names[family]))
+        return key("aggregate", family, ",".join(self.policy.names[family]))
 
     def series_key(self, family: str) -> str:
-        return key("series", family, ",".join(self.policy.names[family]))
+        return key("labelsets", family, ",".join(self.policy.names[family]))
 
     # -- one batch ---------------------------------------------------------------------------
     def read(
@@ -208,13 +207,13 @@ class Ledger:
             bound = next((b for b in self.policy.buckets_of(update.family) if update.value <= b), None)
             le = "+Inf" if bound is None else repr(float(bound))
             fields = [[le, "n", "1"], ["sum", "f", repr(float(update.value))], ["count", "n", "1"]]
-        guarded = family.configurable
+        names = self.policy.names[update.family]
         return [
             self.agg_key(update.family),
-            self.series_key(update.family) if guarded else "",
-            labels_json(update.labels),
-            labels_json([OVERFLOW] * len(update.labels)),
-            labels_json([update.family]),
+            self.series_key(update.family) if family.configurable else "",
+            label_text(names, update.labels),
+            label_text(names, [OVERFLOW] * len(names)),
+            label_text(BY_NAME["series_folded_total"].default, [update.family]),
             fields,
         ]
 
@@ -223,24 +222,29 @@ class Ledger:
         """Count and drop in-flight entries older than their TTL; safe to run on every worker."""
         zsets, args = [], [repr(now)]
         expired_key = self.agg_key("state_expired_total")
+        expired_names = self.policy.names["state_expired_total"]
         for kind, phases, ttl in (
             ("job", INFLIGHT_JOB_PHASES, self.job_ttl),
             ("run", INFLIGHT_RUN_PHASES, self.run_ttl),
         ):
             for phase in phases:
                 zsets.append(inflight_key(kind, phase))
-                args += [str(ttl), expired_key, labels_json([kind, phase])]
+                args += [str(ttl), expired_key, label_text(expired_names, [kind, phase])]
         return int(self.connection.eval(SWEEP, len(zsets), *zsets, *args))
 
     # -- reading, at scrape time ---------------------------------------------------------------
-    def read_aggregates(self) -> dict[str, dict[str, dict[str, float]]]:
-        """``{family: {label values JSON: {suffix: value}}}`` for every family."""
+    def read_fields(self) -> dict[str, dict[bytes, bytes]]:
+        """Every family's hash as stored (``{family: {label text \\x1f suffix: value}}``), at once."""
         pipe = self.connection.pipeline(transaction=False)
         names = [family.name for family in BY_NAME.values()]
         for name in names:
             pipe.hgetall(self.agg_key(name))
+        return dict(zip(names, pipe.execute(), strict=True))
+
+    def read_aggregates(self) -> dict[str, dict[str, dict[str, float]]]:
+        """``{family: {label text: {suffix: value}}}`` for every family."""
         result: dict[str, dict[str, dict[str, float]]] = {}
-        for name, raw in zip(names, pipe.execute(), strict=True):
+        for name, raw in self.read_fields().items():
             series: dict[str, dict[str, float]] = {}
             for field, value in raw.items():
                 labels, _, suffix = field.decode().rpartition(SEPARATOR)

@@ -4,7 +4,7 @@ Three kinds of figures:
 
 - **Aggregates** (runs, jobs, durations, queue times, cost, steps, expiries, folded series) live in
   Redis, moved in the same atomic step as the job/run state they follow, and read at scrape time by
-  :class:`worker.collector.AggregateCollector`. Every worker replica shows the same numbers and a
+  :class:`worker.exposition.Exposition`. Every worker replica shows the same numbers and a
   restarted worker shows the same totals: scrape one replica, or aggregate replicas with ``max``,
   never ``sum``.
 - **In-flight gauges** (jobs queued/waiting/in progress, runs in progress, oldest ages) are computed

@@ -171,7 +171,7 @@ def exposed_sample_names(make_exporter) -> set[str]:
     exporter: Exporter = make_exporter()
     ReceiverMetrics(exporter.registry, "github_actions_")
     names = set()
-    for family in exporter.registry.collect():
+    for family in exporter.families():
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(family.type, [""])
         names |= {family.name + suffix for suffix in suffixes}
     return names

@@ -58,7 +58,7 @@ def expected_from_one_worker_in_order(redis, make_settings, deliveries):
         ])  # fmt: skip
     samples = {
         (s.name, frozenset(s.labels.items())): s.value
-        for family in exporter.registry.collect()
+        for family in exporter.families()
         for s in family.samples
     }
     connection.close()

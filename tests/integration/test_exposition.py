@@ -1,0 +1,85 @@
+"""The worker's /metrics text, written without prometheus_client's sample objects, parses back to
+the same samples in both formats, escapes label values, and shows only redis_up 0 without Redis."""
+
+import json
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+from redis import Redis
+
+from shared.envelope import Envelope
+from tests.conftest import Exporter
+from tests.corpus import KRZKO, SEQUENCE, load
+
+pytestmark = pytest.mark.integration
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+def feed(exporter, bodies):
+    exporter.processor.process_batch([
+        Envelope.from_bytes(event, f"d-{i}", "hook", 1000.0, body).to_dict()
+        for i, (event, body) in enumerate(bodies)
+    ])  # fmt: skip
+
+
+def samples(families):
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in families
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
+@pytest.fixture(name="exporter")
+def _exporter(make_exporter):
+    exporter = make_exporter()
+    exporter.connection.flushall()
+    return exporter
+
+
+def test_text_and_openmetrics_show_the_same_samples(exporter):
+    feed(exporter, [(d.event, d.body) for d in map(load, SEQUENCE)])
+    text, text_type = exporter.exposition.render("")
+    openmetrics, om_type = exporter.exposition.render(OPENMETRICS)
+    assert text_type.startswith("text/plain; version=0.0.4")
+    assert om_type.startswith("application/openmetrics-text")
+    assert openmetrics.endswith(b"# EOF\n")
+    assert openmetrics.count(b"# EOF") == 1
+    in_text = samples(parse_text(text.decode()))
+    assert in_text == samples(parse_openmetrics(openmetrics.decode()))
+    job_runs = {k: v for k, v in in_text.items() if k[0] == "github_actions_job_run_total"}
+    assert sum(job_runs.values()) == 2
+    assert b"# TYPE github_actions_job_run counter" in openmetrics  # OpenMetrics: family without _total
+    assert b"# TYPE github_actions_job_run_total counter" in text
+    buckets = sorted(
+        (float(dict(labels)["le"]), value)
+        for (name, labels), value in in_text.items()
+        if name == "github_actions_job_queue_duration_seconds_bucket" and ("job", "pre-commit") in labels
+    )
+    assert buckets[-1] == (float("inf"), 1.0)  # cumulative up to +Inf = the count
+    assert [value for _, value in buckets] == sorted(value for _, value in buckets)
+
+
+def test_label_values_are_escaped(exporter):
+    data = load(KRZKO.format("job", "5_workflow_job_completed")).data
+    name = 'new\nline "quoted" \\ back'
+    data["workflow_job"]["name"] = name
+    feed(exporter, [("workflow_job", json.dumps(data).encode())])
+    assert exporter.total("job_run_total", job=name) == 1
+    assert exporter.total("job_run_duration_seconds_count", job=name) == 1
+
+
+def test_without_redis_only_redis_up_zero(make_settings, redis_url):
+    from stack.redis_server import free_port  # noqa: PLC0415
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    connection = Redis.from_url(url, socket_connect_timeout=1)
+    exporter = Exporter(connection, make_settings(GHA_EXPORTER_REDIS__URL=url))
+    body, _ = exporter.exposition.render("")
+    connection.close()
+    names = {s.name for family in parse_text(body.decode()) for s in family.samples}
+    assert "github_actions_redis_up" in names
+    assert exporter.value("redis_up") == 0
+    assert not any(name.startswith("github_actions_job") for name in names)
