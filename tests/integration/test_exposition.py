@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from redis import Redis
 
 from shared.envelope import Envelope
+from stack.redis_server import free_port
 from tests.conftest import Exporter
 from tests.corpus import KRZKO, SEQUENCE, load
 
@@ -71,9 +72,7 @@ def test_label_values_are_escaped(exporter):
     assert exporter.total("job_run_duration_seconds_count", job=name) == 1
 
 
-def test_without_redis_only_redis_up_zero(make_settings, redis_url):
-    from stack.redis_server import free_port  # noqa: PLC0415
-
+def test_without_redis_only_redis_up_zero(make_settings):
     url = f"redis://127.0.0.1:{free_port()}/0"
     connection = Redis.from_url(url, socket_connect_timeout=1)
     exporter = Exporter(connection, make_settings(GHA_EXPORTER_REDIS__URL=url))
