@@ -13,15 +13,16 @@ from pathlib import Path
 
 from redis import Redis
 
-from bench.workload import envelopes
+from bench.workload import accepted
 from receiver.intake import Intake
 from shared.queueing import make_queue
 from shared.settings import load_settings
 from stack.redis_server import RedisServer, free_port
+from worker.ledger import aggregate_key
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3000"))  # x 9 deliveries
 BATCH = 100
-LEDGER = "gha-exporter:agg:webhook_deliveries_processed_total:event,result"
+LEDGER = aggregate_key("webhook_deliveries_processed_total", ("event", "result"))
 
 
 def processed(connection: Redis) -> float:
@@ -34,7 +35,7 @@ def drain(workers: int) -> dict[str, float]:
         settings = load_settings()
         connection = Redis.from_url(redis.url)
         intake = Intake(connection, make_queue(connection, settings.queue), settings.queue, lambda: 3600)
-        items = envelopes(RUNS)
+        items = accepted(RUNS)
         for start in range(0, len(items), BATCH):
             intake.submit(items[start : start + BATCH])
         env = {**os.environ, "GHA_EXPORTER_LOG__LEVEL": "warning"}

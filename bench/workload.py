@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from receiver.intake import Accepted
 from shared.envelope import Envelope
 
 SAMPLES = Path(__file__).resolve().parent.parent / "stack" / "samples"
@@ -38,5 +39,14 @@ def envelopes(runs: int, prefix: str = "bench") -> list[Envelope]:
     now = time.time()
     return [
         Envelope.from_bytes(event, f"{prefix}-{i}", "bench", now, body)
+        for i, (event, body) in enumerate(deliveries(runs))
+    ]
+
+
+def accepted(runs: int, prefix: str = "bench") -> list[Accepted]:
+    """As the receiver hands them to its intake: bodiless envelopes, the bodies for the marks."""
+    now = time.time()
+    return [
+        Accepted(Envelope(event, f"{prefix}-{i}", "bench", now, None), body)
         for i, (event, body) in enumerate(deliveries(runs))
     ]

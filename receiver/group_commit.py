@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-from receiver.intake import Outcome
-from shared.envelope import Envelope
+from receiver.intake import Accepted, Outcome
 
-Submit = Callable[[Sequence[Envelope]], Awaitable[list[Outcome]]]
+Submit = Callable[[Sequence[Accepted]], Awaitable[list[Outcome]]]
 Observer = Callable[[int], None]
 
 
@@ -23,7 +22,7 @@ class GroupCommit:
         self._submit = submit
         self._max_batch = max_batch
         self._observe_batch = observe_batch
-        self._pending: list[tuple[Envelope, asyncio.Future[Outcome]]] = []
+        self._pending: list[tuple[Accepted, asyncio.Future[Outcome]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -38,10 +37,10 @@ class GroupCommit:
             if not future.done():
                 future.cancel()
 
-    async def submit(self, envelope: Envelope) -> Outcome:
-        """The outcome once the batch holding ``envelope`` is in Redis; raises what the write raised."""
+    async def submit(self, delivery: Accepted) -> Outcome:
+        """The outcome once the batch holding ``delivery`` is in Redis; raises what the write raised."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._pending.append((envelope, future))
+        self._pending.append((delivery, future))
         self._wakeup.set()
         return await future
 
@@ -54,7 +53,7 @@ class GroupCommit:
                 del self._pending[: self._max_batch]
                 self._observe_batch(len(batch))
                 try:
-                    outcomes = await self._submit([envelope for envelope, _ in batch])
+                    outcomes = await self._submit([delivery for delivery, _ in batch])
                 except Exception as exc:  # every waiting request gets the error to answer
                     for _, future in batch:
                         if not future.done():

@@ -1,8 +1,9 @@
 """Put accepted deliveries on the queue exactly once per (hook id, delivery id).
 
-The redelivery mark and the RQ job are written in one MULTI/EXEC under WATCH of the marks: either
-both are in Redis or neither is, so a delivery that got 503 can be redelivered, and two receivers
-handed the same delivery at once queue it only once.
+The redelivery mark (holding the body until the worker applies the delivery) and the RQ job (the
+bodiless envelopes of a batch) are written in one MULTI/EXEC under WATCH of the marks: either both
+are in Redis or neither is, so a delivery that got 503 can be redelivered, and two receivers handed
+the same delivery at once queue it only once.
 
 Two front ends share that logic: :class:`Intake` (blocking, redis-py) and :class:`AsyncIntake`
 (asyncio, used by the receiver so that its event loop never waits on a thread). RQ builds the job
@@ -12,6 +13,7 @@ on a stand-in pipeline that records its commands; they are replayed inside the t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -28,6 +30,18 @@ from shared.settings import QueueSettings
 class Outcome(StrEnum):
     QUEUED = "queued"
     DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A verified delivery: its envelope (body None) and its body, for the mark."""
+
+    envelope: Envelope
+    body: bytes
+
+    @property
+    def key(self) -> str:
+        return delivery_key(self.envelope.hook_id, self.envelope.delivery_id)
 
 
 def plan(keys: Sequence[str], known: Sequence[Any]) -> tuple[list[Outcome], list[int]]:
@@ -73,14 +87,12 @@ class _Base:
         self._queue.enqueue_many([job_data(self._queue, envelopes, self._settings)], pipeline=recorder)  # type: ignore[arg-type]
         return recorder.commands
 
-    def _queue_writes(
-        self, pipe: Any, keys: Sequence[str], envelopes: Sequence[Envelope], fresh: list[int]
-    ) -> None:
-        """After MULTI: the marks and the job, on a sync or an asyncio pipeline alike."""
+    def _queue_writes(self, pipe: Any, deliveries: Sequence[Accepted], fresh: list[int]) -> None:
+        """After MULTI: the marks with the bodies, and the job, on a sync or an asyncio pipeline alike."""
         ttl = self._dedupe_ttl()
         for index in fresh:
-            pipe.set(keys[index], envelopes[index].received_at, ex=ttl)
-        for name, args, kwargs in self._job_commands([envelopes[i] for i in fresh]):
+            pipe.set(deliveries[index].key, deliveries[index].body, ex=ttl)
+        for name, args, kwargs in self._job_commands([deliveries[i].envelope for i in fresh]):
             getattr(pipe, name)(*args, **kwargs)
 
 
@@ -91,9 +103,9 @@ class Intake(_Base):
         super().__init__(queue, settings, dedupe_ttl)
         self._connection = connection
 
-    def submit(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
-        """Queue the new ones among ``envelopes`` as one job; raises ``redis.RedisError`` when Redis fails."""
-        keys = [delivery_key(e.hook_id, e.delivery_id) for e in envelopes]
+    def submit(self, deliveries: Sequence[Accepted]) -> list[Outcome]:
+        """Queue the new ones among ``deliveries`` as one job; raises ``redis.RedisError`` if Redis fails."""
+        keys = [d.key for d in deliveries]
         with self._connection.pipeline() as pipe:
             while True:
                 try:
@@ -102,7 +114,7 @@ class Intake(_Base):
                     if not fresh:
                         return outcomes
                     pipe.multi()
-                    self._queue_writes(pipe, keys, envelopes, fresh)
+                    self._queue_writes(pipe, deliveries, fresh)
                     pipe.execute()
                     return outcomes
                 except WatchError:
@@ -116,8 +128,8 @@ class AsyncIntake(_Base):
         super().__init__(queue, settings, dedupe_ttl)
         self._connection = connection
 
-    async def submit(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
-        keys = [delivery_key(e.hook_id, e.delivery_id) for e in envelopes]
+    async def submit(self, deliveries: Sequence[Accepted]) -> list[Outcome]:
+        keys = [d.key for d in deliveries]
         async with self._connection.pipeline() as pipe:
             while True:
                 try:
@@ -126,7 +138,7 @@ class AsyncIntake(_Base):
                     if not fresh:
                         return outcomes
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    self._queue_writes(pipe, keys, envelopes, fresh)
+                    self._queue_writes(pipe, deliveries, fresh)
                     await pipe.execute()
                     return outcomes
                 except WatchError:

@@ -21,7 +21,7 @@ def rejection_reason(
     """None when the body is signed with one of ``secrets``, else why it is refused."""
     if signature_256 is None:
         return "sha1_only" if signature_sha1 is not None else "missing_signature"
-    # Starlette decodes headers as latin-1, so this gives back the bytes that were sent.
+    # headers are decoded as latin-1, so this gives back the bytes that were sent.
     given = signature_256.strip().encode("latin-1", "replace").lower()
     if (
         len(given) != SIGNATURE_LENGTH

@@ -108,6 +108,10 @@ def key(*parts: str) -> str:
     return ":".join((KEY_PREFIX, *parts))
 
 
+def aggregate_key(family: str, label_names: Sequence[str]) -> str:
+    return key("aggregate", family, ",".join(label_names))
+
+
 def state_key(attempt_key: str) -> str:
     return key("state", attempt_key)
 
@@ -142,7 +146,7 @@ class Ledger:
 
     # -- names -------------------------------------------------------------------------------
     def agg_key(self, family: str) -> str:
-        return key("aggregate", family, ",".join(self.policy.names[family]))
+        return aggregate_key(family, self.policy.names[family])
 
     def series_key(self, family: str) -> str:
         return key("labelsets", family, ",".join(self.policy.names[family]))

@@ -3,8 +3,9 @@
 Every delivery is accounted for exactly once, in Redis and in the same transaction as the state
 it moves: ``webhook_deliveries_processed_total{event, result}`` with result ``changed``,
 ``unchanged`` (a repeat, or older than the state) or ``invalid`` (a payload that cannot be used).
-The receiver's redelivery mark of each delivery is turned to ``done`` in that transaction, so a
-retried RQ job (a worker killed after committing) skips what it already applied.
+The receiver's redelivery mark of each delivery holds its body until then (read for the whole batch
+with one MGET) and is turned to ``done`` in that transaction, so a retried RQ job (a worker killed
+after committing) skips what it already applied.
 
 A payload that cannot be used is logged with its delivery id and counted; it never raises and
 never stops its neighbours in the batch. Redis errors do raise, so RQ retries the job.
@@ -79,9 +80,10 @@ class Processor:
         self._clock = clock
 
     def process_batch(self, entries: Sequence[Any]) -> None:
-        items = [item for item in (self._parse(entry) for entry in entries) if item is not None]
-        if not items:
+        envelopes = [envelope for envelope in map(self._envelope, entries) if envelope is not None]
+        if not envelopes:
             return
+        items = self._items(envelopes)
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
                 outcomes = self._apply(items)
@@ -96,10 +98,10 @@ class Processor:
             if outcome.result == "invalid":
                 self._local.errors.labels(item.event_name, item.error).inc()
                 continue
-            if item.event is None:
-                continue
-            effect = "replayed" if outcome.result == "replayed" else outcome.result
-            action = action_label(item.envelope.event, item.event.action)
+            if item.event is None and (outcome.result != "replayed" or item.error):
+                continue  # an unusable payload is counted once, as an error, on its first attempt
+            effect = outcome.result
+            action = "other" if item.event is None else action_label(item.envelope.event, item.event.action)
             self._local.events.labels(item.envelope.event, action, effect).inc()
             self._local.lag.observe(max(0.0, now - item.envelope.received_at))
 
@@ -108,15 +110,35 @@ class Processor:
         logger.warning("dropped a malformed queue job: {}", detail)
         self._local.errors.labels(ERROR_EVENT_UNKNOWN, "bad_job").inc()
 
-    def _parse(self, entry: Any) -> Item | None:
+    def _envelope(self, entry: Any) -> Envelope | None:
         try:
-            envelope = Envelope.from_dict(entry)
+            return Envelope.from_dict(entry)
         except EnvelopeError as exc:
             logger.warning("dropped a queued item that is not an envelope: {}", exc)
             self._local.errors.labels(ERROR_EVENT_UNKNOWN, "bad_envelope").inc()
             return None
+
+    def _items(self, envelopes: list[Envelope]) -> list[Item]:
+        """Each envelope parsed, its body inline or read from its mark (all marks of the batch at once)."""
+        in_marks = [e for e in envelopes if e.body is None]
+        keys = [delivery_key(e.hook_id, e.delivery_id) for e in in_marks]
+        stored = dict(zip(map(id, in_marks), self._ledger.connection.mget(keys) if keys else [], strict=True))
+        items = []
+        for envelope in envelopes:
+            raw = envelope.body if envelope.body is not None else stored[id(envelope)]
+            if raw == b"done":  # applied by an earlier attempt of this job: replayed below
+                items.append(Item(envelope, None))
+            elif raw is None:
+                logger.warning("delivery {} ({}): its body is gone", envelope.delivery_id, envelope.event)
+                items.append(Item(envelope, None, "body_missing"))
+            else:
+                body = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+                items.append(self._parse(envelope, body))
+        return items
+
+    def _parse(self, envelope: Envelope, body: str) -> Item:
         try:
-            return Item(envelope, parse(envelope.event, envelope.body))
+            return Item(envelope, parse(envelope.event, body))
         except PayloadError as exc:
             logger.warning("delivery {} ({}) unusable: {}", envelope.delivery_id, envelope.event, exc)
             return Item(envelope, None, exc.reason)

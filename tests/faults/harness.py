@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import http.client
 import itertools
-import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +29,7 @@ from rq import Queue
 from shared.signing import sign
 from stack.redis_server import RedisServer, free_port
 from tests.corpus import Delivery, run_copies
+from worker.ledger import aggregate_key
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "fault-suite-secret"
@@ -248,17 +249,21 @@ def redis_figures(connection: Redis, queue_name: str = "gha-exporter") -> dict[s
     queue = Queue(queue_name, connection=connection, serializer="rq.serializers.JSONSerializer")
     processed = cast(
         dict[bytes, bytes],
-        connection.hgetall("gha-exporter:agg:webhook_deliveries_processed_total:event,result"),
+        connection.hgetall(aggregate_key("webhook_deliveries_processed_total", ("event", "result"))),
     )
     by_result: dict[str, float] = {"changed": 0.0, "unchanged": 0.0, "invalid": 0.0}
     for key, value in processed.items():
-        labels = json.loads(key.decode().rsplit("\x1f", 1)[0])
-        by_result[labels[1]] = by_result.get(labels[1], 0.0) + float(value)
+        result = re.search(r'result="(\w+)"', key.decode())
+        assert result, key
+        by_result[result[1]] = by_result.get(result[1], 0.0) + float(value)
     jobs = connection.hgetall(
-        "gha-exporter:agg:job_run_total:repository,workflow,job,conclusion,runner_group,runs_on,attempt"
+        aggregate_key(
+            "job_run_total",
+            ("repository", "workflow", "job", "conclusion", "runner_group", "runs_on", "attempt"),
+        )
     )
     runs = connection.hgetall(
-        "gha-exporter:agg:workflow_run_total:repository,workflow,event,conclusion,attempt"
+        aggregate_key("workflow_run_total", ("repository", "workflow", "event", "conclusion", "attempt"))
     )
     inflight = sum(int(connection.zcard(key)) for key in connection.scan_iter("gha-exporter:inflight:*"))
     return {

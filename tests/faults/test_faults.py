@@ -30,6 +30,7 @@ from tests.faults.harness import (
     stream,
     wait_drained,
 )
+from worker.ledger import aggregate_key
 
 pytestmark = pytest.mark.faults
 
@@ -217,7 +218,7 @@ def test_duplicates_and_replays_with_fresh_delivery_ids(cluster, ledgers):
     assert stats.statuses["200"] == len(sends)
     connection = cluster.connection()
     unchanged = connection.hget(
-        "gha-exporter:agg:webhook_deliveries_processed_total:event,result",
+        aggregate_key("webhook_deliveries_processed_total", ("event", "result")),
         '["workflow_job","unchanged"]\x1fv',
     )
     assert float(unchanged) >= 6 * runs  # every replayed job delivery changed nothing

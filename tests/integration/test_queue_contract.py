@@ -8,7 +8,7 @@ import pytest
 from redis import Redis
 from rq.registry import StartedJobRegistry
 
-from receiver.intake import Intake, Outcome
+from receiver.intake import Accepted, Intake, Outcome
 from shared.envelope import Envelope
 from shared.queueing import make_queue
 from tests.corpus import load
@@ -33,8 +33,9 @@ def _settings(make_settings, redis_url):
     return make_settings(GHA_EXPORTER_REDIS__URL=redis_url)
 
 
-def envelope(delivery_id: str) -> Envelope:
-    return Envelope.from_bytes("workflow_job", delivery_id, "hook", time.time(), COMPLETED.body)
+def envelope(delivery_id: str) -> Accepted:
+    """As the receiver hands a verified delivery to its intake: the body goes in the mark."""
+    return Accepted(Envelope("workflow_job", delivery_id, "hook", time.time(), None), COMPLETED.body)
 
 
 def worker_for(connection, settings) -> InProcessWorker:
@@ -84,6 +85,34 @@ def test_a_batch_is_one_job_and_repeats_inside_it_are_duplicates(connection, set
     assert intake.submit([envelope("b")]) == [Outcome.DUPLICATE]
     assert queue.count == 1
     assert connection.ttl("gha-exporter:delivery:hook:a") == 60
+    assert connection.get("gha-exporter:delivery:hook:a") == COMPLETED.body
+    [job] = queue.get_jobs()
+    assert [item["body"] for item in job.args[0]] == [None, None]  # the job stays small
+
+
+def test_bodies_move_from_the_marks_and_a_retried_job_replays(connection, settings, make_exporter):
+    queue = make_queue(connection, settings.queue)
+    Intake(connection, queue, settings.queue, lambda: 60).submit([envelope("m-1"), envelope("m-2")])
+    [job] = queue.get_jobs()
+    exporter = make_exporter()
+    exporter.processor.process_batch(job.args[0])
+    assert connection.get("gha-exporter:delivery:hook:m-1") == b"done"  # the body is freed
+    exporter.processor.process_batch(job.args[0])  # RQ retried it after a worker died past its commit
+    assert exporter.total("webhook_deliveries_processed_total") == 2
+    assert exporter.total("webhook_events_processed_total", effect="replayed") == 2
+    assert exporter.total("webhook_processing_errors_total") == 0
+
+
+def test_a_body_gone_from_its_mark_is_counted_as_an_error(connection, settings, make_exporter):
+    queue = make_queue(connection, settings.queue)
+    Intake(connection, queue, settings.queue, lambda: 60).submit([envelope("gone"), envelope("kept")])
+    connection.delete("gha-exporter:delivery:hook:gone")  # expired, say, while no worker ran
+    [job] = queue.get_jobs()
+    exporter = make_exporter()
+    exporter.processor.process_batch(job.args[0])
+    assert exporter.value("webhook_deliveries_processed_total", event="workflow_job", result="invalid") == 1
+    assert exporter.value("webhook_processing_errors_total", event="workflow_job", reason="body_missing") == 1
+    assert exporter.value("webhook_deliveries_processed_total", event="workflow_job", result="changed") == 1
 
 
 def test_worker_processes_queued_jobs_in_process(connection, settings, make_exporter):
