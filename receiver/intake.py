@@ -1,13 +1,16 @@
 """Put accepted deliveries on the queue exactly once per (hook id, delivery id).
 
-The redelivery mark (holding the body until the worker applies the delivery) and the RQ job (the
-bodiless envelopes of a batch) are written in one MULTI/EXEC under WATCH of the marks: either both
-are in Redis or neither is, so a delivery that got 503 can be redelivered, and two receivers handed
-the same delivery at once queue it only once.
+A batch is written by one Lua script, in one round trip: if none of its redelivery marks exists,
+it sets them (each holding its body until the worker applies the delivery) and writes the RQ job
+of the batch's bodiless envelopes; if some exist, it writes nothing and says which, and the batch
+is tried again without those (answered as duplicates). Scripts run atomically, so either a mark
+and its job are both in Redis or neither is: a delivery that got 503 can be redelivered, and two
+receivers handed the same delivery at once queue it only once. (Under ``maxmemory`` with
+``noeviction`` Redis refuses the script at its first write, before anything is written.)
 
-Two front ends share that logic: :class:`Intake` (blocking, redis-py) and :class:`AsyncIntake`
-(asyncio, used by the receiver so that its event loop never waits on a thread). RQ builds the job
-on a stand-in pipeline that records its commands; they are replayed inside the transaction.
+RQ builds the job on a pipeline that is never executed: its buffered commands are passed to the
+script. Two front ends share that logic: :class:`Intake` (blocking, redis-py) and
+:class:`AsyncIntake` (asyncio, used by the receiver so that its event loop never waits on a thread).
 """
 
 from __future__ import annotations
@@ -19,12 +22,29 @@ from typing import Any
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
-from redis.exceptions import WatchError
 from rq import Queue
 
 from shared.envelope import Envelope
 from shared.queueing import delivery_key, job_data
 from shared.settings import QueueSettings
+
+SUBMIT = r"""
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then
+    local taken = {}
+    for i, k in ipairs(KEYS) do taken[i] = redis.call('EXISTS', k) end
+    return taken
+  end
+end
+for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[1 + i], 'EX', ARGV[1]) end
+local at = #KEYS + 2
+while at <= #ARGV do
+  local count = tonumber(ARGV[at])
+  redis.call(unpack(ARGV, at + 1, at + count))
+  at = at + count + 1
+end
+return {}
+"""
 
 
 class Outcome(StrEnum):
@@ -44,9 +64,9 @@ class Accepted:
         return delivery_key(self.envelope.hook_id, self.envelope.delivery_id)
 
 
-def plan(keys: Sequence[str], known: Sequence[Any]) -> tuple[list[Outcome], list[int]]:
-    """Outcomes in order, and the indexes of the deliveries to queue (new, first of their id)."""
-    seen = {key for key, value in zip(keys, known, strict=True) if value}
+def plan(keys: Sequence[str]) -> tuple[list[Outcome], list[int]]:
+    """Outcomes so far, and the indexes to try to queue: a repeat inside the batch is a duplicate."""
+    seen: set[str] = set()
     outcomes, fresh = [], []
     for index, key in enumerate(keys):
         if key in seen:
@@ -58,42 +78,34 @@ def plan(keys: Sequence[str], known: Sequence[Any]) -> tuple[list[Outcome], list
     return outcomes, fresh
 
 
-class CommandRecorder:
-    """Stands in for a redis pipeline while RQ builds a job: records the commands it would send."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def record(*args: Any, **kwargs: Any) -> None:
-            self.commands.append((name, args, kwargs))
-
-        return record
-
-
 class _Base:
     def __init__(self, queue: Queue, settings: QueueSettings, dedupe_ttl: Callable[[], int]) -> None:
         self._queue = queue
         self._settings = settings
         self._dedupe_ttl = dedupe_ttl
 
-    def _job_commands(
-        self, envelopes: Sequence[Envelope]
-    ) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
-        recorder = CommandRecorder()
-        self._queue.enqueue_many([job_data(self._queue, envelopes, self._settings)], pipeline=recorder)  # type: ignore[arg-type]
-        return recorder.commands
+    def _job_commands(self, envelopes: Sequence[Envelope]) -> list[tuple[Any, ...]]:
+        """The commands RQ would send to enqueue one job for ``envelopes`` (nothing is sent)."""
+        pipe = self._queue.connection.pipeline(transaction=False)
+        self._queue.enqueue_many([job_data(self._queue, envelopes, self._settings)], pipeline=pipe)
+        commands = [args for args, _options in pipe.command_stack]
+        pipe.reset()
+        return commands
 
-    def _queue_writes(self, pipe: Any, deliveries: Sequence[Accepted], fresh: list[int]) -> None:
-        """After MULTI: the marks with the bodies, and the job, on a sync or an asyncio pipeline alike."""
-        ttl = self._dedupe_ttl()
-        for index in fresh:
-            pipe.set(deliveries[index].key, deliveries[index].body, ex=ttl)
-        for name, args, kwargs in self._job_commands([deliveries[i].envelope for i in fresh]):
-            getattr(pipe, name)(*args, **kwargs)
+    def _script_call(self, deliveries: Sequence[Accepted], fresh: list[int]) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of :data:`SUBMIT` for the deliveries at ``fresh``."""
+        args: list[Any] = [self._dedupe_ttl(), *(deliveries[i].body for i in fresh)]
+        for command in self._job_commands([deliveries[i].envelope for i in fresh]):
+            args += [len(command), *command]
+        return [deliveries[i].key for i in fresh], args
+
+
+def retry_without(fresh: list[int], taken: Sequence[int], outcomes: list[Outcome]) -> list[int]:
+    """After a refused try: the taken ones become duplicates, the others are tried again."""
+    for index, flag in zip(fresh, taken, strict=True):
+        if flag:
+            outcomes[index] = Outcome.DUPLICATE
+    return [index for index, flag in zip(fresh, taken, strict=True) if not flag]
 
 
 class Intake(_Base):
@@ -101,24 +113,17 @@ class Intake(_Base):
         self, connection: Redis, queue: Queue, settings: QueueSettings, dedupe_ttl: Callable[[], int]
     ) -> None:
         super().__init__(queue, settings, dedupe_ttl)
-        self._connection = connection
+        self._script = connection.register_script(SUBMIT)
 
     def submit(self, deliveries: Sequence[Accepted]) -> list[Outcome]:
         """Queue the new ones among ``deliveries`` as one job; raises ``redis.RedisError`` if Redis fails."""
-        keys = [d.key for d in deliveries]
-        with self._connection.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(*keys)  # type: ignore[no-untyped-call]
-                    outcomes, fresh = plan(keys, pipe.mget(keys))
-                    if not fresh:
-                        return outcomes
-                    pipe.multi()
-                    self._queue_writes(pipe, deliveries, fresh)
-                    pipe.execute()
-                    return outcomes
-                except WatchError:
-                    continue  # another receiver wrote one of the marks: look again
+        outcomes, fresh = plan([d.key for d in deliveries])
+        while fresh:
+            taken = self._script(*self._script_call(deliveries, fresh))
+            if not taken:
+                break
+            fresh = retry_without(fresh, taken, outcomes)
+        return outcomes
 
 
 class AsyncIntake(_Base):
@@ -127,22 +132,16 @@ class AsyncIntake(_Base):
     ) -> None:
         super().__init__(queue, settings, dedupe_ttl)
         self._connection = connection
+        self._script = connection.register_script(SUBMIT)
 
     async def submit(self, deliveries: Sequence[Accepted]) -> list[Outcome]:
-        keys = [d.key for d in deliveries]
-        async with self._connection.pipeline() as pipe:
-            while True:
-                try:
-                    await pipe.watch(*keys)
-                    outcomes, fresh = plan(keys, await pipe.mget(keys))
-                    if not fresh:
-                        return outcomes
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    self._queue_writes(pipe, deliveries, fresh)
-                    await pipe.execute()
-                    return outcomes
-                except WatchError:
-                    continue
+        outcomes, fresh = plan([d.key for d in deliveries])
+        while fresh:
+            taken = await self._script(*self._script_call(deliveries, fresh))
+            if not taken:
+                break
+            fresh = retry_without(fresh, taken, outcomes)
+        return outcomes
 
     async def ping(self) -> bool:
         return bool(await self._connection.ping())
