@@ -224,6 +224,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("worker.host", text, "0.0.0.0", False, "Address of the worker's /metrics and /health."),
     Option("worker.port", integer(0, 65535), 9100, False, "Port of the worker's /metrics and /health.",
            kind="integer"),
+    Option("worker.max_batch", integer(1, 10_000), 500, False,
+           "Deliveries the worker applies together: with the RQ job in hand it takes further queued jobs"
+           " until their deliveries reach this many (RQ's bookkeeping costs about 25 round trips per job).",
+           kind="integer"),
     Option("state.job_ttl_seconds", integer(60), 7 * DAY, False,
            "How long a job attempt's state is kept after its last delivery, and how long a job may stay"
            " queued or in progress before it counts as expired (self-hosted jobs can run 5 days).",

@@ -63,6 +63,7 @@ class ReceiverSettings:
 class WorkerSettings:
     host: str
     port: int
+    max_batch: int
 
 
 @dataclass(frozen=True)

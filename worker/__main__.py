@@ -15,6 +15,7 @@ from shared.cli import parse_args, start
 from shared.metrics_http import MetricsServer
 from shared.queueing import make_queue
 from shared.settings import Settings, SettingsError
+from worker.combine import Combiner
 from worker.cost import CostModel
 from worker.exposition import Exposition
 from worker.jobs import bind, unbind
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
     built = build_processor(connection, settings, registry)
-    token = bind(built.processor)
+    token = bind(built.processor, Combiner(make_queue(connection, settings.queue), settings.worker.max_batch))
     try:
         server = MetricsServer(
             settings.worker.host, settings.worker.port, built.exposition.render, lambda: not stop.is_set()

@@ -1,0 +1,108 @@
+"""The worker applies several small queued jobs as one batch, and never swallows a job not its own."""
+
+import time
+
+import pytest
+from redis import Redis
+from rq import Queue
+
+from receiver.intake import Accepted, Intake
+from shared.envelope import Envelope
+from shared.queueing import make_queue
+from tests.corpus import run_copies
+from worker.combine import Combiner
+from worker.jobs import bind, process_deliveries, unbind
+from worker.rqworker import InProcessWorker, StopFlag
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(name="connection")
+def _connection(redis_url):
+    connection = Redis.from_url(redis_url)
+    connection.flushall()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(name="settings")
+def _settings(make_settings, redis_url):
+    return make_settings(GHA_EXPORTER_REDIS__URL=redis_url)
+
+
+def queue_in_jobs_of(connection, settings, size: int, runs: int) -> tuple[Queue, int]:
+    queue = make_queue(connection, settings.queue)
+    intake = Intake(connection, queue, settings.queue, lambda: 600)
+    deliveries = [
+        Accepted(Envelope(d.event, f"c-{i}", "hook", time.time(), None), d.body)
+        for i, d in enumerate(run_copies(runs))
+    ]
+    for start in range(0, len(deliveries), size):
+        intake.submit(deliveries[start : start + size])
+    return queue, len(deliveries)
+
+
+def drain(connection, settings, exporter, max_batch: int) -> None:
+    worker = InProcessWorker(
+        [settings.queue.name], connection=connection, serializer="rq.serializers.JSONSerializer"
+    )
+    worker.stop_flag = StopFlag()
+    token = bind(exporter.processor, Combiner(make_queue(connection, settings.queue), max_batch))
+    try:
+        worker.work(burst=True)
+    finally:
+        unbind(token)
+
+
+def rq_left(queue: Queue) -> tuple[int, int, int, int]:
+    return (
+        queue.count,
+        int(queue.connection.llen(queue.intermediate_queue_key)),
+        queue.started_job_registry.count,
+        queue.failed_job_registry.count,
+    )
+
+
+def test_small_jobs_are_applied_together_each_delivery_once(connection, settings, make_exporter):
+    queue, sent = queue_in_jobs_of(connection, settings, size=3, runs=20)  # 60 jobs of 3
+    exporter = make_exporter()
+    drain(connection, settings, exporter, max_batch=30)
+    assert exporter.total("webhook_deliveries_processed_total") == sent
+    assert exporter.total("job_run_total") == 40  # two jobs per run
+    assert rq_left(queue) == (0, 0, 0, 0)
+    # taken jobs are deleted; RQ keeps those it ran for result_ttl: 60 jobs, batches of about 30
+    # deliveries, so RQ ran only the few jobs that carried the others
+    ran = [key for key in connection.scan_iter("rq:job:*") if key.count(b":") == 2]
+    assert 1 <= len(ran) <= 10
+
+
+def test_a_job_not_ours_is_given_back_and_left_to_rq(connection, settings, make_exporter):
+    queue, sent = queue_in_jobs_of(connection, settings, size=3, runs=2)  # 6 jobs
+    foreign = queue.enqueue("os.path.join", "a", "b")  # another function, in the middle of ours
+    queue_in_jobs_of(connection, settings, size=3, runs=0)
+    exporter = make_exporter()
+    drain(connection, settings, exporter, max_batch=1000)
+    assert exporter.total("webhook_deliveries_processed_total") == sent
+    foreign.refresh()
+    assert foreign.is_finished  # RQ ran it itself
+    assert rq_left(queue) == (0, 0, 0, 0)
+
+
+def test_a_failed_batch_gives_the_taken_jobs_back_in_order(connection, settings, make_exporter):
+    queue, _ = queue_in_jobs_of(connection, settings, size=3, runs=2)  # 6 jobs
+    ids = queue.get_job_ids()
+    exporter = make_exporter()
+
+    def fail(_entries):
+        raise ConnectionError("Redis went away")
+
+    exporter.processor.process_batch = fail
+    token = bind(exporter.processor, Combiner(queue, 1000))
+    try:
+        first = queue.fetch_job(connection.lpop(queue.key).decode())  # the job RQ would be running
+        with pytest.raises(ConnectionError):
+            process_deliveries(*first.args)
+    finally:
+        unbind(token)
+    assert queue.get_job_ids() == ids[1:]  # the others are back at the head, in their order
+    assert connection.llen(queue.intermediate_queue_key) == 0
