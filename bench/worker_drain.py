@@ -1,6 +1,7 @@
 """Worker: a queue pre-filled with real-shaped deliveries (mixed workflow_run/workflow_job, ten
-repositories), queued in RQ jobs of 100 as the receiver's group commit writes them under a burst;
-deliveries/s drained into metrics by one ``python -m worker`` process, then by two."""
+repositories), queued through the receivers' intake in RQ jobs of 100, then of 10 (group commit
+batches are small when Redis answers fast); deliveries/s drained into metrics by one
+``python -m worker`` process, then by two."""
 
 from __future__ import annotations
 

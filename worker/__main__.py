@@ -80,7 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
     built = build_processor(connection, settings, registry)
-    token = bind(built.processor, Combiner(make_queue(connection, settings.queue), settings.worker.max_batch))
+    combiner = Combiner(
+        make_queue(connection, settings.queue), settings.worker.max_batch, settings.queue.job_timeout_seconds
+    )
+    token = bind(built.processor, combiner)
     try:
         server = MetricsServer(
             settings.worker.host, settings.worker.port, built.exposition.render, lambda: not stop.is_set()
@@ -88,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         logger.error("cannot serve metrics on {}:{}: {}", settings.worker.host, settings.worker.port, exc)
         return 1
-    sweeper = Sweeper(built.ledger, settings.state.sweep_interval_seconds)
+    sweeper = Sweeper(built.ledger, settings.state.sweep_interval_seconds, combiner)
     server.start()
     sweeper.start()
     holder.start()

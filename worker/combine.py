@@ -2,20 +2,24 @@
 
 The receivers' group commit makes one RQ job per batch of concurrent deliveries; under a burst
 those jobs are small, and RQ's bookkeeping (about 25 Redis round trips per job) would then cost the
-worker more than applying the deliveries. So, with the job RQ is running, the worker takes further
-queued jobs of ours, two round trips each, until their deliveries reach ``worker.max_batch``, applies
-them all in one batch, and deletes them.
+worker more than applying the deliveries. So, with the job RQ is running, the worker claims further
+queued jobs of ours (one script and one fetch per round, however many jobs), until their deliveries
+reach ``worker.max_batch``, applies them all in one batch, and deletes them.
 
-Taken jobs wait in RQ's intermediate list, as any job a worker has dequeued: if the worker dies
-before deleting them, RQ's maintenance puts them back on the queue (after its one-minute grace), and
-their deliveries, already applied or not, are then counted once (the redelivery marks decide). A job
-that is not ours (another function, or arguments that are not a list) is given back at the head of
-the queue for RQ to run as usual; so are the taken jobs when the batch fails, so that RQ retries
-them with the job in hand.
+A claimed job moves from the queue to the sorted set ``gha-exporter:claimed:<queue>``, scored by
+when it was claimed. If the worker dies before deleting it, any worker's sweeper puts it back at the
+head of the queue once the claim is older than ``queue.job_timeout_seconds + 10 s`` (RQ's death
+penalty ends a batch at the timeout), and its deliveries, applied or not, are then counted once
+(the redelivery marks decide). Nothing here depends on RQ's maintenance lock or its intermediate
+list. A job that is not ours (another function, or arguments that are not one list) is given back
+at the head of the queue for RQ to run as usual; so are the claimed jobs when the batch fails, so
+that RQ retries them with the job in hand.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -23,7 +27,35 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job
 
-from shared.queueing import JOB_FUNCTION
+from shared.queueing import JOB_FUNCTION, KEY_PREFIX
+
+CLAIM_MARGIN_SECONDS = 10
+MAX_JOBS_PER_ROUND = 100
+
+CLAIM = r"""
+local ids = {}
+for _ = 1, tonumber(ARGV[1]) do
+  local id = redis.call('LPOP', KEYS[1])
+  if not id then break end
+  redis.call('ZADD', KEYS[2], ARGV[2], id)
+  ids[#ids + 1] = id
+end
+return ids
+"""
+
+# put back at the head of the queue the claims older than the cutoff (jobs not deleted meanwhile)
+RECLAIM = r"""
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1], 'LIMIT', 0, 1000)
+for i = #ids, 1, -1 do
+  redis.call('ZREM', KEYS[2], ids[i])
+  if redis.call('EXISTS', ARGV[2] .. ids[i]) == 1 then redis.call('LPUSH', KEYS[1], ids[i]) end
+end
+return #ids
+"""
+
+
+def claimed_key(queue_name: str) -> str:
+    return f"{KEY_PREFIX}:claimed:{queue_name}"
 
 
 def is_ours(job: Job) -> bool:
@@ -39,28 +71,40 @@ def is_ours(job: Job) -> bool:
 
 
 class Combiner:
-    def __init__(self, queue: Queue, max_batch: int) -> None:
+    def __init__(
+        self, queue: Queue, max_batch: int, job_timeout: int, clock: Callable[[], float] = time.time
+    ) -> None:
         self._queue = queue
         self._max_batch = max_batch
+        self._claim_seconds = job_timeout + CLAIM_MARGIN_SECONDS
+        self._clock = clock
+        self._claimed = claimed_key(queue.name)
+        self._claim = queue.connection.register_script(CLAIM)
+        self._reclaim = queue.connection.register_script(RECLAIM)
 
     def take(self, have: int) -> list[Job]:
         """Further jobs of ours from the head of the queue, until ``have`` + theirs reach the limit."""
-        connection = self._queue.connection
         taken: list[Job] = []
+        per_job = max(have, 1)
         while have < self._max_batch:
-            raw = connection.lmove(self._queue.key, self._queue.intermediate_queue_key)
-            if raw is None:
+            wanted = min(MAX_JOBS_PER_ROUND, max(1, (self._max_batch - have) // per_job))
+            ids = [i.decode() for i in self._claim([self._queue.key, self._claimed], [wanted, self._clock()])]
+            if not ids:
                 break
-            job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-            job = self._queue.fetch_job(job_id)
-            if job is None:  # deleted meanwhile
-                connection.lrem(self._queue.intermediate_queue_key, 1, job_id)
-                continue
-            if not is_ours(job):
-                self.give_back([job])
+            jobs = Job.fetch_many(ids, connection=self._queue.connection, serializer=self._queue.serializer)
+            gone = [job_id for job_id, job in zip(ids, jobs, strict=True) if job is None]
+            if gone:  # deleted meanwhile
+                self._queue.connection.zrem(self._claimed, *gone)
+            present = [job for job in jobs if job is not None]
+            foreign = next((i for i, job in enumerate(present) if not is_ours(job)), None)
+            if foreign is not None:  # leave it, and what follows, to RQ, in their order
+                self.give_back(present[foreign:])
+                present = present[:foreign]
+            taken += present
+            have += sum(len(job.args[0]) for job in present)
+            if foreign is not None or len(ids) < wanted:
                 break
-            taken.append(job)
-            have += len(job.args[0])
+            per_job = max(1, have // (len(taken) + 1))
         return taken
 
     @staticmethod
@@ -72,20 +116,27 @@ class Combiner:
         if not jobs:
             return
         with self._queue.connection.pipeline() as pipe:
-            for job in jobs:
-                pipe.lrem(self._queue.intermediate_queue_key, 1, job.id)
-                pipe.delete(job.key)
+            pipe.zrem(self._claimed, *(job.id for job in jobs))
+            pipe.delete(*(job.key for job in jobs))
             pipe.execute()
 
     def give_back(self, jobs: list[Job]) -> None:
-        """Put jobs back at the head of the queue, in their order (best effort: else RQ's grace)."""
+        """Put jobs back at the head of the queue, in their order (best effort: else the sweeper)."""
         if not jobs:
             return
         try:
             with self._queue.connection.pipeline() as pipe:
-                for job in reversed(jobs):
-                    pipe.lrem(self._queue.intermediate_queue_key, 1, job.id)
-                    pipe.lpush(self._queue.key, job.id)
+                pipe.lpush(self._queue.key, *(job.id for job in reversed(jobs)))
+                pipe.zrem(self._claimed, *(job.id for job in jobs))
                 pipe.execute()
-        except RedisError as exc:  # Redis gone: RQ's maintenance brings them back later
-            logger.warning("could not give back {} taken jobs: {}", len(jobs), exc)
+        except RedisError as exc:
+            logger.warning("could not give back {} claimed jobs: {}", len(jobs), exc)
+
+    def reclaim(self) -> int:
+        """Put back the jobs whose claim outlived any batch (their worker died); run by the sweeper."""
+        cutoff = self._clock() - self._claim_seconds
+        return int(
+            self._reclaim(
+                [self._queue.key, self._claimed], [cutoff, self._queue.job_class.redis_job_namespace_prefix]
+            )
+        )

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 
 from shared.settings import CostSettings
+from worker.combine import claimed_key
 from worker.ledger import SEPARATOR, InflightEntry, Ledger
 from worker.metrics import FAMILIES, Family
 from worker.textformat import header, label_text, number, sample
@@ -99,6 +100,7 @@ class Exposition:
                 "dequeued": self._queue.connection.llen(self._queue.intermediate_queue_key),
                 "started": self._queue.started_job_registry.count,
                 "failed": self._queue.failed_job_registry.count,
+                "claimed": self._queue.connection.zcard(claimed_key(self._queue.name)),
             }
         except RedisError as exc:
             logger.warning("scrape could not read Redis: {}", exc)
@@ -111,7 +113,7 @@ class Exposition:
         jobs = Block(
             f"{self._prefix}queue_jobs",
             "RQ jobs (each one or more deliveries) by state: waiting in the queue, taken by a worker,"
-            " started, failed.",
+            " started, failed, claimed by a worker with the job it runs.",
             "gauge",
             [],
         )

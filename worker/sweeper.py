@@ -1,4 +1,5 @@
-"""Count in-flight jobs and runs that outlived their TTL without completing, so lost events show."""
+"""Count in-flight jobs and runs that outlived their TTL without completing, so lost events show;
+and put back on the queue the jobs a dead worker had claimed (:mod:`worker.combine`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ import time
 from loguru import logger
 from redis.exceptions import RedisError
 
+from worker.combine import Combiner
 from worker.ledger import Ledger
+
+RECLAIM_SECONDS = 5.0
 
 
 class Sweeper:
-    def __init__(self, ledger: Ledger, interval_seconds: float) -> None:
+    def __init__(self, ledger: Ledger, interval_seconds: float, combiner: Combiner | None = None) -> None:
         self._ledger = ledger
         self._interval = interval_seconds
+        self._combiner = combiner
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="state-sweeper", daemon=True)
 
@@ -26,11 +31,18 @@ class Sweeper:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        tick = min(self._interval, RECLAIM_SECONDS)
+        last_sweep = time.monotonic()
+        while not self._stop.wait(tick):
             try:
+                if self._combiner is not None and (reclaimed := self._combiner.reclaim()):
+                    logger.warning("{} jobs claimed by a worker that died went back on the queue", reclaimed)
+                if time.monotonic() - last_sweep < self._interval:
+                    continue
+                last_sweep = time.monotonic()
                 expired = self._ledger.sweep(time.time())
             except RedisError as exc:
-                logger.warning("state sweep skipped: {}", exc)
+                logger.warning("sweep skipped: {}", exc)
                 continue
             if expired:
                 logger.warning("{} in-flight jobs or runs expired without completing", expired)

@@ -78,7 +78,8 @@ def wait_until_drained(system, urls, count, timeout=150.0):
     while time.monotonic() < deadline:
         samples = scrape(urls[0])
         busy = sum(
-            total(samples, W + "queue_jobs", state=state) for state in ("queued", "dequeued", "started")
+            total(samples, W + "queue_jobs", state=state)
+            for state in ("queued", "dequeued", "started", "claimed")
         )
         if not busy and processed(urls) >= count:
             return samples

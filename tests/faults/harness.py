@@ -29,6 +29,7 @@ from rq import Queue
 from shared.signing import sign
 from stack.redis_server import RedisServer, free_port
 from tests.corpus import Delivery, run_copies
+from worker.combine import claimed_key
 from worker.ledger import aggregate_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -275,12 +276,13 @@ def redis_figures(connection: Redis, queue_name: str = "gha-exporter") -> dict[s
         "dequeued": int(connection.llen(queue.intermediate_queue_key)),
         "started": queue.started_job_registry.count,
         "failed": queue.failed_job_registry.count,
+        "claimed": int(connection.zcard(claimed_key(queue_name))),
         "inflight": inflight,
     }
 
 
 def wait_drained(connection: Redis, at_least: int, timeout: float = 180.0) -> dict[str, float]:
-    """Poll until the queue, its intermediate list and the started registry are empty and the
+    """Poll until the queue, its intermediate list, the started registry and the claims are empty and the
     ledger has reached ``at_least`` deliveries."""
     deadline = time.monotonic() + timeout
     figures: dict[str, float] = {}
@@ -291,7 +293,7 @@ def wait_drained(connection: Redis, at_least: int, timeout: float = 180.0) -> di
             time.sleep(0.2)
             continue
         if (
-            not (figures["queued"] or figures["dequeued"] or figures["started"])
+            not (figures["queued"] or figures["dequeued"] or figures["started"] or figures["claimed"])
             and figures["processed"] >= at_least
         ):
             return figures

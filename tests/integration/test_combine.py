@@ -10,7 +10,7 @@ from receiver.intake import Accepted, Intake
 from shared.envelope import Envelope
 from shared.queueing import make_queue
 from tests.corpus import run_copies
-from worker.combine import Combiner
+from worker.combine import Combiner, claimed_key
 from worker.jobs import bind, process_deliveries, unbind
 from worker.rqworker import InProcessWorker, StopFlag
 
@@ -47,19 +47,23 @@ def drain(connection, settings, exporter, max_batch: int) -> None:
         [settings.queue.name], connection=connection, serializer="rq.serializers.JSONSerializer"
     )
     worker.stop_flag = StopFlag()
-    token = bind(exporter.processor, Combiner(make_queue(connection, settings.queue), max_batch))
+    token = bind(
+        exporter.processor,
+        Combiner(make_queue(connection, settings.queue), max_batch, settings.queue.job_timeout_seconds),
+    )
     try:
         worker.work(burst=True)
     finally:
         unbind(token)
 
 
-def rq_left(queue: Queue) -> tuple[int, int, int, int]:
+def rq_left(queue: Queue) -> tuple[int, int, int, int, int]:
     return (
         queue.count,
         int(queue.connection.llen(queue.intermediate_queue_key)),
         queue.started_job_registry.count,
         queue.failed_job_registry.count,
+        int(queue.connection.zcard(claimed_key(queue.name))),
     )
 
 
@@ -69,7 +73,7 @@ def test_small_jobs_are_applied_together_each_delivery_once(connection, settings
     drain(connection, settings, exporter, max_batch=30)
     assert exporter.total("webhook_deliveries_processed_total") == sent
     assert exporter.total("job_run_total") == 40  # two jobs per run
-    assert rq_left(queue) == (0, 0, 0, 0)
+    assert rq_left(queue) == (0, 0, 0, 0, 0)
     # taken jobs are deleted; RQ keeps those it ran for result_ttl: 60 jobs, batches of about 30
     # deliveries, so RQ ran only the few jobs that carried the others
     ran = [key for key in connection.scan_iter("rq:job:*") if key.count(b":") == 2]
@@ -85,7 +89,7 @@ def test_a_job_not_ours_is_given_back_and_left_to_rq(connection, settings, make_
     assert exporter.total("webhook_deliveries_processed_total") == sent
     foreign.refresh()
     assert foreign.is_finished  # RQ ran it itself
-    assert rq_left(queue) == (0, 0, 0, 0)
+    assert rq_left(queue) == (0, 0, 0, 0, 0)
 
 
 def test_a_failed_batch_gives_the_taken_jobs_back_in_order(connection, settings, make_exporter):
@@ -97,7 +101,7 @@ def test_a_failed_batch_gives_the_taken_jobs_back_in_order(connection, settings,
         raise ConnectionError("Redis went away")
 
     exporter.processor.process_batch = fail
-    token = bind(exporter.processor, Combiner(queue, 1000))
+    token = bind(exporter.processor, Combiner(queue, 1000, 60))
     try:
         first = queue.fetch_job(connection.lpop(queue.key).decode())  # the job RQ would be running
         with pytest.raises(ConnectionError):
@@ -105,4 +109,20 @@ def test_a_failed_batch_gives_the_taken_jobs_back_in_order(connection, settings,
     finally:
         unbind(token)
     assert queue.get_job_ids() == ids[1:]  # the others are back at the head, in their order
-    assert connection.llen(queue.intermediate_queue_key) == 0
+    assert connection.zcard(claimed_key(queue.name)) == 0
+
+
+def test_jobs_claimed_by_a_worker_that_died_go_back_once_the_claim_is_stale(connection, settings):
+    queue, _ = queue_in_jobs_of(connection, settings, size=3, runs=2)  # 6 jobs
+    ids = queue.get_job_ids()
+    now = [1000.0]
+    combiner = Combiner(queue, 1000, job_timeout=60, clock=lambda: now[0])
+    taken = combiner.take(3)  # ... and the worker dies here
+    assert [job.id for job in taken] == ids
+    assert queue.count == 0
+    now[0] += 60 + 10 - 1
+    assert combiner.reclaim() == 0  # a live batch cannot be older than the job timeout
+    now[0] += 2
+    assert combiner.reclaim() == 6
+    assert sorted(queue.get_job_ids()) == sorted(ids)  # back at the head (order does not matter)
+    assert connection.zcard(claimed_key(queue.name)) == 0
