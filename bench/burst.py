@@ -1,7 +1,8 @@
 """Burst end to end: 100,000 deliveries through two receivers, Redis and one worker: acceptance
-rate, time from the last acknowledgement to complete metrics, the exact-accounting check, and each
-process's RSS at rest and after. Uses the fault suite's cluster and load generator (Python threads,
-keep-alive connections, redelivery of anything not acknowledged)."""
+rate, time from the last acknowledgement to complete metrics, the exact-accounting check, Redis's
+peak memory (queued bodies wait in their marks), and each process's RSS at rest and after. Uses
+the fault suite's cluster and load generator (Python threads, keep-alive connections, redelivery
+of anything not acknowledged)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def main() -> dict[str, object]:
                 time.sleep(0.05)
             complete = time.monotonic() - last_ack
             figures = redis_figures(connection)
+            memory = connection.info("memory")
             after = {name: cluster.rss_mb(name) for name in cluster.processes}
             connection.close()
         finally:
@@ -42,6 +44,8 @@ def main() -> dict[str, object]:
         "metrics_complete_after_last_ack_s": round(complete, 2),
         "counted": int(figures["processed"]),
         "lost": len(stats.acknowledged) - int(figures["processed"]),
+        "redis_used_mb_peak": round(int(memory["used_memory_peak"]) / 2**20),
+        "redis_used_mb_after": round(int(memory["used_memory"]) / 2**20),
         "rss_mb_at_rest": {k: round(v) for k, v in rest.items()},
         "rss_mb_after": {k: round(v) for k, v in after.items()},
     }
