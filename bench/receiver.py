@@ -96,6 +96,17 @@ def wrk(port: int, connections: int, body: bytes, workdir: Path) -> dict[str, fl
     }
 
 
+def batch_totals(port: int) -> tuple[float, float]:
+    """The receiver's group-commit batches so far: (deliveries, batches)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = {
+        name: float(value)
+        for name, value in re.findall(r"^github_actions_webhook_batch_size_(sum|count) (\S+)$", text, re.M)
+    }
+    return found.get("sum", 0.0), found.get("count", 0.0)
+
+
 def main() -> dict[str, dict[str, float]]:
     if shutil.which("wrk") is None:
         print("receiver skipped: install wrk (apt-get install wrk)")  # noqa: T201
@@ -124,7 +135,11 @@ def main() -> dict[str, dict[str, float]]:
             wait_up(bare_port, "/webhook")
             for connections in (16, 64):
                 for name, port in (("bare", bare_port), ("receiver", receiver_port)):
+                    before = batch_totals(port) if name == "receiver" else (0.0, 0.0)
                     result = wrk(port, connections, body, workdir)
+                    if name == "receiver":
+                        deliveries, batches = (a - b for a, b in zip(batch_totals(port), before, strict=True))
+                        result["mean_batch"] = round(deliveries / max(1.0, batches), 1)
                     results[f"{name}_{connections}"] = result
                     print(f"receiver {name} connections={connections} {result}")  # noqa: T201
                 ratio = (
