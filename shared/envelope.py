@@ -59,8 +59,3 @@ class Envelope:
         if isinstance(received_at, bool) or not isinstance(received_at, int | float):
             raise EnvelopeError("envelope field received_at must be a number")
         return cls(event, delivery_id, hook_id, float(received_at), body)
-
-    def body_bytes(self) -> bytes:
-        if self.body is None:
-            raise EnvelopeError("the body is in the delivery's mark")
-        return self.body.encode("utf-8", "surrogateescape")

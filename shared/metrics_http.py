@@ -1,6 +1,6 @@
 """A small HTTP server for ``/metrics`` (Prometheus text, or OpenMetrics when asked; gzipped when
-the scraper accepts it) and ``/health``, in a background thread: the worker's, and the receiver's when its
-metrics are served apart from ``/webhook`` (``receiver.metrics_port``)."""
+the scraper accepts it) and ``/health``, in a background thread: the worker's, and the receiver's
+when its metrics are served apart from ``/webhook`` (``receiver.metrics_port``)."""
 
 from __future__ import annotations
 
