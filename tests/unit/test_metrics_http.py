@@ -1,0 +1,51 @@
+"""The /metrics server: the format the scraper asks for, gzip when it accepts it, /health."""
+
+import gzip
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+
+from shared.metrics_http import MetricsServer, registry_render
+
+
+@pytest.fixture(name="server")
+def _server():
+    registry = CollectorRegistry()
+    Counter("things", "Things.", registry=registry).inc(3)
+    healthy = [True]
+    server = MetricsServer("127.0.0.1", 0, registry_render(registry), lambda: healthy[0])
+    server.start()
+    yield server, healthy
+    server.stop()
+
+
+def get(server, path, **headers):
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+        return response.headers, response.read()
+
+
+def test_text_by_default_and_gzip_when_accepted(server):
+    headers, plain = get(server[0], "/metrics")
+    assert headers["Content-Type"].startswith("text/plain")
+    assert b"things_total 3.0" in plain
+    headers, packed = get(server[0], "/metrics", **{"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed) == plain
+
+
+def test_openmetrics_when_asked(server):
+    headers, body = get(server[0], "/metrics", Accept="application/openmetrics-text; version=1.0.0")
+    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    assert body.endswith(b"# EOF\n")
+
+
+def test_health_follows_the_process(server):
+    assert get(server[0], "/health")[1] == b"ok"
+    server[1][0] = False
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get(server[0], "/health")
+    assert refused.value.code == 503
+    refused.value.close()
