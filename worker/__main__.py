@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from loguru import logger
 from prometheus_client import CollectorRegistry, disable_created_metrics
 from redis import Redis
+from redis.exceptions import RedisError
 
 from shared.cli import parse_args, start
 from shared.metrics_http import MetricsServer
@@ -22,6 +23,7 @@ from worker.jobs import bind, unbind
 from worker.labels import LabelMaker
 from worker.ledger import Ledger
 from worker.metrics import LabelPolicy, LocalMetrics, label_problems
+from worker.migrate import migrate_aggregates
 from worker.processor import Processor
 from worker.rqworker import StopFlag, supervise
 from worker.state import Transitions
@@ -91,6 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         logger.error("cannot serve metrics on {}:{}: {}", settings.worker.host, settings.worker.port, exc)
         return 1
+    try:
+        if converted := migrate_aggregates(connection):
+            logger.info("converted {} aggregate keys of an earlier version", converted)
+    except RedisError as exc:
+        logger.warning("could not look for aggregates of an earlier version (next start will): {}", exc)
     sweeper = Sweeper(built.ledger, settings.state.sweep_interval_seconds, combiner)
     server.start()
     sweeper.start()

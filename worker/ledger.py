@@ -112,6 +112,10 @@ def aggregate_key(family: str, label_names: Sequence[str]) -> str:
     return key("aggregate", family, ",".join(label_names))
 
 
+def labelset_key(family: str, label_names: Sequence[str]) -> str:
+    return key("labelsets", family, ",".join(label_names))
+
+
 def state_key(attempt_key: str) -> str:
     return key("state", attempt_key)
 
@@ -149,7 +153,7 @@ class Ledger:
         return aggregate_key(family, self.policy.names[family])
 
     def series_key(self, family: str) -> str:
-        return key("labelsets", family, ",".join(self.policy.names[family]))
+        return labelset_key(family, self.policy.names[family])
 
     # -- one batch ---------------------------------------------------------------------------
     def read(

@@ -1,0 +1,61 @@
+"""Aggregates written in the earlier layout (label values as JSON) are converted once, at start."""
+
+import json
+
+import pytest
+
+from worker.migrate import migrate_aggregates
+
+pytestmark = pytest.mark.integration
+OLD_JOBS = "gha-exporter:agg:job_run_total:repository,workflow,job,conclusion,runner_group,runs_on,attempt"
+OLD_QUEUE = "gha-exporter:agg:job_queue_duration_seconds:repository,workflow,job,runner_group,runs_on"
+OLD_COST = "gha-exporter:agg:job_cost:repository,workflow,job,runner_class"
+OLD_SET = "gha-exporter:series:job_run_total:repository,workflow,job,conclusion,runner_group,runs_on,attempt"
+JOB = ["o/r", "CI", 'say "hi"\\now', "success", "GitHub Actions", "ubuntu-latest", "first"]
+
+
+@pytest.fixture(name="exporter")
+def _exporter(make_exporter):
+    exporter = make_exporter()
+    exporter.connection.flushall()
+    return exporter
+
+
+def labels_json(values):
+    return json.dumps(values, separators=(",", ":"))
+
+
+def test_old_aggregates_show_the_same_numbers_after_conversion(exporter):
+    redis = exporter.connection
+    redis.hset(OLD_JOBS, labels_json(JOB) + "\x1fv", "3")
+    redis.sadd(OLD_SET, labels_json(JOB))
+    queue_labels = labels_json(["o/r", "CI", "build", "GitHub Actions", "ubuntu-latest"])
+    redis.hset(OLD_QUEUE, mapping={queue_labels + "\x1f10.0": 2, queue_labels + "\x1fcount": 2,
+                                   queue_labels + "\x1fsum": 7.5})  # fmt: skip
+    redis.hset(OLD_COST, mapping={labels_json(["o/r", "CI", "build", "linux"]) + "\x1fv": 0.012,
+                                  labels_json(["o/r", "CI", "build", "linux"]) + "\x1fat": 100})  # fmt: skip
+    assert migrate_aggregates(redis) == 4
+    assert migrate_aggregates(redis) == 0  # once
+    assert not list(redis.scan_iter("gha-exporter:agg:*"))
+    assert not list(redis.scan_iter("gha-exporter:series:*"))
+    job = dict(
+        zip(
+            ["repository", "workflow", "job", "conclusion", "runner_group", "runs_on", "attempt"],
+            JOB,
+            strict=True,
+        )
+    )
+    assert exporter.value("job_run_total", **job) == 3
+    queue = {"repository": "o/r", "workflow": "CI", "job": "build", "runner_group": "GitHub Actions",
+             "runs_on": "ubuntu-latest"}  # fmt: skip
+    assert exporter.value("job_queue_duration_seconds_count", **queue) == 2
+    assert exporter.value("job_queue_duration_seconds_sum", **queue) == 7.5
+    assert exporter.value("job_queue_duration_seconds_bucket", le="10.0", **queue) == 2
+    cost = {"repository": "o/r", "workflow": "CI", "job": "build", "runner_class": "linux"}
+    assert exporter.value("job_cost", **cost) == 0.012
+    # the guard knows the label set: counting it again does not make a second series
+    assert redis.scard(exporter.ledger.series_key("job_run_total")) == 1
+    [member] = redis.smembers(exporter.ledger.series_key("job_run_total"))
+    assert member.decode() + "\x1fv" in {
+        f.decode() for f in redis.hkeys(exporter.ledger.agg_key("job_run_total"))
+    }
