@@ -4,6 +4,7 @@
     python3 dev.py up            # embedded Redis + receiver + worker on this machine
     python3 dev.py test          # lint, format, types, import boundaries, then pytest
     python3 dev.py send-sample   # post signed sample deliveries to the running system
+    python3 dev.py bench [NAME]  # the benchmarks in bench/ (all, or the ones named)
     python3 dev.py setup         # only create/refresh the virtual environment
 
 It creates `.venv` beside this file (or $GHA_EXPORTER_VENV), installs the project into it when
@@ -81,6 +82,10 @@ def main(argv: list[str]) -> int:
         python = ensure_venv("")
         os.chdir(ROOT)
         os.execv(python, [str(python), "-m", "stack", *rest])
+    if command == "bench":
+        python = ensure_venv("dev")
+        os.chdir(ROOT)
+        os.execv(python, [str(python), "-m", "bench", *rest])
     if command == "send-sample":
         python = ensure_venv("")
         os.chdir(ROOT)

@@ -36,7 +36,7 @@ def test_every_exposed_metric_is_documented(make_exporter):
         assert f"`{name}" in README, name
 
 
-@pytest.mark.parametrize("command", ["up", "test", "send-sample", "setup"])
+@pytest.mark.parametrize("command", ["up", "test", "send-sample", "setup", "bench"])
 def test_readme_commands_exist(command):
     assert f"python3 dev.py {command}" in README
     assert f'command == "{command}"' in (ROOT / "dev.py").read_text()
