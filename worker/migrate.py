@@ -31,7 +31,9 @@ local function text(json)
   end
   return table.concat(parts, ',')
 end
-if redis.call('TYPE', KEYS[1]).ok == 'hash' then
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then return 0 end  -- another worker converted it meanwhile
+if kind == 'hash' then
   local flat = redis.call('HGETALL', KEYS[1])
   for i = 1, #flat, 2 do
     local labels, suffix = string.match(flat[i], '^(.*)\31([^\31]*)$')
