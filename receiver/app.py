@@ -133,6 +133,7 @@ DUPLICATE = json_body({"status": "duplicate"})
 PONG = json_body({"status": "pong"})
 UNAVAILABLE = json_body({"status": "unavailable", "reason": "queue unavailable"})
 FAILED = json_body({"status": "error"})
+METHOD_NOT_ALLOWED = json_body({"status": "method not allowed"})
 
 
 async def respond(send: Send, status: int, body: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
@@ -150,7 +151,7 @@ class Webhook:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
-            await respond(send, 405, json_body({"status": "method not allowed"}), ((b"allow", b"POST"),))
+            await respond(send, 405, METHOD_NOT_ALLOWED, ((b"allow", b"POST"),))
             return
         started = time.perf_counter()
         headers = dict(reversed(scope["headers"]))

@@ -147,13 +147,14 @@ class Exposition:
         for field, value in fields.items():
             stored, _, suffix = field.rpartition(SEP)
             series[stored][suffix] = value
-        bounds = [repr(float(b)) for b in self._ledger.policy.buckets_of(family.name)]
+        les = [repr(float(bound)) for bound in self._ledger.policy.buckets_of(family.name)]
+        bounds = [(le, le.encode()) for le in les]  # the label text, and the stored field
         for stored, values in sorted(series.items()):
             labels = stored.decode()
             comma = "," if labels else ""
             cumulative = 0.0
-            for text in bounds:
-                cumulative += float(values.get(text.encode(), 0))
+            for text, field in bounds:
+                cumulative += float(values.get(field, 0))
                 block.lines.append(f'{name}_bucket{{{labels}{comma}le="{text}"}} {number(cumulative)}\n')
             count = values.get(b"count", b"0").decode()
             block.lines.append(f'{name}_bucket{{{labels}{comma}le="+Inf"}} {count}\n')

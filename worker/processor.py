@@ -120,12 +120,11 @@ class Processor:
 
     def _items(self, envelopes: list[Envelope]) -> list[Item]:
         """Each envelope parsed, its body inline or read from its mark (all marks of the batch at once)."""
-        in_marks = [e for e in envelopes if e.body is None]
-        keys = [delivery_key(e.hook_id, e.delivery_id) for e in in_marks]
-        stored = dict(zip(map(id, in_marks), self._ledger.connection.mget(keys) if keys else [], strict=True))
+        keys = [delivery_key(e.hook_id, e.delivery_id) for e in envelopes if e.body is None]
+        stored = iter(self._ledger.connection.mget(keys) if keys else [])
         items = []
         for envelope in envelopes:
-            raw = envelope.body if envelope.body is not None else stored[id(envelope)]
+            raw = envelope.body if envelope.body is not None else next(stored)
             if raw == b"done":  # applied by an earlier attempt of this job: replayed below
                 items.append(Item(envelope, None))
             elif raw is None:
