@@ -115,3 +115,9 @@ def _make_exporter(redis_url: str, make_settings):
     yield make
     for connection in connections:
         connection.close()
+
+
+@pytest.fixture(name="exporter")
+def _exporter(make_exporter) -> Exporter:
+    """An exporter with default settings on the test's empty Redis (``redis_url`` flushes it)."""
+    return make_exporter()

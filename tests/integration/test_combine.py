@@ -19,8 +19,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(name="connection")
 def _connection(redis_url):
-    connection = Redis.from_url(redis_url)
-    connection.flushall()
+    connection = Redis.from_url(redis_url)  # redis_url gives an empty Redis
     yield connection
     connection.close()
 

@@ -33,13 +33,6 @@ def samples(families):
     }
 
 
-@pytest.fixture(name="exporter")
-def _exporter(make_exporter):
-    exporter = make_exporter()
-    exporter.connection.flushall()
-    return exporter
-
-
 def test_text_and_openmetrics_show_the_same_samples(exporter):
     feed(exporter, [(d.event, d.body) for d in map(load, SEQUENCE)])
     text, text_type = exporter.exposition.render("")

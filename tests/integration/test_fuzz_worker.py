@@ -60,11 +60,6 @@ def payloads(draw):
     return ("workflow_job" if kind == "job" else "workflow_run"), json.dumps(data)
 
 
-@pytest.fixture(name="exporter")
-def _exporter(make_exporter):
-    return make_exporter()
-
-
 def with_job_name(name: str) -> tuple[str, str]:
     data = json.loads(json.dumps(REAL))
     data["workflow_job"]["name"] = name

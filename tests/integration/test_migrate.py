@@ -14,13 +14,6 @@ OLD_SET = "gha-exporter:series:job_run_total:repository,workflow,job,conclusion,
 JOB = ["o/r", "CI", 'say "hi"\\now', "success", "GitHub Actions", "ubuntu-latest", "first"]
 
 
-@pytest.fixture(name="exporter")
-def _exporter(make_exporter):
-    exporter = make_exporter()
-    exporter.connection.flushall()
-    return exporter
-
-
 def labels_json(values):
     return json.dumps(values, separators=(",", ":"))
 

@@ -49,11 +49,6 @@ def shuffled_with_repeats(size):
     )
 
 
-@pytest.fixture(name="exporter")
-def _exporter(make_exporter):
-    return make_exporter()
-
-
 @FAST
 @given(order=shuffled_with_repeats(len(SEQUENCE)), batch_size=st.integers(1, 6))
 def test_a_real_run_in_any_order_with_repeats(exporter, order, batch_size):

@@ -24,11 +24,6 @@ def feed(exporter, paths, batch_size=1):
         exporter.processor.process_batch(items[start : start + batch_size])
 
 
-@pytest.fixture(name="exporter")
-def _exporter(make_exporter):
-    return make_exporter()
-
-
 @pytest.mark.parametrize("batch_size", [1, 4, 9])
 def test_real_run_moves_each_metric_once(exporter, batch_size):
     feed(exporter, SEQUENCE, batch_size)
