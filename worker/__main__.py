@@ -41,6 +41,7 @@ class Built:
     processor: Processor
     ledger: Ledger
     exposition: Exposition
+    combiner: Combiner
 
 
 def build_processor(connection: Redis, settings: Settings, registry: CollectorRegistry) -> Built:
@@ -65,7 +66,8 @@ def build_processor(connection: Redis, settings: Settings, registry: CollectorRe
         cost=settings.cost,
         inflight_repository=settings.metrics.inflight_repository_label,
     )
-    return Built(processor, ledger, exposition)
+    combiner = Combiner(queue, settings.worker.max_batch, settings.queue.job_timeout_seconds)
+    return Built(processor, ledger, exposition, combiner)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,10 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
     built = build_processor(connection, settings, registry)
-    combiner = Combiner(
-        make_queue(connection, settings.queue), settings.worker.max_batch, settings.queue.job_timeout_seconds
-    )
-    token = bind(built.processor, combiner)
+    token = bind(built.processor, built.combiner)
     try:
         server = MetricsServer(
             settings.worker.host, settings.worker.port, built.exposition.render, lambda: not stop.is_set()
@@ -94,11 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("cannot serve metrics on {}:{}: {}", settings.worker.host, settings.worker.port, exc)
         return 1
     try:
-        if converted := migrate_aggregates(connection):
+        if converted := migrate_aggregates(built.ledger):
             logger.info("converted {} aggregate keys of an earlier version", converted)
     except RedisError as exc:
-        logger.warning("could not look for aggregates of an earlier version (next start will): {}", exc)
-    sweeper = Sweeper(built.ledger, settings.state.sweep_interval_seconds, combiner)
+        logger.warning("could not look for aggregates of an earlier version (the sweeper will): {}", exc)
+    sweeper = Sweeper(built.ledger, settings.state.sweep_interval_seconds, built.combiner)
     server.start()
     sweeper.start()
     holder.start()

@@ -1,23 +1,22 @@
-"""Move aggregates written by earlier versions to the current key layout, once, at worker start.
+"""Move aggregates written by earlier versions to the current key layout.
 
 Earlier versions kept each family's hash at ``agg:<family>:<label names>`` with the label values as
 JSON in the field names, and the cardinality guard's sets at ``series:…``. The current layout keeps
 the escaped label text (:mod:`worker.ledger`). Each old key is converted and deleted by one script,
-so two workers starting together convert it once; counters and histograms are added to whatever
+so two workers converting together move it once; counters and histograms are added to whatever
 the new key already holds, a latest-value gauge keeps the newer value.
+
+Only the keys of the configured families and label names are looked at (one pipelined round trip,
+no keyspace scan), so the worker does it at start and again at every state sweep: what workers of
+the earlier version still write during a rolling upgrade is moved too.
 """
 
 from __future__ import annotations
 
 import json
 
-from redis import Redis
-
-from shared.queueing import KEY_PREFIX
-from worker.ledger import aggregate_key, labelset_key
-from worker.metrics import BY_NAME
-
-NEW_KEY = {"agg": aggregate_key, "series": labelset_key}
+from worker.ledger import Ledger, key
+from worker.metrics import FAMILIES
 
 CONVERT = r"""
 local names = cjson.decode(ARGV[1])
@@ -51,15 +50,14 @@ return 1
 """
 
 
-def migrate_aggregates(connection: Redis) -> int:
-    """Convert every old-layout aggregate and guard key; returns how many were converted."""
-    convert = connection.register_script(CONVERT)
-    converted = 0
-    for old, new_key in NEW_KEY.items():
-        for raw in connection.scan_iter(match=f"{KEY_PREFIX}:{old}:*", count=1000):
-            name = raw.decode() if isinstance(raw, bytes) else str(raw)
-            family, _, joined = name.removeprefix(f"{KEY_PREFIX}:{old}:").partition(":")
-            names = [n for n in joined.split(",") if n]
-            latest = family in BY_NAME and BY_NAME[family].kind == "gauge"
-            converted += int(convert([name, new_key(family, names)], [json.dumps(names), int(latest)]))
-    return converted
+def migrate_aggregates(ledger: Ledger) -> int:
+    """Convert the earlier layout's keys of the configured families; returns how many there were."""
+    convert = ledger.connection.register_script(CONVERT)
+    with ledger.connection.pipeline(transaction=False) as pipe:
+        for family in FAMILIES:
+            names = ledger.policy.names[family.name]
+            args: list[str | int] = [json.dumps(list(names)), int(family.kind == "gauge")]
+            joined = ",".join(names)
+            convert([key("agg", family.name, joined), ledger.agg_key(family.name)], args, client=pipe)
+            convert([key("series", family.name, joined), ledger.series_key(family.name)], args, client=pipe)
+        return sum(int(converted) for converted in pipe.execute())

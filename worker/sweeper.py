@@ -1,5 +1,6 @@
 """Count in-flight jobs and runs that outlived their TTL without completing, so lost events show;
-and put back on the queue the jobs a dead worker had claimed (:mod:`worker.combine`)."""
+put back on the queue the jobs a dead worker had claimed (:mod:`worker.combine`); and move what
+workers of an earlier version wrote to the current key layout (:mod:`worker.migrate`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from redis.exceptions import RedisError
 
 from worker.combine import Combiner
 from worker.ledger import Ledger
+from worker.migrate import migrate_aggregates
 
 RECLAIM_SECONDS = 5.0
 
@@ -40,6 +42,8 @@ class Sweeper:
                 if time.monotonic() - last_sweep < self._interval:
                     continue
                 last_sweep = time.monotonic()
+                if converted := migrate_aggregates(self._ledger):
+                    logger.info("converted {} aggregate keys of an earlier version", converted)
                 expired = self._ledger.sweep(time.time())
             except RedisError as exc:
                 logger.warning("sweep skipped: {}", exc)
