@@ -20,7 +20,8 @@ import urllib.request
 from pathlib import Path
 
 from shared.signing import sign
-from stack.redis_server import RedisServer, free_port
+from stack.ports import free_port
+from stack.redis_server import RedisServer
 
 SECRET = "bench-secret"
 DURATION = os.environ.get("BENCH_SECONDS", "10")

@@ -16,30 +16,34 @@ from redis import Redis
 
 from bench.workload import accepted
 from receiver.intake import Intake
+from shared.marks import DeliveryMarks
 from shared.queueing import make_queue
 from shared.settings import load_settings
-from stack.redis_server import RedisServer, free_port
+from stack.ports import free_port
+from stack.redis_server import RedisServer
 from worker.ledger import aggregate_key
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3000"))  # x 9 deliveries
 BATCH = 100
-LEDGER = aggregate_key("webhook_deliveries_processed_total", ("event", "result"))
+PROCESSED_KEY = aggregate_key("webhook_deliveries_processed_total", ("event", "result"))
 
 
 def processed(connection: Redis) -> float:
-    return sum(float(v) for v in connection.hgetall(LEDGER).values())
+    """Deliveries applied so far, from the exact Redis-side count."""
+    return sum(float(v) for v in connection.hgetall(PROCESSED_KEY).values())
 
 
 def drain(workers: int, job_size: int = BATCH) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
-        os.environ.update(GHA_EXPORTER_REDIS__URL=redis.url, GHA_EXPORTER_WEBHOOK__SECRETS="bench")
-        settings = load_settings()
+        config = {"GHA_EXPORTER_REDIS__URL": redis.url, "GHA_EXPORTER_WEBHOOK__SECRETS": "bench"}
+        settings = load_settings(environ=config)
         connection = Redis.from_url(redis.url)
-        intake = Intake(connection, make_queue(connection, settings.queue), settings.queue, lambda: 3600)
+        marks = DeliveryMarks(connection, lambda: 3600)
+        intake = Intake(marks, make_queue(connection, settings.queue), settings.queue)
         items = accepted(RUNS)
         for start in range(0, len(items), job_size):
             intake.submit(items[start : start + job_size])
-        env = {**os.environ, "GHA_EXPORTER_LOG__LEVEL": "warning"}
+        env = {**os.environ, **config, "GHA_EXPORTER_LOG__LEVEL": "warning"}
         processes = [
             subprocess.Popen(
                 [sys.executable, "-m", "worker"], env={**env, "GHA_EXPORTER_WORKER__PORT": str(free_port())}

@@ -8,7 +8,6 @@ it is measured with the queue by the end-to-end benchmark.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,9 +24,11 @@ def main(runs: int = 2000, batch: int = 50) -> dict[str, float]:
     from worker.__main__ import build_processor  # noqa: PLC0415 - the worker's own wiring
 
     with tempfile.TemporaryDirectory() as data, RedisServer(Path(data)) as server:
-        os.environ.update(GHA_EXPORTER_REDIS__URL=server.url, GHA_EXPORTER_WEBHOOK__SECRETS="bench")
+        settings = load_settings(
+            environ={"GHA_EXPORTER_REDIS__URL": server.url, "GHA_EXPORTER_WEBHOOK__SECRETS": "bench"}
+        )
         connection = Redis.from_url(server.url)
-        processor = build_processor(connection, load_settings(), CollectorRegistry()).processor
+        processor = build_processor(connection, settings, CollectorRegistry()).processor
         items = [envelope.to_dict() for envelope in envelopes(runs)]
         before = int(connection.info("memory")["used_memory"])
         started = time.perf_counter()

@@ -16,6 +16,7 @@ from receiver.app import Services, build_app
 from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
 from shared.cli import parse_args, start
+from shared.marks import AsyncDeliveryMarks
 from shared.metrics_http import MetricsServer, registry_render
 from shared.queueing import make_queue
 from shared.settings import require_secrets
@@ -42,9 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.warning("Redis not reachable yet ({}); the receiver answers 503 until it is", exc)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
-    intake = AsyncIntake(
-        async_connection, queue, settings.queue, lambda: holder.current.webhook.dedupe_ttl_seconds
-    )
+    marks = AsyncDeliveryMarks(async_connection, lambda: holder.current.webhook.dedupe_ttl_seconds)
+    intake = AsyncIntake(async_connection, marks, queue, settings.queue)
     services = Services(
         holder,
         intake,

@@ -1,10 +1,9 @@
 """What the receiver queues for each accepted delivery, and how it travels as JSON.
 
-The receiver keeps a delivery's body, exactly as signed, in the delivery's redelivery mark
-(``shared.queueing.delivery_key``), written in the same transaction as the RQ job: the envelope in
-the job then has ``body`` None, and the job stays small (RQ compresses and JSON-encodes its data,
-which cost the receiver a fifth of its time with 12 KB bodies). The worker reads the bodies of a
-batch with one MGET, and the mark turns to ``done`` when the delivery is applied.
+The receiver keeps a delivery's body, exactly as signed, in the delivery's mark (:mod:`shared.marks`),
+written in the same script as the RQ job: the envelope in the job then has ``body`` None, and the
+job stays small (RQ compresses and JSON-encodes its data, which cost the receiver a fifth of its
+time with 12 KB bodies).
 
 An envelope may also carry its body inline, as text: bytes that are not UTF-8 survive the JSON
 round trip through ``surrogateescape``; the worker reports such a body as unreadable.

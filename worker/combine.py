@@ -24,34 +24,13 @@ from typing import Any
 
 from loguru import logger
 from redis.exceptions import RedisError
-from rq import Queue
 from rq.job import Job
 
 from shared.queueing import JOB_FUNCTION, KEY_PREFIX
+from shared.rqadapter import QueueJobs
 
 CLAIM_MARGIN_SECONDS = 10
 MAX_JOBS_PER_ROUND = 100
-
-CLAIM = r"""
-local ids = {}
-for _ = 1, tonumber(ARGV[1]) do
-  local id = redis.call('LPOP', KEYS[1])
-  if not id then break end
-  redis.call('ZADD', KEYS[2], ARGV[2], id)
-  ids[#ids + 1] = id
-end
-return ids
-"""
-
-# put back at the head of the queue the claims older than the cutoff (jobs not deleted meanwhile)
-RECLAIM = r"""
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1], 'LIMIT', 0, 1000)
-for i = #ids, 1, -1 do
-  redis.call('ZREM', KEYS[2], ids[i])
-  if redis.call('EXISTS', ARGV[2] .. ids[i]) == 1 then redis.call('LPUSH', KEYS[1], ids[i]) end
-end
-return #ids
-"""
 
 
 def claimed_key(queue_name: str) -> str:
@@ -72,30 +51,28 @@ def is_ours(job: Job) -> bool:
 
 class Combiner:
     def __init__(
-        self, queue: Queue, max_batch: int, job_timeout: int, clock: Callable[[], float] = time.time
+        self, jobs: QueueJobs, max_batch: int, job_timeout: int, clock: Callable[[], float] = time.time
     ) -> None:
-        self._queue = queue
+        self._jobs = jobs
         self._max_batch = max_batch
         self._claim_seconds = job_timeout + CLAIM_MARGIN_SECONDS
         self._clock = clock
-        self._claimed = claimed_key(queue.name)
-        self._claim = queue.connection.register_script(CLAIM)
-        self._reclaim = queue.connection.register_script(RECLAIM)
+        self._claimed = claimed_key(jobs.queue.name)
 
     def take(self, have: int) -> list[Job]:
-        """Further jobs of ours from the head of the queue, until ``have`` + theirs reach the limit."""
+        """Further RQ jobs of ours from the head of the queue, until ``have`` + theirs reach the limit."""
         taken: list[Job] = []
         per_job = max(have, 1)
         while have < self._max_batch:
             wanted = min(MAX_JOBS_PER_ROUND, max(1, (self._max_batch - have) // per_job))
-            ids = [i.decode() for i in self._claim([self._queue.key, self._claimed], [wanted, self._clock()])]
+            ids = self._jobs.claim(self._claimed, wanted, self._clock())
             if not ids:
                 break
-            jobs = Job.fetch_many(ids, connection=self._queue.connection, serializer=self._queue.serializer)
-            gone = [job_id for job_id, job in zip(ids, jobs, strict=True) if job is None]
+            fetched = self._jobs.fetch(ids)
+            gone = [job_id for job_id, job in zip(ids, fetched, strict=True) if job is None]
             if gone:  # deleted meanwhile
-                self._queue.connection.zrem(self._claimed, *gone)
-            present = [job for job in jobs if job is not None]
+                self._jobs.connection.zrem(self._claimed, *gone)
+            present = [job for job in fetched if job is not None]
             foreign = next((i for i, job in enumerate(present) if not is_ours(job)), None)
             if foreign is not None:  # leave it, and what follows, to RQ, in their order
                 self.give_back(present[foreign:])
@@ -112,31 +89,22 @@ class Combiner:
         return [entry for job in jobs for entry in job.args[0]]
 
     def finish(self, jobs: list[Job]) -> None:
-        """The taken jobs are applied: delete them."""
-        if not jobs:
-            return
-        with self._queue.connection.pipeline() as pipe:
-            pipe.zrem(self._claimed, *(job.id for job in jobs))
-            pipe.delete(*(job.key for job in jobs))
-            pipe.execute()
+        """The taken RQ jobs are applied: delete them."""
+        if jobs:
+            self._jobs.delete(self._claimed, jobs)
 
     def give_back(self, jobs: list[Job]) -> None:
-        """Put jobs back at the head of the queue, in their order (best effort: else the sweeper)."""
+        """Put RQ jobs back at the head of the queue, in their order (best effort: else the sweeper)."""
         if not jobs:
             return
         try:
-            with self._queue.connection.pipeline() as pipe:
-                pipe.lpush(self._queue.key, *(job.id for job in reversed(jobs)))
-                pipe.zrem(self._claimed, *(job.id for job in jobs))
-                pipe.execute()
+            self._jobs.give_back(self._claimed, jobs)
         except RedisError as exc:
             logger.warning("could not give back {} claimed jobs: {}", len(jobs), exc)
 
     def reclaim(self) -> int:
-        """Put back the jobs whose claim outlived any batch (their worker died); run by the sweeper."""
-        cutoff = self._clock() - self._claim_seconds
-        return int(
-            self._reclaim(
-                [self._queue.key, self._claimed], [cutoff, self._queue.job_class.redis_job_namespace_prefix]
-            )
-        )
+        """Put back the RQ jobs whose claim outlived any batch (their worker died); run by the sweeper."""
+        return self._jobs.reclaim(self._claimed, self._clock() - self._claim_seconds)
+
+    def claimed_count(self) -> int:
+        return int(self._jobs.connection.zcard(self._claimed))

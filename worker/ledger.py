@@ -1,21 +1,20 @@
 """Job/run state and metric aggregates in Redis, changed together in one atomic step.
 
-A batch of deliveries is applied as: ``WATCH`` the state keys it touches; read them all with one
-script; decide in Python (:mod:`worker.state`); then ``MULTI`` + one script that writes the new
-states, moves the in-flight set members and increments the aggregates + ``EXEC``. If another
-worker changed one of those states in between, ``EXEC`` fails and the batch is decided again. So
-a job is counted with all its metrics or not at all, exactly once, by any number of workers.
+:meth:`Ledger.apply` owns the transaction: ``WATCH`` the states a batch touches and the marks of its
+deliveries; read the states (one script) and which deliveries are already applied (one script of
+:mod:`shared.marks`); ask the caller's decision, a function of what was read; then ``MULTI`` + one
+script that writes the new states, moves the in-flight set members and the aggregates, + the
+marks turned to applied + ``EXEC``. If another worker changed one of those keys in between,
+``EXEC`` fails and the batch is decided again. So a job is counted with all its metrics or not at
+all, exactly once, by any number of workers.
 
-Keys (all under ``gha-exporter:``):
+Keys (all under ``gha-exporter:``; the README's "Redis keys" lists them all):
 
 - ``state:job:<id>:<attempt>``, ``state:run:<id>:<attempt>``: hashes, expiring ``state.*_ttl_seconds``
   after their last change;
 - ``inflight:job:<phase>``, ``inflight:run:<phase>``: sorted sets of attempts queued, waiting or in
-  progress, scored by when they entered the phase;
-- ``aggregate:<family>:<label names>``: one hash per family: ``<label text>\\x1f<suffix>`` ->
-  number, the label text being the escaped inside of the sample's braces (``a="x",b="y"``, see
-  :mod:`worker.textformat`, so a scrape only joins strings) and the suffix ``v`` (counter, gauge),
-  ``sum``, ``count`` or a bucket bound;
+  progress, scored by when they entered the phase (members: :func:`worker.codec.inflight_member`);
+- ``aggregate:<family>:<label names>``: one hash per family, in the form of :mod:`worker.codec`;
 - ``labelsets:<family>:<label names>``: the label sets of the family, for the cardinality guard.
 
 Redis Cluster is not supported (the scripts touch keys they are not given as KEYS).
@@ -24,84 +23,23 @@ Redis Cluster is not supported (the scripts touch keys they are not given as KEY
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.exceptions import WatchError
 
+from shared.marks import DeliveryMarks, MarkState
 from shared.queueing import KEY_PREFIX
+from shared.scripts import LuaScript
+from worker import codec
 from worker.metrics import BY_NAME, OVERFLOW, LabelPolicy, Update
 from worker.state import INFLIGHT_JOB_PHASES, INFLIGHT_RUN_PHASES, State
-from worker.textformat import label_text
 
-SEPARATOR = "\x1f"
-
-READ = r"""
-local states = tonumber(ARGV[1])
-local out = {}
-for i, key in ipairs(KEYS) do
-  if i <= states then out[i] = redis.call('HGETALL', key) else out[i] = redis.call('GET', key) or '' end
-end
-return out
-"""
-
-APPLY = r"""
-local batch = cjson.decode(ARGV[1])
-local limit = tonumber(batch.limit)
-for _, s in ipairs(batch.states) do
-  redis.call('DEL', s[1])
-  redis.call('HSET', s[1], unpack(s[2]))
-  redis.call('EXPIRE', s[1], s[3])
-end
-for _, m in ipairs(batch.marks) do redis.call('SET', m, 'done', 'EX', batch.mark_ttl) end
-for _, z in ipairs(batch.zrem) do redis.call('ZREM', z[1], z[2]) end
-for _, z in ipairs(batch.zadd) do redis.call('ZADD', z[1], z[2], z[3]) end
-for _, a in ipairs(batch.aggs) do
-  local labels = a[3]
-  if a[2] ~= '' and redis.call('SISMEMBER', a[2], labels) == 0 then
-    if redis.call('SCARD', a[2]) >= limit then
-      labels = a[4]
-      redis.call('HINCRBY', batch.folded[1], a[5] .. batch.folded[2], 1)
-    else
-      redis.call('SADD', a[2], labels)
-    end
-  end
-  for _, f in ipairs(a[6]) do
-    local name = labels .. '\31' .. f[1]
-    if f[2] == 'n' then redis.call('HINCRBY', a[1], name, f[3])
-    elseif f[2] == 'f' then redis.call('HINCRBYFLOAT', a[1], name, f[3])
-    else
-      -- latest: keep the value of the newest fact (ties: the larger value, so any order agrees)
-      local at_field = labels .. '\31at'
-      local at = tonumber(redis.call('HGET', a[1], at_field) or '-1')
-      local new_at = tonumber(f[4])
-      local old = tonumber(redis.call('HGET', a[1], name) or '-1')
-      if new_at > at or (new_at == at and tonumber(f[3]) > old) then
-        redis.call('HSET', a[1], name, f[3], at_field, f[4])
-      end
-    end
-  end
-end
-return 1
-"""
-
-SWEEP = r"""
-local now = tonumber(ARGV[1])
-local expired = 0
-for i, zset in ipairs(KEYS) do
-  local cutoff = now - tonumber(ARGV[i * 3 - 1])
-  local members = redis.call('ZRANGEBYSCORE', zset, '-inf', '(' .. cutoff, 'LIMIT', 0, 1000)
-  for _, member in ipairs(members) do
-    if redis.call('ZREM', zset, member) == 1 then
-      redis.call('HINCRBY', ARGV[i * 3], ARGV[i * 3 + 1] .. '\31v', 1)
-      expired = expired + 1
-    end
-  end
-end
-return expired
-"""
+MAX_CONFLICT_RETRIES = 50
+R = TypeVar("R")
 
 
 def key(*parts: str) -> str:
@@ -132,61 +70,112 @@ class InflightEntry:
     since: float
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What a decision sees: the states of the attempts (copies, free to change), and the marks of
+    the batch's deliveries that are already applied."""
+
+    states: dict[str, State]
+    applied: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a decision writes: the final states, the aggregate movements, the deliveries applied."""
+
+    states: Mapping[str, State] = field(default_factory=dict)
+    updates: Sequence[Update] = ()
+    applied: Sequence[str] = ()
+
+
+Decide = Callable[[Snapshot], tuple[Changes, R]]
+
+
 class Ledger:
     def __init__(
         self,
         connection: Redis,
+        marks: DeliveryMarks,
         policy: LabelPolicy,
+        *,
         job_ttl: int,
         run_ttl: int,
-        mark_ttl: int = 8 * 24 * 3600,
+        on_conflict: Callable[[], None] = lambda: None,
     ) -> None:
-        self.connection = connection
-        self.policy = policy
-        self.job_ttl = job_ttl
-        self.run_ttl = run_ttl
-        self.mark_ttl = mark_ttl
-        self.limit = policy.settings.max_series_per_family
+        self._connection = connection
+        self._marks = marks
+        self._policy = policy
+        self._job_ttl = job_ttl
+        self._run_ttl = run_ttl
+        self._on_conflict = on_conflict
+        self._limit = policy.settings.max_series_per_family
+        self._read = LuaScript("worker", "ledger.read")
+        self._write = LuaScript("worker", "ledger.apply")
+        self._sweep = LuaScript("worker", "ledger.sweep")
 
     # -- names -------------------------------------------------------------------------------
     def agg_key(self, family: str) -> str:
-        return aggregate_key(family, self.policy.names[family])
+        return aggregate_key(family, self._policy.names[family])
 
     def series_key(self, family: str) -> str:
-        return labelset_key(family, self.policy.names[family])
+        return labelset_key(family, self._policy.names[family])
 
     # -- one batch ---------------------------------------------------------------------------
-    def read(
-        self, pipe: Pipeline, attempt_keys: Sequence[str], marks: Sequence[str]
-    ) -> tuple[dict[str, State], set[str]]:
-        """Under WATCH, in one round trip: the states, and which deliveries are already applied."""
-        keys = [state_key(k) for k in attempt_keys] + list(marks)
-        raw = pipe.eval(READ, len(keys), *keys, str(len(attempt_keys)))
+    def apply(self, attempt_keys: Sequence[str], marks: Sequence[str], decide: Decide[R]) -> R:
+        """Decide on what is stored and write the decision, atomically; decided again on conflict.
+
+        ``decide`` must depend only on the snapshot it is given: it may be called several times.
+        """
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                return self._attempt(attempt_keys, marks, decide)
+            except WatchError:
+                self._on_conflict()
+        raise RuntimeError(f"batch kept conflicting with other workers {MAX_CONFLICT_RETRIES} times")
+
+    def add(self, updates: Sequence[Update]) -> None:
+        """Move aggregates alone (no state, no delivery), e.g. to fill a benchmark's Redis."""
+        self.apply((), (), lambda _snapshot: (Changes(updates=updates), None))
+
+    def _attempt(self, attempt_keys: Sequence[str], marks: Sequence[str], decide: Decide[R]) -> R:
+        with self._connection.pipeline() as pipe:
+            watched = [state_key(k) for k in attempt_keys] + list(marks)
+            if watched:
+                pipe.watch(*watched)  # type: ignore[no-untyped-call]
+            initial = self._states(pipe, attempt_keys)
+            states = self._marks.states(pipe, marks)
+            applied = frozenset(m for m, s in zip(marks, states, strict=True) if s is MarkState.APPLIED)
+            changes, result = decide(Snapshot({k: dict(v) for k, v in initial.items()}, applied))
+            pipe.multi()
+            wrote = self._queue_write(pipe, initial, changes)
+            self._marks.apply(pipe, changes.applied)
+            if wrote or changes.applied:
+                pipe.execute()
+            else:
+                pipe.reset()
+            return result
+
+    def _states(self, pipe: Pipeline, attempt_keys: Sequence[str]) -> dict[str, State]:
+        if not attempt_keys:
+            return {}
+        raw = self._read(pipe, [state_key(k) for k in attempt_keys])
         states = {}
-        for attempt_key, flat in zip(attempt_keys, raw, strict=False):
+        for attempt_key, flat in zip(attempt_keys, raw, strict=True):
             pairs = [item.decode() if isinstance(item, bytes) else str(item) for item in flat]
             states[attempt_key] = dict(zip(pairs[::2], pairs[1::2], strict=True))
-        done = {mark for mark, value in zip(marks, raw[len(attempt_keys) :], strict=True) if value == b"done"}
-        return states, done
+        return states
 
-    def write(
-        self,
-        pipe: Pipeline,
-        initial: Mapping[str, State],
-        final: Mapping[str, State],
-        updates: Sequence[Update],
-        marks: Sequence[str] = (),
-    ) -> bool:
-        """Queue the batch's single write on ``pipe`` (after MULTI); False when there is nothing to write."""
+    def _queue_write(self, pipe: Pipeline, initial: Mapping[str, State], changes: Changes) -> bool:
+        """Queue the batch's write script on ``pipe`` (after MULTI); False when there is nothing to write."""
         batch: dict[str, Any] = {
-            "limit": self.limit, "states": [], "zrem": [], "zadd": [], "aggs": [],
-            "marks": list(marks), "mark_ttl": self.mark_ttl,
+            "limit": self._limit, "sep": codec.SEPARATOR, "at": codec.AT,
+            "states": [], "zrem": [], "zadd": [], "aggs": [],
         }  # fmt: skip
-        for attempt_key, state in final.items():
+        for attempt_key, state in changes.states.items():
             before = initial.get(attempt_key, {})
             if state == before:
                 continue
-            ttl = self.job_ttl if attempt_key.startswith("job:") else self.run_ttl
+            ttl = self._job_ttl if attempt_key.startswith("job:") else self._run_ttl
             flat = [item for pair in sorted(state.items()) for item in pair]
             batch["states"].append([state_key(attempt_key), flat, ttl])
             kind = attempt_key.split(":", 1)[0]
@@ -197,31 +186,29 @@ class Ledger:
                     batch["zrem"].append([inflight_key(kind, old[0]), old[1]])
                 if new[0] and new[1]:
                     batch["zadd"].append([inflight_key(kind, new[0]), new[2], new[1]])
-        batch["aggs"] = [self._encode(update) for update in updates]
+        batch["aggs"] = [self._encode(update) for update in changes.updates]
         folded = BY_NAME["series_folded_total"].name
-        batch["folded"] = [self.agg_key(folded), SEPARATOR + "v"]
-        if not (batch["states"] or batch["aggs"] or batch["marks"]):
+        batch["folded"] = [self.agg_key(folded), codec.VALUE]
+        if not (batch["states"] or batch["aggs"]):
             return False
-        pipe.eval(APPLY, 0, json.dumps(batch, separators=(",", ":")))
+        self._write(pipe, (), [json.dumps(batch, separators=(",", ":"))])
         return True
 
     def _encode(self, update: Update) -> list[Any]:
         family = BY_NAME[update.family]
         if update.op == "inc":
-            fields = [["v", "f", repr(float(update.value))]]
+            fields = codec.counter_fields(update.value)
         elif update.op == "set":
-            fields = [["v", "l", repr(float(update.value)), repr(float(update.at))]]
+            fields = codec.latest_fields(update.value, update.at)
         else:
-            bound = next((b for b in self.policy.buckets_of(update.family) if update.value <= b), None)
-            le = "+Inf" if bound is None else repr(float(bound))
-            fields = [[le, "n", "1"], ["sum", "f", repr(float(update.value))], ["count", "n", "1"]]
-        names = self.policy.names[update.family]
+            fields = codec.observation_fields(update.value, self._policy.buckets_of(update.family))
+        names = self._policy.names[update.family]
         return [
             self.agg_key(update.family),
             self.series_key(update.family) if family.configurable else "",
-            label_text(names, update.labels),
-            label_text(names, [OVERFLOW] * len(names)),
-            label_text(BY_NAME["series_folded_total"].default, [update.family]),
+            codec.label_text(names, update.labels),
+            codec.label_text(names, [OVERFLOW] * len(names)),
+            codec.label_text(BY_NAME["series_folded_total"].default, [update.family]),
             fields,
         ]
 
@@ -230,20 +217,21 @@ class Ledger:
         """Count and drop in-flight entries older than their TTL; safe to run on every worker."""
         zsets, args = [], [repr(now)]
         expired_key = self.agg_key("state_expired_total")
-        expired_names = self.policy.names["state_expired_total"]
+        expired_names = self._policy.names["state_expired_total"]
         for kind, phases, ttl in (
-            ("job", INFLIGHT_JOB_PHASES, self.job_ttl),
-            ("run", INFLIGHT_RUN_PHASES, self.run_ttl),
+            ("job", INFLIGHT_JOB_PHASES, self._job_ttl),
+            ("run", INFLIGHT_RUN_PHASES, self._run_ttl),
         ):
             for phase in phases:
                 zsets.append(inflight_key(kind, phase))
-                args += [str(ttl), expired_key, label_text(expired_names, [kind, phase])]
-        return int(self.connection.eval(SWEEP, len(zsets), *zsets, *args))
+                labels = codec.label_text(expired_names, [kind, phase])
+                args += [str(ttl), expired_key, codec.field_name(labels, codec.VALUE)]
+        return int(self._sweep(self._connection, zsets, args))
 
     # -- reading, at scrape time ---------------------------------------------------------------
     def read_fields(self) -> dict[str, dict[bytes, bytes]]:
-        """Every family's hash as stored (``{family: {label text \\x1f suffix: value}}``), at once."""
-        pipe = self.connection.pipeline(transaction=False)
+        """Every family's hash as stored (``{family: {field: value}}``, see :mod:`worker.codec`), at once."""
+        pipe = self._connection.pipeline(transaction=False)
         names = [family.name for family in BY_NAME.values()]
         for name in names:
             pipe.hgetall(self.agg_key(name))
@@ -251,23 +239,15 @@ class Ledger:
 
     def read_aggregates(self) -> dict[str, dict[str, dict[str, float]]]:
         """``{family: {label text: {suffix: value}}}`` for every family."""
-        result: dict[str, dict[str, dict[str, float]]] = {}
-        for name, raw in self.read_fields().items():
-            series: dict[str, dict[str, float]] = {}
-            for field, value in raw.items():
-                labels, _, suffix = field.decode().rpartition(SEPARATOR)
-                series.setdefault(labels, {})[suffix] = float(value)
-            result[name] = series
-        return result
+        return {name: codec.decode(raw) for name, raw in self.read_fields().items()}
 
     def read_inflight(self) -> list[InflightEntry]:
-        pipe = self.connection.pipeline(transaction=False)
+        pipe = self._connection.pipeline(transaction=False)
         wanted = [("job", p) for p in INFLIGHT_JOB_PHASES] + [("run", p) for p in INFLIGHT_RUN_PHASES]
         for kind, phase in wanted:
             pipe.zrange(inflight_key(kind, phase), 0, -1, withscores=True)
         entries = []
         for (kind, phase), members in zip(wanted, pipe.execute(), strict=True):
             for member, score in members:
-                group_json = member.decode().split(SEPARATOR, 1)[0]
-                entries.append(InflightEntry(kind, phase, json.loads(group_json), float(score)))
+                entries.append(InflightEntry(kind, phase, codec.inflight_group(member), float(score)))
         return entries

@@ -1,4 +1,4 @@
-"""Every metric the worker exposes, defined in one place.
+"""Every metric family the worker exposes, defined here: name, type, help, labels.
 
 Three kinds of figures:
 
@@ -7,8 +7,9 @@ Three kinds of figures:
   :class:`worker.exposition.Exposition`. Every worker replica shows the same numbers and a
   restarted worker shows the same totals: scrape one replica, or aggregate replicas with ``max``,
   never ``sum``.
-- **In-flight gauges** (jobs queued/waiting/in progress, runs in progress, oldest ages) are computed
-  at scrape time from the in-flight sets in Redis.
+- **Scrape-time families** (:data:`SCRAPE_FAMILIES`: jobs queued/waiting/in progress, runs queued/in
+  progress, oldest ages, RQ jobs by state, whether Redis could be read, the cost rates) are computed
+  by the exposition when scraped, from the in-flight sets in Redis, RQ's counts and the settings.
 - **Process-local** figures (this process's processed deliveries, errors, lag) are ordinary
   prometheus_client metrics in :class:`LocalMetrics`; sum them across replicas.
 
@@ -116,6 +117,50 @@ FAMILIES: tuple[Family, ...] = (
            ("family",), ("family",), configurable=False),
 )  # fmt: skip
 BY_NAME = {family.name: family for family in FAMILIES}
+
+
+@dataclass(frozen=True)
+class ScrapeFamily:
+    """A family computed when scraped; its labels are chosen by the exposition (some by settings)."""
+
+    name: str
+    kind: Kind
+    doc: str
+
+
+JOBS_QUEUED = ScrapeFamily("jobs_queued", "gauge", "Jobs queued for a runner now.")
+JOBS_WAITING = ScrapeFamily(
+    "jobs_waiting", "gauge", "Jobs waiting for an approval (environment protection) now."
+)
+JOBS_IN_PROGRESS = ScrapeFamily("jobs_in_progress", "gauge", "Jobs running now.")
+RUNS_QUEUED = ScrapeFamily("workflow_runs_queued", "gauge", "Workflow runs requested and not started now.")
+RUNS_IN_PROGRESS = ScrapeFamily("workflow_runs_in_progress", "gauge", "Workflow runs in progress now.")
+OLDEST_QUEUED = ScrapeFamily(
+    "oldest_queued_job_age_seconds", "gauge", "Age in seconds of the oldest job queued now, by runs_on."
+)
+OLDEST_IN_PROGRESS = ScrapeFamily(
+    "oldest_in_progress_job_age_seconds", "gauge", "Age in seconds of the oldest job running now, by runs_on."
+)
+QUEUE_JOBS = ScrapeFamily(
+    "queue_jobs",
+    "gauge",
+    "RQ jobs (each one or more deliveries) by state: waiting in the queue, taken by a worker,"
+    " started, failed, claimed by a worker with the job it runs.",
+)
+REDIS_UP = ScrapeFamily("redis_up", "gauge", "1 when this scrape could read the state from Redis.")
+COST_RATE = ScrapeFamily(
+    "cost_rate_usd_per_minute",
+    "gauge",
+    "The per-minute rate used for each runner class, and the date it applies from.",
+)
+# in-flight gauges by phase
+JOB_PHASE_GAUGES = {"queued": JOBS_QUEUED, "waiting": JOBS_WAITING, "in_progress": JOBS_IN_PROGRESS}
+RUN_PHASE_GAUGES = {"queued": RUNS_QUEUED, "in_progress": RUNS_IN_PROGRESS}
+OLDEST_BY_PHASE = {"queued": OLDEST_QUEUED, "in_progress": OLDEST_IN_PROGRESS}
+SCRAPE_FAMILIES = (
+    REDIS_UP, *JOB_PHASE_GAUGES.values(), *RUN_PHASE_GAUGES.values(), *OLDEST_BY_PHASE.values(), QUEUE_JOBS,
+    COST_RATE,
+)  # fmt: skip
 STEP_FAMILIES = ("job_step_total", "job_step_duration_seconds")
 
 

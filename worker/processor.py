@@ -1,11 +1,11 @@
 """Apply a batch of queued envelopes: parse, decide against the state in Redis, commit atomically.
 
 Every delivery is accounted for exactly once, in Redis and in the same transaction as the state
-it moves: ``webhook_deliveries_processed_total{event, result}`` with result ``changed``,
-``unchanged`` (a repeat, or older than the state) or ``invalid`` (a payload that cannot be used).
-The receiver's redelivery mark of each delivery holds its body until then (read for the whole batch
-with one MGET) and is turned to ``done`` in that transaction, so a retried RQ job (a worker killed
-after committing) skips what it already applied.
+it moves (:meth:`worker.ledger.Ledger.apply`): ``webhook_deliveries_processed_total{event, result}``
+with result ``changed``, ``unchanged`` (a repeat, or older than the state) or ``invalid`` (a
+payload that cannot be used). Each delivery's mark (:mod:`shared.marks`) holds its body until then
+(read for the whole batch in one round trip) and turns to applied in that transaction, so a retried
+RQ job (a worker killed after committing) skips what it already applied.
 
 A payload that cannot be used is logged with its delivery id and counted; it never raises and
 never stops its neighbours in the batch. Redis errors do raise, so RQ retries the job.
@@ -13,23 +13,23 @@ never stops its neighbours in the batch. Redis errors do raise, so RQ retries th
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
-from redis.exceptions import WatchError
 
 from shared.envelope import Envelope, EnvelopeError
-from shared.queueing import QUEUED_EVENTS, delivery_key
-from worker.ledger import Ledger, state_key
-from worker.metrics import LocalMetrics, action_label
+from shared.marks import DeliveryMarks, MarkState, mark_key
+from shared.queueing import QUEUED_EVENTS
+from worker.ledger import Changes, Ledger, Snapshot
+from worker.metrics import LabelPolicy, LocalMetrics, action_label
 from worker.payloads import JobEvent, PayloadError, RunEvent, parse
 from worker.state import Effects, State, Transitions, job_key, run_key
 
 ERROR_EVENT_UNKNOWN = "unknown"
-MAX_CONFLICT_RETRIES = 50
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Item:
 
     @property
     def mark(self) -> str:
-        return delivery_key(self.envelope.hook_id, self.envelope.delivery_id)
+        return mark_key(self.envelope.hook_id, self.envelope.delivery_id)
 
     def state_keys(self) -> list[str]:
         event = self.event
@@ -70,11 +70,16 @@ class Processor:
     def __init__(
         self,
         ledger: Ledger,
+        marks: DeliveryMarks,
+        policy: LabelPolicy,
         transitions: Transitions,
         local: LocalMetrics,
+        *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._ledger = ledger
+        self._marks = marks
+        self._policy = policy
         self._transitions = transitions
         self._local = local
         self._clock = clock
@@ -84,14 +89,10 @@ class Processor:
         if not envelopes:
             return
         items = self._items(envelopes)
-        for _ in range(MAX_CONFLICT_RETRIES):
-            try:
-                outcomes = self._apply(items)
-                break
-            except WatchError:
-                self._local.conflicts.inc()
-        else:
-            raise RuntimeError(f"batch kept conflicting with other workers {MAX_CONFLICT_RETRIES} times")
+        keys = sorted({k for item in items for k in item.state_keys()})
+        outcomes = self._ledger.apply(
+            keys, [item.mark for item in items], functools.partial(self.decide_batch, items)
+        )
         now = self._clock()
         for outcome in outcomes:
             item = outcome.item
@@ -120,19 +121,22 @@ class Processor:
 
     def _items(self, envelopes: list[Envelope]) -> list[Item]:
         """Each envelope parsed, its body inline or read from its mark (all marks of the batch at once)."""
-        keys = [delivery_key(e.hook_id, e.delivery_id) for e in envelopes if e.body is None]
-        stored = iter(self._ledger.connection.mget(keys) if keys else [])
+        marks = iter(
+            self._marks.read([mark_key(e.hook_id, e.delivery_id) for e in envelopes if e.body is None])
+        )
         items = []
         for envelope in envelopes:
-            raw = envelope.body if envelope.body is not None else next(stored)
-            if raw == b"done":  # applied by an earlier attempt of this job: replayed below
+            if envelope.body is not None:  # an envelope of an earlier version, its body inline
+                items.append(self._parse(envelope, envelope.body))
+                continue
+            mark = next(marks)
+            if mark.state is MarkState.APPLIED:  # by an earlier attempt of this RQ job: replayed below
                 items.append(Item(envelope, None))
-            elif raw is None:
+            elif mark.body is None:
                 logger.warning("delivery {} ({}): its body is gone", envelope.delivery_id, envelope.event)
                 items.append(Item(envelope, None, "body_missing"))
             else:
-                body = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
-                items.append(self._parse(envelope, body))
+                items.append(self._parse(envelope, mark.body.decode("utf-8", "surrogateescape")))
         return items
 
     def _parse(self, envelope: Envelope, body: str) -> Item:
@@ -142,38 +146,28 @@ class Processor:
             logger.warning("delivery {} ({}) unusable: {}", envelope.delivery_id, envelope.event, exc)
             return Item(envelope, None, exc.reason)
 
-    def _apply(self, items: list[Item]) -> list[Outcome]:
-        """One optimistic transaction; raises WatchError when another worker got there first."""
-        keys = sorted({k for item in items for k in item.state_keys()})
-        marks = [item.mark for item in items]
-        with self._ledger.connection.pipeline() as pipe:
-            pipe.watch(*(state_key(k) for k in keys), *marks)  # type: ignore[no-untyped-call]
-            initial, done = self._ledger.read(pipe, keys, marks)
-            states: dict[str, State] = {k: dict(v) for k, v in initial.items()}
-            effects = Effects()
-            outcomes = []
-            seen: set[str] = set()
-            for item in items:
-                if item.mark in done or item.mark in seen:
-                    outcomes.append(Outcome(item, "replayed"))
-                    continue
-                seen.add(item.mark)
-                result = "invalid" if item.event is None else self._decide(item, states, effects)
-                outcomes.append(Outcome(item, result))
-                effects.updates.append(
-                    self._ledger.policy.update(
-                        "webhook_deliveries_processed_total",
-                        {"event": item.event_name, "result": result},
-                        "inc",
-                        1,
-                    )
+    def decide_batch(self, items: list[Item], snapshot: Snapshot) -> tuple[Changes, list[Outcome]]:
+        """The batch's outcomes and changes, given what is stored (no I/O: the ledger may ask again)."""
+        states = snapshot.states
+        effects = Effects()
+        outcomes = []
+        seen: set[str] = set()
+        for item in items:
+            if item.mark in snapshot.applied or item.mark in seen:
+                outcomes.append(Outcome(item, "replayed"))
+                continue
+            seen.add(item.mark)
+            result = "invalid" if item.event is None else self._decide(item, states, effects)
+            outcomes.append(Outcome(item, result))
+            effects.updates.append(
+                self._policy.update(
+                    "webhook_deliveries_processed_total",
+                    {"event": item.event_name, "result": result},
+                    "inc",
+                    1,
                 )
-            pipe.multi()
-            if self._ledger.write(pipe, initial, states, effects.updates, sorted(seen)):
-                pipe.execute()
-            else:
-                pipe.reset()
-            return outcomes
+            )
+        return Changes(states, effects.updates, sorted(seen)), outcomes
 
     def _decide(self, item: Item, states: dict[str, State], effects: Effects) -> str:
         touched = item.state_keys()

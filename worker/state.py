@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from worker.codec import inflight_member
 from worker.cost import NO_RUNNER, CostModel
 from worker.labels import LabelMaker
 from worker.metrics import STEP_FAMILIES, LabelPolicy, Update
@@ -54,11 +55,6 @@ def job_key(job_id: int, attempt: int) -> str:
 
 def run_key(run_id: int, attempt: int) -> str:
     return f"run:{run_id}:{attempt}"
-
-
-def inflight_member(group: list[str], key: str) -> str:
-    """A member of an in-flight set: the gauge's label values, then the attempt's key."""
-    return json.dumps(group, separators=(",", ":")) + "\x1f" + key
 
 
 @dataclass

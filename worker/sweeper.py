@@ -12,14 +12,21 @@ from redis.exceptions import RedisError
 
 from worker.combine import Combiner
 from worker.ledger import Ledger
-from worker.migrate import migrate_aggregates
+from worker.migrate import EarlierLayout
 
 RECLAIM_SECONDS = 5.0
 
 
 class Sweeper:
-    def __init__(self, ledger: Ledger, interval_seconds: float, combiner: Combiner | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        interval_seconds: float,
+        combiner: Combiner | None = None,
+        earlier: EarlierLayout | None = None,
+    ) -> None:
         self._ledger = ledger
+        self._earlier = earlier
         self._interval = interval_seconds
         self._combiner = combiner
         self._stop = threading.Event()
@@ -42,7 +49,7 @@ class Sweeper:
                 if time.monotonic() - last_sweep < self._interval:
                     continue
                 last_sweep = time.monotonic()
-                if converted := migrate_aggregates(self._ledger):
+                if self._earlier is not None and (converted := self._earlier.convert()):
                     logger.info("converted {} aggregate keys of an earlier version", converted)
                 expired = self._ledger.sweep(time.time())
             except RedisError as exc:

@@ -2,22 +2,12 @@
 
 The Redis-backed families can hold 100,000 series; prometheus_client formats one sample at a time
 through several function calls, which took seconds at that size. The aggregates are stored with
-their label text already escaped (:func:`label_text`), so a scrape only joins strings.
+their label text already escaped (:mod:`worker.codec`), so a scrape only joins strings.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-
-
-def escape_value(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-
-
-def label_text(names: Sequence[str], values: Iterable[str]) -> str:
-    """``a="x",b="y"``: the inside of a sample's braces."""
-    return ",".join(f'{name}="{escape_value(value)}"' for name, value in zip(names, values, strict=True))
 
 
 def number(value: float) -> str:

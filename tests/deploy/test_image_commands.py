@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stack.redis_server import free_port
+from stack.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.signing import sign
-from stack.redis_server import free_port
+from stack.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from stack.redis_server import free_port
+from stack.ports import free_port
 from tests.e2e.system import ROOT, scrape, total
 
 pytestmark = pytest.mark.e2e

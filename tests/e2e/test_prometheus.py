@@ -9,7 +9,8 @@ import urllib.request
 
 import pytest
 
-from stack.redis_server import RedisServer, free_port
+from stack.ports import free_port
+from stack.redis_server import RedisServer
 from tests.corpus import SEQUENCE, load
 from tests.e2e.system import System
 

@@ -27,7 +27,8 @@ from redis import Redis
 from rq import Queue
 
 from shared.signing import sign
-from stack.redis_server import RedisServer, free_port
+from stack.ports import free_port
+from stack.redis_server import RedisServer
 from tests.corpus import Delivery, run_copies
 from worker.combine import claimed_key
 from worker.ledger import aggregate_key

@@ -8,11 +8,13 @@ from rq import Queue
 
 from receiver.intake import Accepted, Intake
 from shared.envelope import Envelope
+from shared.marks import DeliveryMarks
 from shared.queueing import make_queue
+from shared.rqadapter import QueueJobs
 from tests.corpus import run_copies
 from worker.combine import Combiner, claimed_key
 from worker.jobs import bind, process_deliveries, unbind
-from worker.rqworker import InProcessWorker, StopFlag
+from worker.rqworker import StopFlag, make_worker
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +33,7 @@ def _settings(make_settings, redis_url):
 
 def queue_in_jobs_of(connection, settings, size: int, runs: int) -> tuple[Queue, int]:
     queue = make_queue(connection, settings.queue)
-    intake = Intake(connection, queue, settings.queue, lambda: 600)
+    intake = Intake(DeliveryMarks(connection, lambda: 600), queue, settings.queue)
     deliveries = [
         Accepted(Envelope(d.event, f"c-{i}", "hook", time.time(), None), d.body)
         for i, d in enumerate(run_copies(runs))
@@ -42,13 +44,12 @@ def queue_in_jobs_of(connection, settings, size: int, runs: int) -> tuple[Queue,
 
 
 def drain(connection, settings, exporter, max_batch: int) -> None:
-    worker = InProcessWorker(
-        [settings.queue.name], connection=connection, serializer="rq.serializers.JSONSerializer"
-    )
-    worker.stop_flag = StopFlag()
+    worker = make_worker(connection, settings.queue, StopFlag())
     token = bind(
         exporter.processor,
-        Combiner(make_queue(connection, settings.queue), max_batch, settings.queue.job_timeout_seconds),
+        Combiner(
+            QueueJobs(make_queue(connection, settings.queue)), max_batch, settings.queue.job_timeout_seconds
+        ),
     )
     try:
         worker.work(burst=True)
@@ -100,7 +101,7 @@ def test_a_failed_batch_gives_the_taken_jobs_back_in_order(connection, settings,
         raise ConnectionError("Redis went away")
 
     exporter.processor.process_batch = fail
-    token = bind(exporter.processor, Combiner(queue, 1000, 60))
+    token = bind(exporter.processor, Combiner(QueueJobs(queue), 1000, 60))
     try:
         first = queue.fetch_job(connection.lpop(queue.key).decode())  # the job RQ would be running
         with pytest.raises(ConnectionError):
@@ -115,7 +116,7 @@ def test_jobs_claimed_by_a_worker_that_died_go_back_once_the_claim_is_stale(conn
     queue, _ = queue_in_jobs_of(connection, settings, size=3, runs=2)  # 6 jobs
     ids = queue.get_job_ids()
     now = [1000.0]
-    combiner = Combiner(queue, 1000, job_timeout=60, clock=lambda: now[0])
+    combiner = Combiner(QueueJobs(queue), 1000, job_timeout=60, clock=lambda: now[0])
     taken = combiner.take(3)  # ... and the worker dies here
     assert [job.id for job in taken] == ids
     assert queue.count == 0

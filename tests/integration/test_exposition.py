@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from redis import Redis
 
 from shared.envelope import Envelope
-from stack.redis_server import free_port
+from stack.ports import free_port
 from tests.conftest import Exporter
 from tests.corpus import KRZKO, SEQUENCE, load
 

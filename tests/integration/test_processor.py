@@ -210,13 +210,13 @@ def test_jobs_stuck_past_their_ttl_are_counted_as_expired_once(make_exporter):
     assert exporter.total("jobs_queued") == 1
     created = 1697191887.0  # 2023-10-13T10:11:27Z
     assert exporter.ledger.sweep(created + 60) == 0  # younger than the TTL
-    now = created + exporter.ledger.job_ttl + 1
+    now = created + exporter.settings.state.job_ttl_seconds + 1
     assert exporter.ledger.sweep(now) == 1
     assert exporter.ledger.sweep(now) == 0  # counted once, by whichever worker swept first
     assert exporter.value("state_expired_total", kind="job", phase="queued") == 1
     assert exporter.total("jobs_queued") == 0
     assert exporter.total("workflow_runs_in_progress") == 1  # runs have their own, longer TTL
-    assert exporter.ledger.sweep(created + exporter.ledger.run_ttl + 1) == 1
+    assert exporter.ledger.sweep(created + exporter.settings.state.run_ttl_seconds + 1) == 1
     assert exporter.value("state_expired_total", kind="run", phase="in_progress") == 1
 
 
@@ -257,4 +257,4 @@ def test_every_delivery_is_accounted_once_in_redis_even_when_its_job_is_retried(
     assert exporter.total("webhook_deliveries_processed_total", result="changed") == 8
     assert exporter.total("webhook_events_processed_total", effect="replayed") == 9
     assert exporter.value("job_run_total", job="test", conclusion="success", attempt="rerun", **JOB) == 1
-    assert exporter.connection.get("gha-exporter:delivery:hook:d-3") == b"done"
+    assert exporter.connection.hgetall("gha-exporter:delivery:hook:d-3") == {b"state": b"applied"}

@@ -10,10 +10,12 @@ from rq.registry import StartedJobRegistry
 
 from receiver.intake import Accepted, Intake, Outcome
 from shared.envelope import Envelope
+from shared.marks import DeliveryMarks, mark_key
 from shared.queueing import make_queue
+from shared.rqadapter import InProcessWorker
 from tests.corpus import load
 from worker.jobs import bind, unbind
-from worker.rqworker import InProcessWorker, StopFlag
+from worker.rqworker import StopFlag, make_worker
 
 pytestmark = pytest.mark.integration
 COMPLETED = load("grafana-ci-otel-collector/workflow_job/9_workflow_job_completed.json")
@@ -39,11 +41,7 @@ def envelope(delivery_id: str) -> Accepted:
 
 
 def worker_for(connection, settings) -> InProcessWorker:
-    worker = InProcessWorker(
-        [settings.queue.name], connection=connection, serializer="rq.serializers.JSONSerializer"
-    )
-    worker.stop_flag = StopFlag()
-    return worker
+    return make_worker(connection, settings.queue, StopFlag())
 
 
 def drain_in_process(connection, settings, make_exporter):
@@ -63,7 +61,8 @@ def test_concurrent_receivers_queue_a_delivery_once(connection, settings):
     barrier = threading.Barrier(8)
 
     def submit():
-        intake = Intake(Redis(connection_pool=connection.connection_pool), queue, settings.queue, lambda: 60)
+        marks = DeliveryMarks(Redis(connection_pool=connection.connection_pool), lambda: 60)
+        intake = Intake(marks, queue, settings.queue)
         barrier.wait()
         outcomes.extend(intake.submit([envelope("same-delivery")]))
 
@@ -78,25 +77,30 @@ def test_concurrent_receivers_queue_a_delivery_once(connection, settings):
 
 def test_a_batch_is_one_job_and_repeats_inside_it_are_duplicates(connection, settings):
     queue = make_queue(connection, settings.queue)
-    intake = Intake(connection, queue, settings.queue, lambda: 60)
+    intake = Intake(DeliveryMarks(connection, lambda: 60), queue, settings.queue)
     assert intake.submit([envelope("a"), envelope("b"), envelope("a")]) == [
         Outcome.QUEUED, Outcome.QUEUED, Outcome.DUPLICATE,
     ]  # fmt: skip
     assert intake.submit([envelope("b")]) == [Outcome.DUPLICATE]
     assert queue.count == 1
     assert connection.ttl("gha-exporter:delivery:hook:a") == 60
-    assert connection.get("gha-exporter:delivery:hook:a") == COMPLETED.body
+    assert connection.hgetall("gha-exporter:delivery:hook:a") == {
+        b"state": b"queued",
+        b"body": COMPLETED.body,
+    }
     [job] = queue.get_jobs()
     assert [item["body"] for item in job.args[0]] == [None, None]  # the job stays small
 
 
 def test_bodies_move_from_the_marks_and_a_retried_job_replays(connection, settings, make_exporter):
     queue = make_queue(connection, settings.queue)
-    Intake(connection, queue, settings.queue, lambda: 60).submit([envelope("m-1"), envelope("m-2")])
+    Intake(DeliveryMarks(connection, lambda: 60), queue, settings.queue).submit(
+        [envelope("m-1"), envelope("m-2")]
+    )
     [job] = queue.get_jobs()
     exporter = make_exporter()
     exporter.processor.process_batch(job.args[0])
-    assert connection.get("gha-exporter:delivery:hook:m-1") == b"done"  # the body is freed
+    assert connection.hgetall(mark_key("hook", "m-1")) == {b"state": b"applied"}  # the body is freed
     exporter.processor.process_batch(job.args[0])  # RQ retried it after a worker died past its commit
     assert exporter.total("webhook_deliveries_processed_total") == 2
     assert exporter.total("webhook_events_processed_total", effect="replayed") == 2
@@ -105,7 +109,9 @@ def test_bodies_move_from_the_marks_and_a_retried_job_replays(connection, settin
 
 def test_a_body_gone_from_its_mark_is_counted_as_an_error(connection, settings, make_exporter):
     queue = make_queue(connection, settings.queue)
-    Intake(connection, queue, settings.queue, lambda: 60).submit([envelope("gone"), envelope("kept")])
+    Intake(DeliveryMarks(connection, lambda: 60), queue, settings.queue).submit(
+        [envelope("gone"), envelope("kept")]
+    )
     connection.delete("gha-exporter:delivery:hook:gone")  # expired, say, while no worker ran
     [job] = queue.get_jobs()
     exporter = make_exporter()
@@ -117,7 +123,9 @@ def test_a_body_gone_from_its_mark_is_counted_as_an_error(connection, settings, 
 
 def test_worker_processes_queued_jobs_in_process(connection, settings, make_exporter):
     queue = make_queue(connection, settings.queue)
-    Intake(connection, queue, settings.queue, lambda: 60).submit([envelope("one"), envelope("two")])
+    Intake(DeliveryMarks(connection, lambda: 60), queue, settings.queue).submit(
+        [envelope("one"), envelope("two")]
+    )
     exporter = drain_in_process(connection, settings, make_exporter)
     assert exporter.value("job_run_total", **JOB) == 1  # the same job twice: once
     assert exporter.total("webhook_events_processed_total", event="workflow_job", action="completed") == 2
@@ -127,7 +135,7 @@ def test_worker_processes_queued_jobs_in_process(connection, settings, make_expo
 
 def test_a_job_abandoned_by_a_killed_worker_is_retried_not_lost(connection, settings, make_exporter):
     queue = make_queue(connection, settings.queue)
-    Intake(connection, queue, settings.queue, lambda: 60).submit([envelope("abandoned")])
+    Intake(DeliveryMarks(connection, lambda: 60), queue, settings.queue).submit([envelope("abandoned")])
     # A worker takes the job and dies before finishing: the job stays STARTED in the registry.
     dead = worker_for(connection, settings)
     job, _ = queue.dequeue_any([queue], None, connection=connection, serializer=queue.serializer)
@@ -152,7 +160,7 @@ def test_stop_flag_ends_an_idle_worker(connection, settings):
         deadline = time.monotonic() + 10
         while worker.get_state() != "idle" and time.monotonic() < deadline:
             time.sleep(0.01)
-        worker.stop_flag.set()
+        worker.stop.set()
 
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     stopper = threading.Thread(target=stop_when_idle)
@@ -160,7 +168,7 @@ def test_stop_flag_ends_an_idle_worker(connection, settings):
     try:
         assert worker.work() is False  # returns (nothing processed) instead of waiting forever
     finally:
-        worker.stop_flag.set()
+        worker.stop.set()
         stopper.join()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 from receiver.app import Services, build_app
 from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
+from shared.marks import AsyncDeliveryMarks
 from shared.queueing import make_queue
 from shared.reloading import SettingsHolder
 from shared.signing import sign
@@ -36,11 +37,12 @@ bodies = st.one_of(
 @pytest.fixture(name="client")
 def _client(fake_redis, fake_server, registry, make_settings):
     settings = make_settings(GHA_EXPORTER_WEBHOOK__MAX_BODY_BYTES="4500")
+    connection = fakeredis.FakeAsyncRedis(server=fake_server)
     intake = AsyncIntake(
-        fakeredis.FakeAsyncRedis(server=fake_server),
+        connection,
+        AsyncDeliveryMarks(connection, lambda: 3600),
         make_queue(fake_redis, settings.queue),
         settings.queue,
-        lambda: 3600,
     )
     app = build_app(Services(SettingsHolder(settings), intake, ReceiverMetrics(registry, P), registry))
     with TestClient(app, raise_server_exceptions=True) as client:

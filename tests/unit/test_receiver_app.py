@@ -10,7 +10,8 @@ from receiver.app import Rejected, Services, build_app, read_body
 from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
 from shared.envelope import Envelope
-from shared.queueing import JOB_FUNCTION, SERIALIZER, delivery_key, make_queue
+from shared.marks import AsyncDeliveryMarks, mark_key
+from shared.queueing import JOB_FUNCTION, SERIALIZER, make_queue
 from shared.reloading import SettingsHolder
 from shared.signing import sign
 from tests.conftest import SECRET
@@ -42,7 +43,8 @@ def _queue(fake_redis, make_settings) -> Queue:
 def _client(fake_server, registry, make_settings, queue):
     settings = make_settings(GHA_EXPORTER_WEBHOOK__MAX_BODY_BYTES="100000")
     holder = SettingsHolder(settings)
-    intake = AsyncIntake(fakeredis.FakeAsyncRedis(server=fake_server), queue, settings.queue, lambda: 3600)
+    connection = fakeredis.FakeAsyncRedis(server=fake_server)
+    intake = AsyncIntake(connection, AsyncDeliveryMarks(connection, lambda: 3600), queue, settings.queue)
     app = build_app(Services(holder, intake, ReceiverMetrics(registry, P), registry))
     with TestClient(app) as client:
         yield client
@@ -68,7 +70,7 @@ def test_signed_delivery_is_queued_with_its_envelope(client, queue, registry, fa
         "workflow_job", "72d3162e-cc78-11e3-81ab-4c9367dc0958", "12345",
     )  # fmt: skip
     assert queued.body is None  # the body waits in the delivery's mark, written with the job
-    assert fake_redis.get(delivery_key("12345", queued.delivery_id)) == JOB.body
+    assert fake_redis.hget(mark_key("12345", queued.delivery_id), "body") == JOB.body
     assert value(registry, "webhook_deliveries_total", event="workflow_job", outcome="queued") == 1
     assert value(registry, "webhook_request_duration_seconds_count", outcome="queued") == 1
 
@@ -118,7 +120,7 @@ def test_form_encoded_delivery_is_verified_over_the_raw_body(client, queue, fake
     )
     assert response.status_code == 202
     [queued] = queued_envelopes(queue)
-    assert json.loads(fake_redis.get(delivery_key("12345", queued.delivery_id))) == json.loads(JOB.body)
+    assert json.loads(fake_redis.hget(mark_key("12345", queued.delivery_id), "body")) == json.loads(JOB.body)
 
 
 @pytest.mark.parametrize(

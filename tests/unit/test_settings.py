@@ -9,6 +9,17 @@ from shared.reloading import SettingsHolder, merge_reloadable
 from shared.settings import SettingsError, load_settings, require_secrets
 
 
+def test_only_the_mapping_given_is_read_as_the_environment(monkeypatch):
+    monkeypatch.setenv("GHA_EXPORTER_REDIS__URL", "redis://process-environment:1/0")
+    monkeypatch.setenv("GHA_EXPORTER_METRICS__PREFIX", "process_")
+    settings = load_settings(environ={"GHA_EXPORTER_WEBHOOK__SECRETS": "s"})
+    assert settings.redis.url == "redis://localhost:6379/0"
+    assert settings.metrics.prefix == "github_actions_"
+    assert load_settings(environ={"GHA_EXPORTER_REDIS__URL": "redis://given:2/0"}).redis.url == (
+        "redis://given:2/0"
+    )
+
+
 def test_defaults(make_settings):
     settings = make_settings()
     assert settings.redis.url == "redis://localhost:6379/0"

@@ -1,0 +1,128 @@
+"""The delivery mark: its state is its own field, so no body can pass for one; marks of the earlier
+layout are read and converted; the TTL follows reloads on the worker's side."""
+
+import dataclasses
+import time
+
+import pytest
+from prometheus_client import CollectorRegistry
+from redis import Redis
+
+from receiver.intake import Accepted, Intake, Outcome
+from shared.envelope import Envelope
+from shared.marks import DeliveryMarks, Mark, MarkState, mark_key
+from shared.queueing import make_queue
+from shared.reloading import SettingsHolder
+from tests.corpus import load
+
+pytestmark = pytest.mark.integration
+COMPLETED = load("grafana-ci-otel-collector/workflow_job/9_workflow_job_completed.json")
+
+
+@pytest.fixture(name="connection")
+def _connection(redis_url):
+    connection = Redis.from_url(redis_url)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(name="settings")
+def _settings(make_settings, redis_url):
+    return make_settings(GHA_EXPORTER_REDIS__URL=redis_url)
+
+
+def accepted(delivery_id: str, body: bytes = COMPLETED.body) -> Accepted:
+    return Accepted(Envelope("workflow_job", delivery_id, "hook", time.time(), None), body)
+
+
+def queued_entries(connection, settings):
+    return [entry for job in make_queue(connection, settings.queue).get_jobs() for entry in job.args[0]]
+
+
+@pytest.mark.parametrize("body", [b"done", b"applied", b"", b"\x00queued"])
+def test_a_body_that_looks_like_a_state_is_accounted_once(connection, settings, exporter, body):
+    intake = Intake(
+        DeliveryMarks(connection, lambda: 60), make_queue(connection, settings.queue), settings.queue
+    )
+    assert intake.submit([accepted("odd", body)]) == [Outcome.QUEUED]
+    exporter.processor.process_batch(queued_entries(connection, settings))
+    assert exporter.value("webhook_deliveries_processed_total", event="workflow_job", result="invalid") == 1
+    assert exporter.total("webhook_events_processed_total", effect="replayed") == 0
+    assert exporter.total("webhook_processing_errors_total") == 1
+
+
+def test_marks_of_the_earlier_layout_are_read_and_converted_when_applied(connection, exporter):
+    """An older receiver stored the body itself; an older worker wrote ``done`` when applied."""
+    connection.set(mark_key("hook", "old-queued"), COMPLETED.body, ex=60)
+    connection.set(mark_key("hook", "old-applied"), "done", ex=60)
+    entries = [
+        Envelope("workflow_job", delivery_id, "hook", time.time(), None).to_dict()
+        for delivery_id in ("old-queued", "old-applied")
+    ]
+    marks = DeliveryMarks(connection, lambda: 60)
+    assert marks.read([mark_key("hook", "old-queued"), mark_key("hook", "old-applied")]) == [
+        Mark(MarkState.QUEUED, COMPLETED.body),
+        Mark(MarkState.APPLIED, None),
+    ]
+    exporter.processor.process_batch(entries)
+    assert exporter.total("webhook_deliveries_processed_total") == 1  # the applied one is not again
+    assert exporter.total("webhook_events_processed_total", effect="replayed") == 1
+    assert connection.hgetall(mark_key("hook", "old-queued")) == {b"state": b"applied"}
+
+
+def test_the_worker_marks_with_the_ttl_of_the_current_settings(connection, settings):
+    from worker.__main__ import build_processor  # noqa: PLC0415 - the worker's own wiring
+
+    holder = SettingsHolder(settings)
+    processor = build_processor(connection, holder, CollectorRegistry()).processor
+    first = Envelope.from_bytes("workflow_job", "ttl-1", "hook", time.time(), COMPLETED.body).to_dict()
+    processor.process_batch([first])
+    assert connection.ttl(mark_key("hook", "ttl-1")) > 7 * 24 * 3600
+    holder.current = dataclasses.replace(
+        settings, webhook=dataclasses.replace(settings.webhook, dedupe_ttl_seconds=120)
+    )  # what a reload does
+    second = Envelope.from_bytes("workflow_job", "ttl-2", "hook", time.time(), COMPLETED.body).to_dict()
+    processor.process_batch([second])
+    assert 0 < connection.ttl(mark_key("hook", "ttl-2")) <= 120
+
+
+# -- the scripts alone, with crafted KEYS and ARGV ----------------------------------------------------
+def test_create_writes_every_mark_and_runs_the_commands(connection):
+    marks = DeliveryMarks(connection, lambda: 30)
+    assert marks.create(["m:a", "m:b"], [b"A", b"B"], [("RPUSH", "list", "x"), ("SET", "flag", "1")]) == []
+    assert connection.hgetall("m:a") == {b"state": b"queued", b"body": b"A"}
+    assert connection.hgetall("m:b") == {b"state": b"queued", b"body": b"B"}
+    assert 0 < connection.ttl("m:a") <= 30
+    assert connection.lrange("list", 0, -1) == [b"x"]
+    assert connection.get("flag") == b"1"
+
+
+def test_create_writes_nothing_when_a_mark_exists_and_says_which(connection):
+    marks = DeliveryMarks(connection, lambda: 30)
+    connection.set("m:old", "done")  # any type counts, the earlier layout's too
+    assert marks.create(["m:new", "m:old", "m:other"], [b"1", b"2", b"3"], [("SET", "flag", "1")]) == [
+        0,
+        1,
+        0,
+    ]
+    assert connection.exists("m:new", "m:other", "flag") == 0
+
+
+def test_read_and_states_and_apply(connection):
+    marks = DeliveryMarks(connection, lambda: 45)
+    marks.create(["m:q"], [b"body"], [])
+    connection.set("m:legacy", b"{}")
+    keys = ["m:q", "m:legacy", "m:none"]
+    assert marks.read(keys) == [
+        Mark(MarkState.QUEUED, b"body"),
+        Mark(MarkState.QUEUED, b"{}"),
+        Mark(MarkState.MISSING, None),
+    ]
+    with connection.pipeline() as pipe:
+        pipe.watch(*keys)
+        assert marks.states(pipe, keys) == [MarkState.QUEUED, MarkState.QUEUED, MarkState.MISSING]
+        pipe.multi()
+        marks.apply(pipe, keys)
+        pipe.execute()
+    assert marks.read(keys) == [Mark(MarkState.APPLIED, None)] * 3
+    assert all(0 < connection.ttl(key) <= 45 for key in keys)

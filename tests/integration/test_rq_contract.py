@@ -1,0 +1,126 @@
+"""What :mod:`shared.rqadapter` relies on inside RQ, pinned one behaviour per test: after an RQ
+upgrade, a failure here names the piece of the adapter to change."""
+
+import signal
+import time
+
+import pytest
+from redis import Redis
+from rq import Queue
+from rq.job import Job
+from rq.registry import StartedJobRegistry
+
+from shared import rqadapter
+from shared.queueing import make_queue
+from shared.rqadapter import QueueJobs, enqueue_commands
+from worker.rqworker import StopFlag, make_worker
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(name="connection")
+def _connection(redis_url):
+    connection = Redis.from_url(redis_url)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(name="settings")
+def _settings(make_settings, redis_url):
+    return make_settings(GHA_EXPORTER_REDIS__URL=redis_url)
+
+
+@pytest.fixture(name="queue")
+def _queue(connection, settings) -> Queue:
+    return make_queue(connection, settings.queue)
+
+
+def enqueue(queue: Queue, argument: str) -> str:
+    """Enqueue as the receiver does: RQ's buffered commands, run by us (here in a transaction)."""
+    data = queue.prepare_data("worker.jobs.process_deliveries", args=([argument],), result_ttl=60)
+    commands = enqueue_commands(queue, data)
+    with queue.connection.pipeline() as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        pipe.execute()
+    [job_id] = [c[2] for c in commands if c[0] == "RPUSH"] or [None]
+    assert job_id is not None, f"RQ's enqueue no longer RPUSHes the job id on its queue list: {commands}"
+    return job_id.decode() if isinstance(job_id, bytes) else str(job_id)
+
+
+def test_the_installed_rq_is_in_the_tested_range():
+    assert rqadapter.rq_is_tested(), (
+        f"RQ {rqadapter.rq_version()} is outside {rqadapter.TESTED_RQ}: run this file, then widen the range"
+    )
+
+
+def test_enqueue_commands_are_buffered_not_sent_and_make_a_whole_job(queue, connection):
+    data = queue.prepare_data("worker.jobs.process_deliveries", args=([1],))
+    enqueue_commands(queue, data)
+    assert connection.dbsize() == 0, "RQ sent commands while building a job on a pipeline"
+    job_id = enqueue(queue, "x")
+    assert queue.count == 1
+    job = Job.fetch(job_id, connection=connection, serializer=queue.serializer)
+    assert (job.func_name, list(job.args)) == ("worker.jobs.process_deliveries", [["x"]])
+    assert job.get_status() == "queued"
+
+
+def test_a_queue_is_a_list_of_job_ids_whose_head_runs_next(queue, connection):
+    first, second = enqueue(queue, "1"), enqueue(queue, "2")
+    assert connection.type(queue.key) == b"list"
+    assert connection.lrange(queue.key, 0, -1) == [first.encode(), second.encode()]
+    assert connection.type(queue.job_class.redis_job_namespace_prefix + first) == b"hash"
+    job, _ = queue.dequeue_any([queue], None, connection=connection, serializer=queue.serializer)
+    assert job.id == first
+
+
+def test_claimed_jobs_fetch_and_go_back_to_the_head(queue):
+    ids = [enqueue(queue, str(i)) for i in range(3)]
+    jobs = QueueJobs(queue)
+    assert jobs.claim("claims", 2, time.time()) == ids[:2]
+    fetched = jobs.fetch(ids[:2])
+    assert [list(job.args) for job in fetched] == [[["0"]], [["1"]]]
+    jobs.give_back("claims", fetched)
+    assert queue.get_job_ids() == ids
+    jobs.delete("claims", jobs.fetch(ids[:1]))
+    assert jobs.fetch(ids[:1]) == [None], "Job.fetch_many no longer answers None for a deleted job"
+
+
+def test_a_job_taken_but_not_started_waits_in_the_intermediate_list(queue, connection, settings):
+    job_id = enqueue(queue, "x")
+    worker = make_worker(connection, settings.queue, StopFlag())
+    worker.register_birth()
+    try:
+        job, _ = worker.dequeue_job_and_maintain_ttl(1)
+        assert job.id == job_id
+        assert connection.lrange(queue.intermediate_queue_key, 0, -1) == [job_id.encode()]
+        assert QueueJobs(queue).counts() == {"queued": 0, "dequeued": 1, "started": 0, "failed": 0}
+    finally:
+        worker.register_death()
+
+
+def test_the_heartbeat_ttl_hook_decides_how_long_a_started_job_counts_as_alive(queue, connection, settings):
+    enqueue(queue, "x")
+    worker = make_worker(connection, settings.queue, StopFlag())
+    worker.heartbeat_ttl = lambda _job: 1234
+    job, _ = queue.dequeue_any([queue], None, connection=connection, serializer=queue.serializer)
+    worker.prepare_execution(job)
+    worker.prepare_job_execution(job)
+    [(_, score)] = connection.zrange(StartedJobRegistry(queue=queue).key, 0, -1, withscores=True)
+    assert abs(score - (time.time() + 1234)) < 30, "RQ no longer asks get_heartbeat_ttl for a started job"
+
+
+def test_the_stop_flag_is_what_the_work_loop_looks_at(connection, settings):
+    stop = StopFlag()
+    stop.set()
+    worker = make_worker(connection, settings.queue, stop)
+    assert worker._stop_requested is True
+    worker._stop_requested = False
+    assert stop.is_set()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert worker.work() is False  # returns instead of waiting for work
+        assert signal.getsignal(signal.SIGTERM) == stop.set, "RQ no longer calls _install_signal_handlers"
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)

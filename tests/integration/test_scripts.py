@@ -1,0 +1,119 @@
+"""Each Redis script alone, on a real Redis, with crafted KEYS and ARGV (the marks' scripts are in
+test_marks.py). Every ``.lua`` file of the project must have a test here or there."""
+
+import json
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from shared.scripts import LuaScript
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+SEP = "\x1f"
+
+
+@pytest.fixture(name="redis")
+def _redis(redis_url):
+    connection = Redis.from_url(redis_url)
+    yield connection
+    connection.close()
+
+
+def test_every_script_file_is_tested():
+    tested = {"shared/marks.create.lua", "shared/marks.read.lua", "shared/marks.apply.lua"}
+    source = Path(__file__).read_text()
+    files = {str(p.relative_to(ROOT)) for p in ROOT.glob("*/*.lua")}
+    assert files, "no script files found"
+    for name in files - tested:
+        package, script = name.removesuffix(".lua").split("/")
+        assert f'LuaScript("{package}", "{script}")' in source, f"{name} has no test"
+
+
+# -- worker/ledger.*.lua ---------------------------------------------------------------------
+def test_ledger_read_returns_each_hash_in_order(redis):
+    redis.hset("s:1", mapping={"phase": "queued"})
+    read = LuaScript("worker", "ledger.read")
+    assert read(redis, ["s:1", "s:none"]) == [[b"phase", b"queued"], []]
+
+
+def apply(redis, **batch):
+    batch = {"limit": 10, "sep": SEP, "at": "at", "states": [], "zrem": [], "zadd": [], "aggs": [],
+             "folded": ["folded", "v"], **batch}  # fmt: skip
+    return LuaScript("worker", "ledger.apply")(redis, (), [json.dumps(batch)])
+
+
+def latest(value, at):
+    return ["agg", "", 'a="x"', 'a="__overflow__"', 'family="f"', [["v", "l", value, at]]]
+
+
+def test_ledger_apply_keeps_the_newest_fact_and_on_a_tie_the_larger_value(redis):
+    apply(redis, aggs=[latest("5.0", "100.0")])
+    apply(redis, aggs=[latest("9.0", "50.0")])  # older: ignored
+    assert redis.hget("agg", f'a="x"{SEP}v') == b"5.0"
+    apply(redis, aggs=[latest("3.0", "100.0")])  # same time, smaller: ignored
+    assert redis.hget("agg", f'a="x"{SEP}v') == b"5.0"
+    apply(redis, aggs=[latest("7.0", "100.0")])  # same time, larger: wins, so any order agrees
+    assert redis.hget("agg", f'a="x"{SEP}v') == b"7.0"
+    apply(redis, aggs=[latest("1.0", "200.0")])  # newer: wins even when smaller
+    assert redis.hgetall("agg") == {f'a="x"{SEP}v'.encode(): b"1.0", f'a="x"{SEP}at'.encode(): b"200.0"}
+
+
+def test_ledger_apply_replaces_states_moves_inflight_and_guards_cardinality(redis):
+    redis.hset("state", mapping={"old": "1"})
+    redis.zadd("inflight:queued", {"member": 1})
+
+    def counter(labels):
+        return ["agg", "guard", labels, 'a="__overflow__"', 'family="f"', [["v", "n", "1"]]]
+
+    apply(
+        redis,
+        limit=2,
+        states=[["state", ["phase", "in_progress"], 60]],
+        zrem=[["inflight:queued", "member"]],
+        zadd=[["inflight:in_progress", "5", "member"]],
+        aggs=[counter('a="1"'), counter('a="2"'), counter('a="3"'), counter('a="1"')],
+    )
+    assert redis.hgetall("state") == {b"phase": b"in_progress"}
+    assert 0 < redis.ttl("state") <= 60
+    assert redis.zrange("inflight:queued", 0, -1) == []
+    assert redis.zrange("inflight:in_progress", 0, -1, withscores=True) == [(b"member", 5.0)]
+    fields = {k.decode(): int(v) for k, v in redis.hgetall("agg").items()}
+    assert fields == {f'a="1"{SEP}v': 2, f'a="2"{SEP}v': 1, f'a="__overflow__"{SEP}v': 1}
+    assert redis.hgetall("folded") == {f'family="f"{SEP}v'.encode(): b"1"}
+
+
+def test_ledger_sweep_counts_expired_entries_at_most_1000_per_set_a_call(redis):
+    redis.zadd("z:jobs", {f"m{i}": i for i in range(1500)})
+    redis.zadd("z:runs", {"young": 10_000, "old": 1})
+    sweep = LuaScript("worker", "ledger.sweep")
+    args = ["5000", "100", "expired", "jobs", "100", "expired", "runs"]
+    assert sweep(redis, ["z:jobs", "z:runs"], args) == 1001
+    assert redis.zcard("z:jobs") == 500
+    assert redis.zrange("z:runs", 0, -1) == [b"young"]
+    assert sweep(redis, ["z:jobs", "z:runs"], args) == 500
+    assert redis.hgetall("expired") == {b"jobs": b"1500", b"runs": b"1"}
+    assert sweep(redis, ["z:jobs", "z:runs"], args) == 0
+
+
+# -- shared/rqadapter.*.lua ------------------------------------------------------------------
+def test_claim_pops_from_the_head_into_the_claims(redis):
+    redis.rpush("queue", "j1", "j2", "j3")
+    claim = LuaScript("shared", "rqadapter.claim")
+    assert claim(redis, ["queue", "claims"], [2, 42]) == [b"j1", b"j2"]
+    assert redis.lrange("queue", 0, -1) == [b"j3"]
+    assert redis.zrange("claims", 0, -1, withscores=True) == [(b"j1", 42.0), (b"j2", 42.0)]
+    assert claim(redis, ["queue", "claims"], [5, 43]) == [b"j3"]
+    assert claim(redis, ["queue", "claims"], [5, 44]) == []
+
+
+def test_reclaim_puts_old_claims_back_in_order_and_skips_deleted_jobs(redis):
+    redis.rpush("queue", "waiting")
+    redis.zadd("claims", {"a": 1, "b": 2, "gone": 3, "young": 100})
+    for job_id in ("a", "b", "young"):
+        redis.hset(f"job:{job_id}", "status", "queued")
+    reclaim = LuaScript("shared", "rqadapter.reclaim")
+    assert reclaim(redis, ["queue", "claims"], [50, "job:"]) == 3
+    assert redis.lrange("queue", 0, -1) == [b"a", b"b", b"waiting"]
+    assert redis.zrange("claims", 0, -1) == [b"young"]

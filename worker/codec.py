@@ -1,0 +1,141 @@
+"""The stored form of the metric aggregates: how a movement is written into Redis and read back.
+
+One hash per family (:func:`worker.ledger.Ledger.agg_key`); one field per series and suffix::
+
+    <label text> \\x1f <suffix>  ->  number
+
+- the label text is the escaped inside of the sample's braces (``a="x",b="y"``), exactly as the
+  exposition writes it, so a scrape only joins strings;
+- the suffix is ``v`` (a counter's or a gauge's value), ``at`` (a latest-value gauge: the time of
+  the fact it holds), or, for a histogram, ``sum``, ``count`` and one field per bucket bound
+  (``10.0``; ``+Inf`` for values above every bound) counting the observations that fell in that
+  bucket alone: buckets are made cumulative when read (:func:`histogram_lines`).
+
+A member of an in-flight set (``inflight:<kind>:<phase>``) is the gauge's label values as JSON,
+then the attempt's key: :func:`inflight_member`.
+
+The cardinality guard keeps each family's label texts in a set. Earlier versions stored the label
+values as JSON (:func:`earlier_label_text` converts them). The write itself is the ledger's apply
+script (``worker/ledger.apply.lua``), given the fields built here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+from worker.textformat import number, sample
+
+SEPARATOR = "\x1f"
+VALUE = "v"
+AT = "at"
+SUM = "sum"
+COUNT = "count"
+INF = "+Inf"
+_SEP = SEPARATOR.encode()
+
+# How the apply script moves a field: add an integer, add a float, or keep the latest value.
+Op = Literal["n", "f", "l"]
+
+
+def escape_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def label_text(names: Sequence[str], values: Iterable[str]) -> str:
+    """``a="x",b="y"``: the inside of a sample's braces."""
+    return ",".join(f'{name}="{escape_value(value)}"' for name, value in zip(names, values, strict=True))
+
+
+def field_name(labels: str, suffix: str) -> str:
+    return labels + SEPARATOR + suffix
+
+
+def split_field(field: bytes) -> tuple[bytes, bytes]:
+    """A stored field name: its label text and its suffix."""
+    labels, _, suffix = field.rpartition(_SEP)
+    return labels, suffix
+
+
+def bucket_of(value: float, bounds: Sequence[float]) -> str:
+    """The bucket field of an observation: the first bound at or above it."""
+    bound = next((b for b in bounds if value <= b), None)
+    return INF if bound is None else repr(float(bound))
+
+
+def counter_fields(value: float) -> list[list[Any]]:
+    return [[VALUE, "f", repr(float(value))]]
+
+
+def latest_fields(value: float, at: float) -> list[list[Any]]:
+    return [[VALUE, "l", repr(float(value)), repr(float(at))]]
+
+
+def observation_fields(value: float, bounds: Sequence[float]) -> list[list[Any]]:
+    return [[bucket_of(value, bounds), "n", "1"], [SUM, "f", repr(float(value))], [COUNT, "n", "1"]]
+
+
+def inflight_member(group: Sequence[str], attempt_key: str) -> str:
+    """A member of an in-flight set: the gauge's label values, then the attempt's key."""
+    return json.dumps(list(group), separators=(",", ":")) + SEPARATOR + attempt_key
+
+
+def inflight_group(member: bytes) -> list[str]:
+    """The gauge's label values of an in-flight set member."""
+    group: list[str] = json.loads(member.split(_SEP, 1)[0])
+    return group
+
+
+# -- reading -----------------------------------------------------------------------------------
+def decode(fields: Mapping[bytes, bytes]) -> dict[str, dict[str, float]]:
+    """``{label text: {suffix: value}}``."""
+    series: dict[str, dict[str, float]] = {}
+    for field, value in fields.items():
+        labels, suffix = split_field(field)
+        series.setdefault(labels.decode(), {})[suffix.decode()] = float(value)
+    return series
+
+
+def value_lines(name: str, fields: Mapping[bytes, bytes]) -> list[str]:
+    """A counter's or gauge's samples, sorted (a latest-value gauge's ``at`` fields are skipped)."""
+    value = VALUE.encode()
+    lines = []
+    for field, stored in fields.items():
+        labels, suffix = split_field(field)
+        if suffix == value:
+            lines.append(sample(name, labels.decode(), stored.decode()))
+    lines.sort()
+    return lines
+
+
+def histogram_lines(name: str, fields: Mapping[bytes, bytes], bounds: Sequence[float]) -> list[str]:
+    """A histogram's samples: cumulative buckets, ``+Inf`` (the count), count and sum, by series."""
+    series: dict[bytes, dict[bytes, bytes]] = defaultdict(dict)
+    for field, stored in fields.items():
+        labels, suffix = split_field(field)
+        series[labels][suffix] = stored
+    les = [repr(float(bound)) for bound in bounds]
+    encoded = [(le, le.encode()) for le in les]  # the label text, and the stored field
+    count_field, sum_field = COUNT.encode(), SUM.encode()
+    lines = []
+    for stored_labels, values in sorted(series.items()):
+        text_labels = stored_labels.decode()
+        comma = "," if text_labels else ""
+        cumulative = 0.0
+        for text, bucket in encoded:
+            cumulative += float(values.get(bucket, 0))
+            lines.append(f'{name}_bucket{{{text_labels}{comma}le="{text}"}} {number(cumulative)}\n')
+        count = values.get(count_field, b"0").decode()
+        lines.append(f'{name}_bucket{{{text_labels}{comma}le="{INF}"}} {count}\n')
+        lines.append(sample(f"{name}_count", text_labels, count))
+        lines.append(sample(f"{name}_sum", text_labels, values.get(sum_field, b"0").decode()))
+    return lines
+
+
+# -- the earlier layout -----------------------------------------------------------------------
+def earlier_label_text(names: Sequence[str], stored: bytes | str) -> str:
+    """Label values stored as a JSON list by earlier versions, as label text."""
+    values = json.loads(stored)
+    return label_text(names, ["" if v is None else str(v) for v in values])

@@ -1,0 +1,46 @@
+-- Write a decided batch: states, in-flight set moves, aggregate movements. Run inside the
+-- transaction that WATCHes the states (worker/ledger.py). ARGV[1] is the batch as JSON:
+--   states: {key, {field, value, ...}, ttl}: replaces the hash, expiring ttl seconds from now;
+--   zrem: {set, member}; zadd: {set, score, member};
+--   aggs: {hash, labelset ('' when the family is not guarded), labels, overflow labels,
+--          folded labels, {{suffix, op, value[, at]}, ...}}: the cardinality guard sends a new
+--          label set past `limit` to the overflow labels and counts it in the `folded` hash;
+--          op 'n' adds an integer, 'f' a float, 'l' keeps the value of the newest fact
+--          (ties: the larger value, so any order agrees), its time in the field with suffix `at`;
+--   sep: between label text and suffix in a field name (worker/codec.py).
+local batch = cjson.decode(ARGV[1])
+local limit = tonumber(batch.limit)
+local sep = batch.sep
+for _, s in ipairs(batch.states) do
+  redis.call('DEL', s[1])
+  redis.call('HSET', s[1], unpack(s[2]))
+  redis.call('EXPIRE', s[1], s[3])
+end
+for _, z in ipairs(batch.zrem) do redis.call('ZREM', z[1], z[2]) end
+for _, z in ipairs(batch.zadd) do redis.call('ZADD', z[1], z[2], z[3]) end
+for _, a in ipairs(batch.aggs) do
+  local labels = a[3]
+  if a[2] ~= '' and redis.call('SISMEMBER', a[2], labels) == 0 then
+    if redis.call('SCARD', a[2]) >= limit then
+      labels = a[4]
+      redis.call('HINCRBY', batch.folded[1], a[5] .. sep .. batch.folded[2], 1)
+    else
+      redis.call('SADD', a[2], labels)
+    end
+  end
+  for _, f in ipairs(a[6]) do
+    local name = labels .. sep .. f[1]
+    if f[2] == 'n' then redis.call('HINCRBY', a[1], name, f[3])
+    elseif f[2] == 'f' then redis.call('HINCRBYFLOAT', a[1], name, f[3])
+    else
+      local at_field = labels .. sep .. batch.at
+      local at = tonumber(redis.call('HGET', a[1], at_field) or '-1')
+      local new_at = tonumber(f[4])
+      local old = tonumber(redis.call('HGET', a[1], name) or '-1')
+      if new_at > at or (new_at == at and tonumber(f[3]) > old) then
+        redis.call('HSET', a[1], name, f[3], at_field, f[4])
+      end
+    end
+  end
+end
+return 1
