@@ -1,8 +1,8 @@
 """Burst end to end: 100,000 deliveries through two receivers, Redis and one worker: acceptance
 rate, time from the last acknowledgement to complete metrics, the exact-accounting check, Redis's
 peak memory (queued bodies wait in their marks), and each process's RSS at rest and after. Uses
-the fault suite's cluster and load generator (Python threads, keep-alive connections, redelivery
-of anything not acknowledged)."""
+the cluster and load generator the fault suite uses (:mod:`bench.cluster`, :mod:`bench.load`:
+Python threads, keep-alive connections, redelivery of anything not acknowledged)."""
 
 from __future__ import annotations
 
@@ -11,20 +11,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.faults.harness import Cluster, LoadGenerator, redis_figures, stream
+from bench.cluster import Cluster, redis_figures
+from bench.load import LoadGenerator, sends
+from bench.workload import deliveries
 
 DELIVERIES = int(os.environ.get("BENCH_DELIVERIES", "100000"))
 
 
 def main() -> dict[str, object]:
     runs = -(-DELIVERIES // 9)
-    sends = stream(runs, prefix="burst")
+    burst = sends(deliveries(runs), prefix="burst")
     with tempfile.TemporaryDirectory() as tmp:
         cluster = Cluster(Path(tmp), receivers=2, workers=1).start()
         try:
             rest = {name: cluster.rss_mb(name) for name in cluster.processes}
             started = time.monotonic()
-            stats = LoadGenerator(cluster.receiver_ports, threads=32, deadline_seconds=900).play(sends)
+            stats = LoadGenerator(cluster.receiver_ports, threads=32, deadline_seconds=900).play(burst)
             sent_seconds = time.monotonic() - started
             last_ack = time.monotonic()
             connection = cluster.connection()
@@ -38,7 +40,7 @@ def main() -> dict[str, object]:
         finally:
             cluster.shutdown()
     result = {
-        "deliveries": len(sends),
+        "deliveries": len(burst),
         "acknowledged": len(stats.acknowledged),
         "accepted_per_second": round(len(stats.acknowledged) / sent_seconds),
         "metrics_complete_after_last_ack_s": round(complete, 2),

@@ -6,8 +6,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from tests.faults.harness import Cluster
-from tests.faults.slow_clients import real_deliveries_under_slow_clients
+from bench.cluster import Cluster
+from bench.slowloris import real_deliveries_under_slow_clients
 
 LEVELS = (0, 100, 500, 900, 1100, 2000)
 

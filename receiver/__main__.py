@@ -12,9 +12,10 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
-from receiver.app import Services, build_app
+from receiver.app import build_app
 from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
+from receiver.webhook import Services
 from shared.cli import parse_args, start
 from shared.marks import AsyncDeliveryMarks
 from shared.metrics_http import MetricsServer, registry_render

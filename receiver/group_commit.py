@@ -11,7 +11,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
+from redis.exceptions import RedisError
+
 from receiver.intake import Accepted, Outcome
+
+
+class CommitStopped(RedisError):
+    """The receiver stopped before Redis answered for this delivery: it may or may not be queued
+    (answered 503; a redelivery is then queued, or answered as a duplicate)."""
+
 
 Submit = Callable[[Sequence[Accepted]], Awaitable[list[Outcome]]]
 Observer = Callable[[int], None]
@@ -23,6 +31,7 @@ class GroupCommit:
         self._max_batch = max_batch
         self._observe_batch = observe_batch
         self._pending: list[tuple[Accepted, asyncio.Future[Outcome]]] = []
+        self._in_flight: list[tuple[Accepted, asyncio.Future[Outcome]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -33,9 +42,10 @@ class GroupCommit:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for _, future in self._pending:
+        for _, future in self._in_flight + self._pending:
             if not future.done():
-                future.cancel()
+                future.set_exception(CommitStopped("the receiver stopped before Redis answered"))
+        self._in_flight, self._pending = [], []
 
     async def submit(self, delivery: Accepted) -> Outcome:
         """The outcome once the batch holding ``delivery`` is in Redis; raises what the write raised."""
@@ -49,16 +59,18 @@ class GroupCommit:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                batch = self._pending[: self._max_batch]
+                batch = self._in_flight = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 self._observe_batch(len(batch))
-                try:
+                try:  # cancelled here (stop), the batch stays in flight for stop() to answer
                     outcomes = await self._submit([delivery for delivery, _ in batch])
                 except Exception as exc:  # every waiting request gets the error to answer
+                    self._in_flight = []
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
+                self._in_flight = []
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
                     if not future.done():  # a client that went away is still queued: GitHub sees a failure
                         future.set_result(outcome)

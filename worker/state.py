@@ -1,7 +1,9 @@
 """How one delivery moves the state of its job attempt or run attempt, and which metrics move.
 
-Pure functions over the state as stored in Redis (a hash of strings), so they can be tested and
-reasoned about apart from Redis. The rules, whatever order deliveries arrive in:
+:class:`Transitions` works on the state as stored in Redis (a hash of strings) without any I/O: it
+changes the states it is given in place and adds the metric movements to an :class:`Effects`, so
+it can be tested and reasoned about apart from Redis (the ledger hands it fresh copies each time it
+decides a batch). The rules, whatever order deliveries arrive in:
 
 - phases rank ``queued``/``waiting`` < ``in_progress`` < ``completed``; a delivery of a lower
   rank than the state changes nothing, and ``completed`` is terminal;

@@ -75,7 +75,9 @@ def test_the_one_command_system_runs_and_a_signed_sample_shows_in_metrics(tmp_pa
             assert stack.poll() is None, (tmp_path / "stack.log").read_text()
             assert time.monotonic() < deadline, "the stack did not come up"
             time.sleep(0.1)
-        secret = re.search(r"webhook secret\s+(\S+)", (tmp_path / "stack.log").read_text()).group(1)
+        found = re.search(r"webhook secret\s+(\S+)", (tmp_path / "stack.log").read_text())
+        assert found is not None
+        secret = found.group(1)
         assert (tmp_path / ".data" / "webhook-secret").read_text().strip() == secret
         url = f"http://127.0.0.1:{ports['--receiver-port']}/webhook"
         sent = subprocess.run(

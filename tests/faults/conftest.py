@@ -1,16 +1,16 @@
-"""Collects each fault scenario's ledger and prints them all at the end of the run."""
+"""Collects each fault scenario's accounting (its ledger) and prints them all at the end of the run."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.faults.harness import Ledger
+from tests.faults.harness import Accounting
 
-LEDGERS: list[Ledger] = []
+LEDGERS: list[Accounting] = []
 
 
 @pytest.fixture(name="ledgers")
-def _ledgers() -> list[Ledger]:
+def _ledgers() -> list[Accounting]:
     return LEDGERS
 
 

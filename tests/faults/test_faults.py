@@ -17,19 +17,10 @@ import time
 import pytest
 from rq import Queue
 
+from bench.cluster import Cluster, redis_figures, wait_drained
+from bench.load import SECRET, LoadGenerator, Send, Stats
 from tests.corpus import run_copies
-from tests.faults.harness import (
-    SECRET,
-    Cluster,
-    Ledger,
-    LoadGenerator,
-    Send,
-    Stats,
-    as_sends,
-    redis_figures,
-    stream,
-    wait_drained,
-)
+from tests.faults.harness import Accounting, as_sends, stream
 from worker.ledger import aggregate_key
 
 pytestmark = pytest.mark.faults
@@ -44,7 +35,7 @@ def _cluster(tmp_path):
 
 def check(  # noqa: PLR0917 - the inputs of a scenario's ledger
     cluster: Cluster,
-    ledgers: list[Ledger],
+    ledgers: list[Accounting],
     scenario: str,
     sends: list[Send],
     stats: Stats,
@@ -64,7 +55,7 @@ def check(  # noqa: PLR0917 - the inputs of a scenario's ledger
     lost = acknowledged - int(figures["processed"])
     duplicates = stats.statuses["200"]
     ledgers.append(
-        Ledger(
+        Accounting(
             scenario,
             len(sends),
             stats.attempts,
@@ -302,7 +293,7 @@ def test_garbage_jobs_placed_on_the_queue(cluster, ledgers):
         in worker_metrics
     )
     ledgers.append(
-        Ledger(
+        Accounting(
             "9 garbage jobs on the queue",
             len(sends),
             stats.attempts,
@@ -329,7 +320,7 @@ def test_slow_clients_do_not_starve_the_receiver(cluster, ledgers):
     """Expected: while 300 connections trickle their headers (below receiver.limit_concurrency),
     every real delivery is still answered 202 at once. (How far this goes is measured by
     ``python -m bench slow_clients``; put a reverse proxy in front to absorb slow clients.)"""
-    from tests.faults.slow_clients import real_deliveries_under_slow_clients  # noqa: PLC0415
+    from bench.slowloris import real_deliveries_under_slow_clients  # noqa: PLC0415
 
     result = real_deliveries_under_slow_clients(cluster.receiver_ports[0], slow=300)
     assert result["still_connected"] == 300
@@ -339,7 +330,7 @@ def test_slow_clients_do_not_starve_the_receiver(cluster, ledgers):
     assert figures["processed"] == 90
     connection.close()
     ledgers.append(
-        Ledger(
+        Accounting(
             "slow clients (300 trickling)",
             90,
             90,

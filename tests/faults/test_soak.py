@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from tests.faults.harness import Cluster, Ledger, LoadGenerator, Stats, stream, wait_drained
+from bench.cluster import Cluster, wait_drained
+from bench.load import LoadGenerator, Stats
+from tests.faults.harness import Accounting, stream
 
 MINUTES = 30
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(MINUTES * 60 + 900)]
@@ -44,7 +46,7 @@ def test_soak_at_a_steady_rate(cluster, ledgers):
     figures = wait_drained(connection, len(stats.acknowledged))
     end = (cluster.rss_mb("worker-0"), cluster.rss_mb("receiver-0"), connection.info("memory")["used_memory"])
     ledgers.append(
-        Ledger(
+        Accounting(
             f"10 soak {MINUTES} min at {RATE}/s",
             len(sends),
             stats.attempts,

@@ -104,6 +104,7 @@ def test_a_failed_batch_gives_the_taken_jobs_back_in_order(connection, settings,
     token = bind(exporter.processor, Combiner(QueueJobs(queue), 1000, 60))
     try:
         first = queue.fetch_job(connection.lpop(queue.key).decode())  # the job RQ would be running
+        assert first is not None
         with pytest.raises(ConnectionError):
             process_deliveries(*first.args)
     finally:

@@ -138,7 +138,9 @@ def test_a_job_abandoned_by_a_killed_worker_is_retried_not_lost(connection, sett
     Intake(DeliveryMarks(connection, lambda: 60), queue, settings.queue).submit([envelope("abandoned")])
     # A worker takes the job and dies before finishing: the job stays STARTED in the registry.
     dead = worker_for(connection, settings)
-    job, _ = queue.dequeue_any([queue], None, connection=connection, serializer=queue.serializer)
+    taken = queue.dequeue_any([queue], None, connection=connection, serializer=queue.serializer)
+    assert taken is not None
+    job, _ = taken
     dead.prepare_execution(job)
     dead.prepare_job_execution(job)
     assert queue.count == 0

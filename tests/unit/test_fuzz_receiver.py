@@ -6,9 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from receiver.app import Services, build_app
+from receiver.app import build_app
 from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
+from receiver.webhook import Services
 from shared.marks import AsyncDeliveryMarks
 from shared.queueing import make_queue
 from shared.reloading import SettingsHolder

@@ -3,15 +3,15 @@ import asyncio
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from receiver.group_commit import GroupCommit
-from receiver.intake import Outcome
+from receiver.group_commit import CommitStopped, GroupCommit
+from receiver.intake import Accepted, Outcome
 from shared.envelope import Envelope
 
 pytestmark = pytest.mark.anyio
 
 
-def envelope(i: int) -> Envelope:
-    return Envelope("workflow_job", f"d-{i}", "h", 1.0, "{}")
+def envelope(i: int) -> Accepted:
+    return Accepted(Envelope("workflow_job", f"d-{i}", "h", 1.0, None), b"{}")
 
 
 class SlowWrites:
@@ -22,13 +22,13 @@ class SlowWrites:
         self.release = asyncio.Event()
         self.fail = fail
 
-    async def __call__(self, envelopes):
-        self.batches.append([e.delivery_id for e in envelopes])
+    async def __call__(self, deliveries):
+        self.batches.append([d.envelope.delivery_id for d in deliveries])
         if len(self.batches) == 1:
             await asyncio.wait_for(self.release.wait(), 5)
         if self.fail:
             raise RedisConnectionError("down")
-        return [Outcome.QUEUED] * len(envelopes)
+        return [Outcome.QUEUED] * len(deliveries)
 
 
 async def test_a_lone_delivery_is_written_alone():
@@ -43,7 +43,7 @@ async def test_a_lone_delivery_is_written_alone():
 
 async def test_deliveries_arriving_during_a_write_share_the_next_one_up_to_the_limit():
     writes = SlowWrites()
-    sizes = []
+    sizes: list[int] = []
     commit = GroupCommit(writes, max_batch=4, observe_batch=sizes.append)
     commit.start()
     first = asyncio.ensure_future(commit.submit(envelope(0)))
@@ -73,3 +73,18 @@ async def test_a_failed_write_fails_every_delivery_waiting_on_it():
         with pytest.raises(RedisConnectionError):
             await future
     await commit.stop()
+
+
+async def test_stopping_answers_the_batch_in_flight_and_the_pending_ones():
+    writes = SlowWrites()  # never released: the first write is in flight when the receiver stops
+    commit = GroupCommit(writes, max_batch=10)
+    commit.start()
+    in_flight = asyncio.ensure_future(commit.submit(envelope(0)))
+    while not writes.batches:
+        await asyncio.sleep(0.001)
+    pending = asyncio.ensure_future(commit.submit(envelope(1)))
+    await asyncio.sleep(0)
+    await commit.stop()
+    for future in (in_flight, pending):
+        with pytest.raises(CommitStopped):  # a RedisError: the handler answers 503
+            await future

@@ -41,6 +41,8 @@ def test_job_fields():
     assert (event.job_id, event.run_attempt, event.conclusion) == (17556741424, 10, "success")
     assert event.labels == ("ubuntu-latest",)
     assert event.runner_group == "GitHub Actions"
+    assert event.completed_at is not None
+    assert event.started_at is not None
     assert (event.completed_at - event.started_at).total_seconds() == 16
 
 

@@ -17,6 +17,7 @@ README = (ROOT / "README.md").read_text()
 
 def test_imported_packages_are_ours():
     for package in (shared, receiver, worker):
+        assert package.__file__ is not None
         assert Path(package.__file__).resolve().parent.parent == ROOT
 
 

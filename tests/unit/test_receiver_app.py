@@ -6,9 +6,11 @@ import pytest
 from rq import Queue
 from starlette.testclient import TestClient
 
-from receiver.app import Rejected, Services, build_app, read_body
+from receiver.app import build_app
+from receiver.asgi import Rejected, read_body
 from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
+from receiver.webhook import Services
 from shared.envelope import Envelope
 from shared.marks import AsyncDeliveryMarks, mark_key
 from shared.queueing import JOB_FUNCTION, SERIALIZER, make_queue

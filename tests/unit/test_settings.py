@@ -133,7 +133,7 @@ def test_sighup_reloads_secrets(tmp_path):
     config.write_text("webhook:\n  secrets: [one]\n")
     os.environ.pop("GHA_EXPORTER_WEBHOOK__SECRETS", None)
     holder = SettingsHolder(load_settings(str(config)), poll_seconds=60)
-    seen = []
+    seen: list[object] = []
     holder.on_reload(seen.append)
     holder.start()
     try:

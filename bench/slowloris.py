@@ -1,4 +1,5 @@
-"""Slow clients (slowloris): connections that send their headers a byte at a time and never finish."""
+"""Slow clients (slowloris): connections that send their headers a byte at a time and never finish.
+Used by the benchmark of that name and the fault suite."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import threading
 import time
 from collections import Counter
 
+from bench.load import HOOK_ID, SECRET, Send, sends
+from bench.workload import deliveries
 from shared.signing import sign
-from tests.faults.harness import SECRET, Send, stream
 
 
 class SlowClients:
@@ -54,7 +56,7 @@ def post_once(port: int, send: Send) -> str:
     try:
         connection.request("POST", "/webhook", body=send.body, headers={
             "Content-Type": "application/json", "X-GitHub-Event": send.event, "X-GitHub-Delivery": send.guid,
-            "X-GitHub-Hook-ID": "777", "X-Hub-Signature-256": sign(SECRET, send.body),
+            "X-GitHub-Hook-ID": HOOK_ID, "X-Hub-Signature-256": sign(SECRET, send.body),
         })  # fmt: skip
         response = connection.getresponse()
         response.read()
@@ -67,11 +69,11 @@ def post_once(port: int, send: Send) -> str:
 
 def real_deliveries_under_slow_clients(port: int, slow: int, runs: int = 10) -> dict[str, object]:
     """Answers to real deliveries, each sent once, while ``slow`` slow clients hang on."""
-    sends = stream(runs, prefix=f"slow{slow}")
+    real = sends(deliveries(runs), prefix=f"slow{slow}")
     with SlowClients(port, slow) as clients:
         time.sleep(0.5)
         started = time.monotonic()
-        answers = Counter(post_once(port, send) for send in sends)
+        answers = Counter(post_once(port, send) for send in real)
         elapsed = time.monotonic() - started
         held = clients.alive()
     return {

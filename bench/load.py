@@ -1,0 +1,111 @@
+"""A load generator that plays GitHub: it signs deliveries, round-robins the receivers over
+keep-alive connections, and redelivers (same delivery id) anything that did not get a 2xx, like a
+user pressing "Redeliver", until it is acknowledged or its deadline passes. Used by the benchmarks
+and the fault suite."""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from shared.signing import sign
+
+SECRET = "fault-suite-secret"
+HOOK_ID = "777"
+
+
+@dataclass
+class Send:
+    event: str
+    body: bytes
+    guid: str
+
+
+def sends(deliveries: Iterable[tuple[str, bytes]], prefix: str) -> list[Send]:
+    """(event, body) pairs as deliveries with ids ``<prefix>-<n>``."""
+    return [Send(event, body, f"{prefix}-{i}") for i, (event, body) in enumerate(deliveries)]
+
+
+@dataclass
+class Stats:
+    attempts: int = 0
+    acknowledged: set[str] = field(default_factory=set)
+    statuses: Counter[str] = field(default_factory=Counter)
+    unacknowledged: set[str] = field(default_factory=set)
+    ack_times: dict[str, float] = field(default_factory=dict)
+
+
+class LoadGenerator:
+    def __init__(self, ports: list[int], threads: int = 12, deadline_seconds: float = 120.0) -> None:
+        self.ports = ports
+        self.threads = threads
+        self.deadline_seconds = deadline_seconds
+        self._lock = threading.Lock()
+        self._round_robin = itertools.count()
+
+    def play(self, sends: list[Send], stats: Stats | None = None) -> Stats:
+        stats = stats or Stats()
+        queue = iter(list(sends))
+        deadline = time.monotonic() + self.deadline_seconds
+
+        def next_send() -> Send | None:
+            with self._lock:
+                return next(queue, None)
+
+        def run() -> None:
+            connections: dict[int, http.client.HTTPConnection] = {}
+            while (send := next_send()) is not None:
+                self._deliver(send, stats, connections, deadline)
+            for connection in connections.values():
+                connection.close()
+
+        workers = [threading.Thread(target=run) for _ in range(self.threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return stats
+
+    def _deliver(
+        self, send: Send, stats: Stats, connections: dict[int, http.client.HTTPConnection], deadline: float
+    ) -> None:
+        headers = {
+            "Content-Type": "application/json",
+            "X-GitHub-Event": send.event,
+            "X-GitHub-Delivery": send.guid,
+            "X-GitHub-Hook-ID": HOOK_ID,
+            "X-Hub-Signature-256": sign(SECRET, send.body),
+        }
+        backoff = 0.05
+        while time.monotonic() < deadline:
+            port = self.ports[next(self._round_robin) % len(self.ports)]
+            try:
+                connection = connections.get(port) or http.client.HTTPConnection(
+                    "127.0.0.1", port, timeout=10
+                )
+                connections[port] = connection
+                connection.request("POST", "/webhook", body=send.body, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                status = str(response.status)
+            except (OSError, http.client.HTTPException):
+                broken = connections.pop(port, None)
+                if broken is not None:
+                    broken.close()
+                status = "connection error"
+            with self._lock:
+                stats.attempts += 1
+                stats.statuses[status] += 1
+                if status in ("200", "202"):
+                    stats.acknowledged.add(send.guid)
+                    stats.ack_times[send.guid] = time.time()
+                    return
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+        with self._lock:
+            stats.unacknowledged.add(send.guid)
