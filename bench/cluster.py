@@ -120,7 +120,7 @@ class Cluster:
 
 
 def redis_figures(connection: Redis, queue_name: str = "gha-exporter") -> dict[str, float]:
-    """What Redis says: the delivery ledger, the aggregates, the queue and its registries, in flight."""
+    """What Redis says: the deliveries applied, the aggregates, the queue and its registries, in flight."""
     queue = make_queue(connection, load_settings(environ={"GHA_EXPORTER_QUEUE__NAME": queue_name}).queue)
     processed = cast(
         dict[bytes, bytes],
@@ -155,7 +155,7 @@ def redis_figures(connection: Redis, queue_name: str = "gha-exporter") -> dict[s
 
 def wait_drained(connection: Redis, at_least: int, timeout: float = 180.0) -> dict[str, float]:
     """Poll until the queue, its intermediate list, the started registry and the claims are empty and the
-    ledger has reached ``at_least`` deliveries."""
+    deliveries applied have reached ``at_least``."""
     deadline = time.monotonic() + timeout
     figures: dict[str, float] = {}
     while time.monotonic() < deadline:

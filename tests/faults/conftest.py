@@ -1,4 +1,4 @@
-"""Collects each fault scenario's accounting (its ledger) and prints them all at the end of the run."""
+"""Collects each fault scenario's accounting and prints them all at the end of the run."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import pytest
 
 from tests.faults.harness import Accounting
 
-LEDGERS: list[Accounting] = []
+ACCOUNTS: list[Accounting] = []
 
 
-@pytest.fixture(name="ledgers")
-def _ledgers() -> list[Accounting]:
-    return LEDGERS
+@pytest.fixture(name="accounts")
+def _accounts() -> list[Accounting]:
+    return ACCOUNTS
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if LEDGERS:
-        terminalreporter.section("fault suite ledger")
-        for ledger in LEDGERS:
-            terminalreporter.write_line(ledger.line())
+    if ACCOUNTS:
+        terminalreporter.section("fault suite accounting")
+        for account in ACCOUNTS:
+            terminalreporter.write_line(account.line())

@@ -1,10 +1,10 @@
 """The fault suite: every delivery a receiver acknowledged is counted exactly once, whatever crashes.
 
 Each scenario states its expected outcome in its docstring, runs on a fresh cluster, and ends with
-the same checks: the ledger (sent, acknowledged, counted, duplicates, errors, lost), the queue and
+the same checks: the accounting (sent, acknowledged, counted, duplicates, errors, lost), the queue and
 RQ's registries drained to empty, no job left failed, in-flight gauges at zero when every job
 completed, no process dead that the scenario did not stop, and the worker's memory before/after.
-The ledgers are printed at the end of the run (``tests/faults/conftest.py``).
+The accounts are printed at the end of the run (``tests/faults/conftest.py``).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ def _cluster(tmp_path):
     cluster.shutdown()
 
 
-def check(  # noqa: PLR0917 - the inputs of a scenario's ledger
+def check(  # noqa: PLR0917 - the inputs of a scenario's accounting
     cluster: Cluster,
-    ledgers: list[Accounting],
+    accounts: list[Accounting],
     scenario: str,
     sends: list[Send],
     stats: Stats,
@@ -54,7 +54,7 @@ def check(  # noqa: PLR0917 - the inputs of a scenario's ledger
         assert rss_after - rss_before < 64  # memory flat: no growth with the number of deliveries
     lost = acknowledged - int(figures["processed"])
     duplicates = stats.statuses["200"]
-    ledgers.append(
+    accounts.append(
         Accounting(
             scenario,
             len(sends),
@@ -85,13 +85,13 @@ def check(  # noqa: PLR0917 - the inputs of a scenario's ledger
     return figures
 
 
-def test_burst_of_5000_deliveries(cluster, ledgers):
+def test_burst_of_5000_deliveries(cluster, accounts):
     """Expected: every delivery acknowledged on the first try and counted once; nothing left."""
     runs = 556  # 5,004 deliveries
     sends = stream(runs)
     rss = cluster.rss_mb("worker-0")
     stats = LoadGenerator(cluster.receiver_ports, threads=16).play(sends)
-    check(cluster, ledgers, "1 burst of 5,000", sends, stats, runs, rss_before=rss)
+    check(cluster, accounts, "1 burst of 5,000", sends, stats, runs, rss_before=rss)
     assert stats.statuses["202"] == len(sends)
 
 
@@ -109,7 +109,7 @@ def kill_during(sends: list[Send], action, times: int, generator: LoadGenerator)
     return stats
 
 
-def test_worker_killed_three_times_during_a_burst(cluster, ledgers):
+def test_worker_killed_three_times_during_a_burst(cluster, accounts):
     """Expected: each SIGKILL abandons at most the job in hand; RQ retries it (job timeout + 10 s, or
     one minute for a job taken but not started); replays are skipped; totals exact, nothing lost."""
     runs = 300
@@ -120,10 +120,10 @@ def test_worker_killed_three_times_during_a_burst(cluster, ledgers):
         cluster.start_process("worker-0")
 
     stats = kill_during(sends, kill_and_restart, 3, LoadGenerator(cluster.receiver_ports))
-    check(cluster, ledgers, "2 worker kill -9 x3", sends, stats, runs)
+    check(cluster, accounts, "2 worker kill -9 x3", sends, stats, runs)
 
 
-def test_worker_sigterm_50_times_under_load(cluster, ledgers):
+def test_worker_sigterm_50_times_under_load(cluster, accounts):
     """Expected: every SIGTERM ends the worker warm (exit 0) within the bound while deliveries keep
     arriving; it is started again at once; totals exact, nothing lost."""
     runs = 200
@@ -142,12 +142,14 @@ def test_worker_sigterm_50_times_under_load(cluster, ledgers):
         restart(i)
     player.join()
     slowest = max(seconds for _, seconds in exits)
-    check(cluster, ledgers, "3 worker SIGTERM x50", sends, stats, runs, notes=f"slowest exit {slowest:.1f} s")
+    check(
+        cluster, accounts, "3 worker SIGTERM x50", sends, stats, runs, notes=f"slowest exit {slowest:.1f} s"
+    )
     assert [code for code, _ in exits] == [0] * 50
     assert slowest < 20  # the bound: the job in hand (timeout 2 s) and a 1 s dequeue slice, with margin
 
 
-def test_redis_restarted_then_killed_during_a_burst(cluster, ledgers):
+def test_redis_restarted_then_killed_during_a_burst(cluster, accounts):
     """Expected: while Redis is down the receivers answer 503 and the generator redelivers; both
     processes recover by themselves. A graceful restart loses nothing; kill -9 loses at most what
     AOF had not yet written (everysec: about the last second's acknowledged deliveries)."""
@@ -168,7 +170,7 @@ def test_redis_restarted_then_killed_during_a_burst(cluster, ledgers):
     window = sum(1 for t in stats.ack_times.values() if kill_times[0] - 1.5 <= t <= kill_times[0])
     figures = check(
         cluster,
-        ledgers,
+        accounts,
         "4 Redis restart, then kill -9",
         sends,
         stats,
@@ -180,7 +182,7 @@ def test_redis_restarted_then_killed_during_a_burst(cluster, ledgers):
     assert figures["processed"] > 0
 
 
-def test_receiver_killed_during_a_burst(cluster, ledgers):
+def test_receiver_killed_during_a_burst(cluster, accounts):
     """Expected: requests in flight at the killed receiver fail and are redelivered to the other;
     the receiver restarts; every acknowledged delivery counted once, nothing lost."""
     runs = 300
@@ -192,10 +194,10 @@ def test_receiver_killed_during_a_burst(cluster, ledgers):
         cluster.start_process("receiver-0")
 
     stats = kill_during(sends, kill_receiver, 1, LoadGenerator(cluster.receiver_ports))
-    check(cluster, ledgers, "5 receiver kill -9", sends, stats, runs)
+    check(cluster, accounts, "5 receiver kill -9", sends, stats, runs)
 
 
-def test_duplicates_and_replays_with_fresh_delivery_ids(cluster, ledgers):
+def test_duplicates_and_replays_with_fresh_delivery_ids(cluster, accounts):
     """Expected: a redelivery (same delivery id) is answered 200 and not queued; a replay with a new
     id is queued and counted as unchanged; the totals equal those of each delivery sent once."""
     runs = 200
@@ -206,7 +208,7 @@ def test_duplicates_and_replays_with_fresh_delivery_ids(cluster, ledgers):
     stats = generator.play(sends, stats)  # every delivery redelivered with its delivery id
     replays = as_sends(deliveries, "replay")
     generator.play(replays, stats)
-    figures = check(cluster, ledgers, "6 duplicates and replays", sends + replays, stats, runs)
+    figures = check(cluster, accounts, "6 duplicates and replays", sends + replays, stats, runs)
     assert stats.statuses["200"] == len(sends)
     connection = cluster.connection()
     unchanged = connection.hget(
@@ -218,7 +220,7 @@ def test_duplicates_and_replays_with_fresh_delivery_ids(cluster, ledgers):
     connection.close()
 
 
-def test_every_jobs_deliveries_shuffled(cluster, ledgers):
+def test_every_jobs_deliveries_shuffled(cluster, accounts):
     """Expected: deliveries of each run arrive in random order; counts, durations and queue times
     end as in order (checked in detail by the property tests); nothing left in flight."""
     runs = 300
@@ -226,10 +228,10 @@ def test_every_jobs_deliveries_shuffled(cluster, ledgers):
     random.Random(5).shuffle(sends)  # noqa: S311 - reproducible order, not a secret
     rss = cluster.rss_mb("worker-0")
     stats = LoadGenerator(cluster.receiver_ports).play(sends)
-    check(cluster, ledgers, "7 out of order", sends, stats, runs, rss_before=rss)
+    check(cluster, accounts, "7 out of order", sends, stats, runs, rss_before=rss)
 
 
-def test_redis_at_its_memory_limit(cluster, ledgers):
+def test_redis_at_its_memory_limit(cluster, accounts):
     """Expected: with Redis full, receivers answer 503 (the mark and the job are one transaction, so
     no partial delivery is stored) and workers retry; once memory frees, everything goes through."""
     runs = 150
@@ -250,7 +252,7 @@ def test_redis_at_its_memory_limit(cluster, ledgers):
     player.join()
     check(
         cluster,
-        ledgers,
+        accounts,
         "8 Redis at its memory limit",
         sends,
         stats,
@@ -261,7 +263,7 @@ def test_redis_at_its_memory_limit(cluster, ledgers):
     connection.close()
 
 
-def test_garbage_jobs_placed_on_the_queue(cluster, ledgers):
+def test_garbage_jobs_placed_on_the_queue(cluster, accounts):
     """Expected: a job with garbage arguments is counted (bad_job) and not retried; a job naming a
     function that does not exist fails, is retried max_retries times, then rests in the failed
     registry; the worker lives on and keeps counting real deliveries."""
@@ -292,7 +294,7 @@ def test_garbage_jobs_placed_on_the_queue(cluster, ledgers):
         'github_actions_webhook_processing_errors_total{event="unknown",reason="bad_envelope"} 2.0'
         in worker_metrics
     )
-    ledgers.append(
+    accounts.append(
         Accounting(
             "9 garbage jobs on the queue",
             len(sends),
@@ -316,7 +318,7 @@ def cluster_metrics(cluster: Cluster) -> str:
         return r.read().decode()
 
 
-def test_slow_clients_do_not_starve_the_receiver(cluster, ledgers):
+def test_slow_clients_do_not_starve_the_receiver(cluster, accounts):
     """Expected: while 300 connections trickle their headers (below receiver.limit_concurrency),
     every real delivery is still answered 202 at once. (How far this goes is measured by
     ``python -m bench slow_clients``; put a reverse proxy in front to absorb slow clients.)"""
@@ -329,7 +331,7 @@ def test_slow_clients_do_not_starve_the_receiver(cluster, ledgers):
     figures = wait_drained(connection, 90)
     assert figures["processed"] == 90
     connection.close()
-    ledgers.append(
+    accounts.append(
         Accounting(
             "slow clients (300 trickling)",
             90,

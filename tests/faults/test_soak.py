@@ -23,7 +23,7 @@ def _cluster(tmp_path):
     cluster.shutdown()
 
 
-def test_soak_at_a_steady_rate(cluster, ledgers):
+def test_soak_at_a_steady_rate(cluster, accounts):
     """Expected: every delivery counted once; RSS and Redis memory level off (printed)."""
     runs = MINUTES * 60 * RATE // 9
     sends = stream(runs)
@@ -45,7 +45,7 @@ def test_soak_at_a_steady_rate(cluster, ledgers):
         time.sleep(max(0.0, began + (index // RATE + 1) - time.monotonic()))
     figures = wait_drained(connection, len(stats.acknowledged))
     end = (cluster.rss_mb("worker-0"), cluster.rss_mb("receiver-0"), connection.info("memory")["used_memory"])
-    ledgers.append(
+    accounts.append(
         Accounting(
             f"10 soak {MINUTES} min at {RATE}/s",
             len(sends),

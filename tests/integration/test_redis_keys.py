@@ -1,0 +1,108 @@
+"""Every key the system writes is listed in the README's "Redis keys" table.
+
+Redis reports every key written (keyspace notifications) while the receivers' intake, the worker
+(with the combiner taking further RQ jobs), a job that fails, the sweeper, the earlier layout's
+conversion and a scrape all run; each key must match a pattern of the table.
+"""
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from redis import Redis
+
+from receiver.intake import Accepted, Intake
+from shared.envelope import Envelope
+from shared.marks import DeliveryMarks
+from shared.queueing import make_queue
+from tests.corpus import run_copies
+from worker.__main__ import build_processor
+from worker.jobs import bind, unbind
+from worker.rqworker import StopFlag, make_worker
+
+pytestmark = pytest.mark.integration
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def table_patterns() -> list[re.Pattern[str]]:
+    text = README.read_text()
+    section = text.split("\n## Redis keys\n", 1)[1].split("\n## ", 1)[0]
+    patterns = []
+    for row in section.splitlines():
+        if not row.startswith("| `"):
+            continue
+        for key in re.findall(r"`([^`]+)`", row.split(" | ")[0]):
+            parts = re.split(r"<[^>]+>", key)
+            patterns.append(re.compile(".+".join(re.escape(part) for part in parts) + r"\Z"))
+    return patterns
+
+
+class KeysWritten:
+    """The keys Redis reports written while it runs (notify-keyspace-events)."""
+
+    def __init__(self, url: str) -> None:
+        self._connection = Redis.from_url(url)
+        self._connection.config_set("notify-keyspace-events", "KA")
+        self._pubsub = self._connection.pubsub()
+        self._pubsub.psubscribe("__keyspace@*__:*")
+        self.keys: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            message = self._pubsub.get_message(timeout=0.1)
+            if message and message["type"] == "pmessage":
+                self.keys.add(message["channel"].decode().split(":", 1)[1])
+
+    def __enter__(self) -> "KeysWritten":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        time.sleep(0.5)  # the last notifications are in flight
+        self._stop.set()
+        self._thread.join()
+        self._pubsub.close()
+        self._connection.config_set("notify-keyspace-events", "")
+        self._connection.close()
+
+
+def test_every_key_written_is_in_the_readme_table(redis_url, make_settings):
+    settings = make_settings(
+        GHA_EXPORTER_REDIS__URL=redis_url,
+        GHA_EXPORTER_METRICS__STEP_METRICS="true",
+        GHA_EXPORTER_WORKER__MAX_BATCH="20",
+    )
+    connection = Redis.from_url(redis_url)
+    with KeysWritten(redis_url) as written:
+        queue = make_queue(connection, settings.queue)
+        intake = Intake(DeliveryMarks(connection, lambda: 600), queue, settings.queue)
+        deliveries = [
+            Accepted(Envelope(d.event, f"k-{i}", "hook", time.time(), None), d.body)
+            for i, d in enumerate(run_copies(4)[:-3])  # the last run's job stays in progress
+        ]
+        for start in range(0, len(deliveries), 4):
+            intake.submit(deliveries[start : start + 4])
+        queue.enqueue("no.such.function", retry=None)  # a job that fails
+        connection.hset("gha-exporter:agg:workflow_run_total:repository,workflow,event,conclusion,attempt",
+                        '["o/r","CI","push","success","first"]\x1fv', 1)  # fmt: skip
+        built = build_processor(connection, settings, CollectorRegistry())
+        token = bind(built.processor, built.combiner)
+        try:
+            make_worker(connection, settings.queue, StopFlag()).work(burst=True)
+        finally:
+            unbind(token)
+        built.earlier.convert()
+        built.ledger.sweep(time.time() + 10**9)  # everything in flight expires
+        built.combiner.reclaim()
+        built.exposition.render()
+    connection.close()
+    assert any(key.startswith("gha-exporter:claimed:") for key in written.keys)  # the workload is complete
+    assert any(key.startswith("gha-exporter:inflight:") for key in written.keys)
+    patterns = table_patterns()
+    unlisted = sorted(key for key in written.keys if not any(p.match(key) for p in patterns))
+    assert not unlisted, f"keys written that README's 'Redis keys' table does not list: {unlisted}"
