@@ -103,9 +103,13 @@ def value_lines(name: str, fields: Mapping[bytes, bytes]) -> list[str]:
     value = VALUE.encode()
     lines = []
     for field, stored in fields.items():
-        labels, suffix = split_field(field)
+        labels, _, suffix = field.rpartition(_SEP)  # split_field, inlined: this loop runs per series
         if suffix == value:
-            lines.append(sample(name, labels.decode(), stored.decode()))
+            lines.append(
+                f"{name}{{{labels.decode()}}} {stored.decode()}\n"
+                if labels
+                else f"{name} {stored.decode()}\n"
+            )
     lines.sort()
     return lines
 
@@ -114,7 +118,7 @@ def histogram_lines(name: str, fields: Mapping[bytes, bytes], bounds: Sequence[f
     """A histogram's samples: cumulative buckets, ``+Inf`` (the count), count and sum, by series."""
     series: dict[bytes, dict[bytes, bytes]] = defaultdict(dict)
     for field, stored in fields.items():
-        labels, suffix = split_field(field)
+        labels, _, suffix = field.rpartition(_SEP)  # split_field, inlined: this loop runs per field
         series[labels][suffix] = stored
     les = [repr(float(bound)) for bound in bounds]
     encoded = [(le, le.encode()) for le in les]  # the label text, and the stored field
