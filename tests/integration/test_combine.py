@@ -3,7 +3,6 @@
 import time
 
 import pytest
-from redis import Redis
 from rq import Queue
 
 from receiver.intake import Accepted, Intake
@@ -17,18 +16,6 @@ from worker.jobs import bind, process_deliveries, unbind
 from worker.rqworker import StopFlag, make_worker
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(name="connection")
-def _connection(redis_url):
-    connection = Redis.from_url(redis_url)  # redis_url gives an empty Redis
-    yield connection
-    connection.close()
-
-
-@pytest.fixture(name="settings")
-def _settings(make_settings, redis_url):
-    return make_settings(GHA_EXPORTER_REDIS__URL=redis_url)
 
 
 def queue_in_jobs_of(connection, settings, size: int, runs: int) -> tuple[Queue, int]:

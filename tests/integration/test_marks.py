@@ -6,7 +6,6 @@ import time
 
 import pytest
 from prometheus_client import CollectorRegistry
-from redis import Redis
 
 from receiver.intake import Accepted, Intake, Outcome
 from shared.envelope import Envelope
@@ -17,18 +16,6 @@ from tests.corpus import load
 
 pytestmark = pytest.mark.integration
 COMPLETED = load("grafana-ci-otel-collector/workflow_job/9_workflow_job_completed.json")
-
-
-@pytest.fixture(name="connection")
-def _connection(redis_url):
-    connection = Redis.from_url(redis_url)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture(name="settings")
-def _settings(make_settings, redis_url):
-    return make_settings(GHA_EXPORTER_REDIS__URL=redis_url)
 
 
 def accepted(delivery_id: str, body: bytes = COMPLETED.body) -> Accepted:

@@ -23,18 +23,6 @@ JOB = {"repository": "krzko/webhook-testing", "workflow": "Tests", "job": "test"
        "runner_group": "GitHub Actions", "runs_on": "ubuntu-latest", "attempt": "rerun"}  # fmt: skip
 
 
-@pytest.fixture(name="connection")
-def _connection(redis_url):
-    connection = Redis.from_url(redis_url)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture(name="settings")
-def _settings(make_settings, redis_url):
-    return make_settings(GHA_EXPORTER_REDIS__URL=redis_url)
-
-
 def envelope(delivery_id: str) -> Accepted:
     """As the receiver hands a verified delivery to its intake: the body goes in the mark."""
     return Accepted(Envelope("workflow_job", delivery_id, "hook", time.time(), None), COMPLETED.body)

@@ -5,7 +5,6 @@ import signal
 import time
 
 import pytest
-from redis import Redis
 from rq import Queue
 from rq.job import Job
 from rq.registry import StartedJobRegistry
@@ -16,18 +15,6 @@ from shared.rqadapter import QueueJobs, enqueue_commands
 from worker.rqworker import StopFlag, make_worker
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(name="connection")
-def _connection(redis_url):
-    connection = Redis.from_url(redis_url)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture(name="settings")
-def _settings(make_settings, redis_url):
-    return make_settings(GHA_EXPORTER_REDIS__URL=redis_url)
 
 
 @pytest.fixture(name="queue")
