@@ -75,3 +75,19 @@ def test_without_redis_only_redis_up_zero(make_settings):
     assert "github_actions_redis_up" in names
     assert exporter.value("redis_up") == 0
     assert not any(name.startswith("github_actions_job") for name in names)
+
+
+def test_every_family_exposed_is_defined_in_worker_metrics(make_exporter):
+    from worker.metrics import FAMILIES, SCRAPE_FAMILIES  # noqa: PLC0415 - the catalogue under test
+
+    exporter = make_exporter(GHA_EXPORTER_METRICS__STEP_METRICS="true")
+    feed(exporter, [(d.event, d.body) for d in map(load, SEQUENCE)])
+    catalogue = {family.name for family in (*FAMILIES, *SCRAPE_FAMILIES)} | {
+        "webhook_events_processed_total", "webhook_processing_errors_total",
+        "webhook_processing_lag_seconds", "worker_batch_conflicts_total",
+    }  # fmt: skip  # LocalMetrics, the process's own
+    exposed = {f.name for f in parse_openmetrics(exporter.exposition.render(OPENMETRICS)[0].decode())}
+    names = {name.removeprefix(exporter.prefix) for name in exposed}
+    counters = {f"{name}_total" for name in names}
+    assert {n for n in names if n not in catalogue and f"{n}_total" not in catalogue} == set()
+    assert catalogue <= names | counters, catalogue - names - counters
