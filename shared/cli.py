@@ -10,6 +10,7 @@ from loguru import logger
 
 from shared.logs import configure_logging
 from shared.reloading import SettingsHolder
+from shared.rqadapter import TESTED_RQ, rq_is_tested, rq_version
 from shared.settings import Settings, SettingsError, load_settings
 
 
@@ -40,4 +41,10 @@ def start(
 
     holder.on_reload(relog)
     logger.info("{} starting with {}", component, settings.config_file or "environment configuration")
+    if not rq_is_tested():
+        logger.warning(
+            "RQ {} is outside the range this version was tested with ({}): see shared/rqadapter.py",
+            ".".join(map(str, rq_version())),
+            " to below ".join(".".join(map(str, v)) for v in TESTED_RQ),
+        )
     return holder

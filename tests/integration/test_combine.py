@@ -44,14 +44,9 @@ def drain(connection, settings, exporter, max_batch: int) -> None:
         unbind(token)
 
 
-def rq_left(queue: Queue) -> tuple[int, int, int, int, int]:
-    return (
-        queue.count,
-        int(queue.connection.llen(queue.intermediate_queue_key)),
-        queue.started_job_registry.count,
-        queue.failed_job_registry.count,
-        int(queue.connection.zcard(claimed_key(queue.name))),
-    )
+def rq_left(queue: Queue) -> tuple[int, ...]:
+    """RQ jobs queued, taken but not started, started, failed, and claimed by a worker."""
+    return (*QueueJobs(queue).counts().values(), int(queue.connection.zcard(claimed_key(queue.name))))
 
 
 def test_small_jobs_are_applied_together_each_delivery_once(connection, settings, make_exporter):
