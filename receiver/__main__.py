@@ -8,8 +8,6 @@ from collections.abc import Sequence
 import uvicorn
 from loguru import logger
 from prometheus_client import CollectorRegistry, disable_created_metrics
-from redis import Redis
-from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
 from receiver.app import build_app
@@ -20,6 +18,7 @@ from shared.cli import parse_args, start
 from shared.marks import AsyncDeliveryMarks
 from shared.metrics_http import MetricsServer, registry_render
 from shared.queueing import make_queue
+from shared.redis_connect import connect, connect_async
 from shared.settings import require_secrets
 
 
@@ -31,12 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = holder.current
     # RQ builds jobs with a blocking client (it asks the server's version once); the receiver's own
     # reads and writes go through the asyncio client.
-    connection = Redis.from_url(
-        settings.redis.url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
-    )
-    async_connection = AsyncRedis.from_url(
-        settings.redis.url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
-    )
+    connection = connect(settings.redis)
+    async_connection = connect_async(settings.redis)
     queue = make_queue(connection, settings.queue)
     try:
         queue.get_redis_server_version()

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,15 +20,17 @@ from receiver.asgi import ASGIApp, Receive, Scope, Send
 from receiver.group_commit import GroupCommit
 from receiver.webhook import Services, Webhook
 
+READY_SECONDS = 2.0
+
 
 def build_app(services: Services, metrics_route: bool = True) -> ASGIApp:
     async def health(_request: Request) -> Response:
         return PlainTextResponse("ok")
 
     async def ready(_request: Request) -> Response:
-        try:
-            await services.intake.ping()
-        except RedisError as exc:
+        try:  # bounded: a partitioned Redis makes it false within READY_SECONDS
+            await asyncio.wait_for(services.intake.ping(), READY_SECONDS)
+        except (RedisError, TimeoutError) as exc:
             return PlainTextResponse(f"redis unavailable: {type(exc).__name__}", 503)
         return PlainTextResponse("ready")
 

@@ -4,6 +4,10 @@ While one batch is being written, newly arrived deliveries gather into the next 
 ``max_batch``); each request gets its answer only once the batch holding it is in Redis. At low load
 a batch is one delivery, so latency does not grow; under a burst batches grow by themselves, and
 one RQ job carries the whole batch (RQ's bookkeeping costs about 25 round trips per job).
+
+A request waits at most ``receiver.deadline_seconds`` (the handler's ``wait_for``): one that gave up
+while still waiting is left out of the next write; one whose batch was already being written may
+still reach Redis after its 503 (a redelivery is then answered as a duplicate, and it is counted once).
 """
 
 from __future__ import annotations
@@ -59,8 +63,11 @@ class GroupCommit:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                batch = self._in_flight = self._pending[: self._max_batch]
+                batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
+                batch = self._in_flight = [(d, f) for d, f in batch if not f.done()]  # not answered 503 yet
+                if not batch:
+                    continue
                 self._observe_batch(len(batch))
                 try:  # cancelled here (stop), the batch stays in flight for stop() to answer
                     outcomes = await self._submit([delivery for delivery, _ in batch])

@@ -4,6 +4,7 @@ headers, and hand the delivery to the group commit. It never parses the JSON pay
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import time
@@ -99,7 +100,7 @@ class Webhook:
         headers = headers_of(scope)
         event = header(headers, b"x-github-event")
         try:
-            status, body, outcome = await self._handle(receive, headers)
+            status, body, outcome = await self._handle(receive, headers, started)
         except Rejected as rejected:
             self._services.metrics.record(event, "rejected", time.perf_counter() - started, rejected.reason)
             logger.info(
@@ -117,7 +118,7 @@ class Webhook:
         self._services.metrics.record(event, outcome, time.perf_counter() - started)
         await respond(send, status, body)
 
-    async def _handle(self, receive: Receive, headers: Headers) -> tuple[int, bytes, str]:
+    async def _handle(self, receive: Receive, headers: Headers, started: float) -> tuple[int, bytes, str]:
         services = self._services
         body = await read_body(receive, headers, services.holder.current.webhook.max_body_bytes)
         reason = rejection_reason(
@@ -136,9 +137,11 @@ class Webhook:
         if event not in QUEUED_EVENTS:
             return 202, json_body({"status": "ignored", "event": event}), "ignored"
         envelope = Envelope(event, delivery_id, hook_id, time.time(), None)
-        try:
-            outcome = await self._commit.submit(Accepted(envelope, json_payload(headers, body)))
-        except RedisError as exc:
+        accepted = Accepted(envelope, json_payload(headers, body))
+        left = services.holder.current.receiver.deadline_seconds - (time.perf_counter() - started)
+        try:  # past the deadline the delivery is answered 503 (it may still reach Redis: see README)
+            outcome = await asyncio.wait_for(self._commit.submit(accepted), max(0.0, left))
+        except (RedisError, TimeoutError) as exc:
             logger.error("cannot queue delivery {}: {}: {}", delivery_id, type(exc).__name__, exc)
             return 503, UNAVAILABLE, "unavailable"
         if outcome is Outcome.DUPLICATE:

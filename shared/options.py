@@ -194,6 +194,11 @@ OPTIONS: tuple[Option, ...] = (
            "Redis holding the queue, the redelivery marks, the job and run state and the metric totals;"
            " may carry a password.",
            secret=True),
+    Option("redis.socket_timeout_seconds", positive_number, 5.0, False,
+           "Longest wait for any Redis answer (both processes); a command past it fails. The worker's"
+           " wait for new RQ jobs is cut into 1 s slices below it.", kind="number"),
+    Option("redis.connect_timeout_seconds", positive_number, 2.0, False,
+           "Longest wait for a connection to Redis.", kind="number"),
     Option("webhook.secrets", secrets, (), True,
            "Webhook secrets; a delivery signed with any of them is accepted (rotation). Required.",
            secret=True, kind="list of strings"),
@@ -219,11 +224,23 @@ OPTIONS: tuple[Option, ...] = (
            "How long an idle keep-alive connection is kept open.", kind="integer"),
     Option("receiver.tls_certfile", optional_text, None, False, "PEM certificate: serve HTTPS when set."),
     Option("receiver.tls_keyfile", optional_text, None, False, "PEM private key for receiver.tls_certfile."),
+    Option("receiver.deadline_seconds", positive_number, 8.0, True,
+           "Longest time a delivery waits for Redis before it is answered 503 (GitHub gives up at 10 s).",
+           kind="number"),
     Option("receiver.graceful_shutdown_seconds", positive_number, 10.0, False,
            "On SIGTERM, how long in-flight requests may take before the receiver exits.", kind="number"),
     Option("worker.host", text, "0.0.0.0", False, "Address of the worker's /metrics and /health."),
     Option("worker.port", integer(0, 65535), 9100, False, "Port of the worker's /metrics and /health.",
            kind="integer"),
+    Option("worker.scrape_timeout_seconds", positive_number, 2.0, False,
+           "Longest time /metrics waits for Redis; past it the answer has the process's own families and"
+           " redis_up 0.", kind="number"),
+    Option("worker.stall_seconds", integer(5), 120, False,
+           "/health fails when deliveries wait and none was applied for this long (a wedged worker is"
+           " restarted).", kind="integer"),
+    Option("worker.lease_seconds", integer(3), 10, False,
+           "A worker renews its hold on the RQ jobs it is applying every third of this; a dead worker's"
+           " jobs go back to the queue this long after its last renewal.", kind="integer"),
     Option("worker.max_batch", integer(1, 10_000), 500, False,
            "Deliveries the worker applies together: with the RQ job in hand it takes further queued jobs"
            " until their deliveries reach this many (RQ's bookkeeping costs about 25 round trips per job).",

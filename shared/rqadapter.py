@@ -13,8 +13,10 @@ that changes one fails there, with the piece named:
   in the list at ``Queue.intermediate_queue_key``. The worker claims further jobs from the head of
   the list (:class:`QueueJobs`, scripts ``shared/rqadapter.*.lua``), and the scrape counts them.
 - **The worker's hooks** (:class:`InProcessWorker`): ``SimpleWorker``'s private
-  ``_install_signal_handlers`` and ``_stop_requested``, ``get_heartbeat_ttl`` and
-  ``dequeue_job_and_maintain_ttl(timeout, max_idle_time)``.
+  ``_install_signal_handlers``, ``_stop_requested`` and ``_set_connection``, ``get_heartbeat_ttl``,
+  ``dequeue_job_and_maintain_ttl(timeout, max_idle_time)``, ``perform_job(job, queue, execution)``
+  and ``maintain_heartbeats(job, execution)``; and ``StartedJobRegistry.cleanup`` retrying the RQ
+  jobs whose heartbeat lapsed (:meth:`QueueJobs.requeue_abandoned`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from typing import Any, Protocol
 
 from redis.client import Pipeline
 from rq import Queue, SimpleWorker
+from rq.executions import Execution
 from rq.job import Job
 from rq.queue import EnqueueData
+from rq.registry import StartedJobRegistry
 
+from shared.heartbeat import Heartbeat
 from shared.scripts import LuaScript
 
 TESTED_RQ = ((3, 0), (3, 1))  # at least, below: keep in step with pyproject.toml
@@ -82,6 +87,10 @@ class QueueJobs:
             pipe.zrem(claimed, *(job.id for job in jobs))
             pipe.execute()
 
+    def renew(self, claimed: str, job_ids: Sequence[str], score: float) -> None:
+        """Renew claims still in ``claimed`` (a claim reclaimed meanwhile stays gone)."""
+        self.connection.zadd(claimed, dict.fromkeys(job_ids, score), xx=True)
+
     def delete(self, claimed: str, jobs: Sequence[Job]) -> None:
         """Applied: the jobs' hashes go, and their claims."""
         with self.connection.pipeline() as pipe:
@@ -94,18 +103,21 @@ class QueueJobs:
         prefix = self.queue.job_class.redis_job_namespace_prefix
         return int(self._reclaim(self.connection, [self.queue.key, claimed], [cutoff, prefix]))
 
-    def counts(self) -> dict[str, int]:
-        """Jobs waiting, taken by a worker but not started, running, failed."""
-        return {
+    def requeue_abandoned(self) -> None:
+        """Retry (or fail, past its retries) every started RQ job whose lease lapsed: its worker died."""
+        StartedJobRegistry(queue=self.queue).cleanup()
+
+    def counts(self, claimed: str | None = None) -> dict[str, int]:
+        """Jobs waiting, taken by a worker but not started, running, failed (and in ``claimed``)."""
+        counts = {
             "queued": self.queue.count,
             "dequeued": int(self.connection.llen(self.queue.intermediate_queue_key)),
             "started": self.queue.started_job_registry.count,
             "failed": self.queue.failed_job_registry.count,
         }
-
-
-def intermediate_key(queue: Queue) -> str:
-    return str(queue.intermediate_queue_key)
+        if claimed is not None:
+            counts["claimed"] = int(self.connection.zcard(claimed))
+        return counts
 
 
 # -- the worker loop ----------------------------------------------------------------------------
@@ -118,16 +130,21 @@ POLL_SECONDS = 1
 
 
 class InProcessWorker(SimpleWorker):
-    """RQ's in-process worker with a stop flag it always honours and a heartbeat of our choosing.
+    """RQ's in-process worker with a stop flag it always honours and a lease on the RQ job it runs.
 
-    ``stop`` and ``heartbeat_ttl`` are set by whoever builds it (RQ builds workers with its own
-    arguments). SIGTERM/SIGINT only set the flag; the dequeue wait is cut into slices of
-    :data:`POLL_SECONDS` that look at it (RQ's own handler can be swallowed mid-job under load, and
-    its blocking dequeue does not look at the flag).
+    ``stop``, ``lease_seconds`` and ``on_heartbeat`` are set by whoever builds it (RQ builds workers
+    with its own arguments). SIGTERM/SIGINT only set the flag; the dequeue wait is cut into slices
+    of :data:`POLL_SECONDS` that look at it (RQ's own handler can be swallowed mid-job under load,
+    and its blocking dequeue does not look at the flag). While an RQ job runs, a thread renews its
+    started-registry entry every third of ``lease_seconds`` (RQ's in-process worker sends no
+    heartbeat while it works), and calls ``on_heartbeat``: a worker that died is known to be dead
+    ``lease_seconds`` later, however long its RQ job could have taken.
     """
 
     stop: Stop
-    heartbeat_ttl: Callable[[Job], int]
+    lease_seconds: int
+    on_heartbeat: Callable[[], None] = staticmethod(lambda: None)
+    on_progress: Callable[[], None] = staticmethod(lambda: None)  # each dequeue slice, each RQ job done
 
     def _install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop.set)
@@ -142,8 +159,24 @@ class InProcessWorker(SimpleWorker):
         if value:
             self.stop.set()
 
+    def _set_connection(self, connection: Any) -> Any:
+        """RQ raises the pool's socket timeout to ``worker_ttl - 5`` s (415 s by default) for its
+        blocking dequeue; ours waits :data:`POLL_SECONDS` at a time, so the pool keeps the timeout
+        it was given (``redis.socket_timeout_seconds``), for RQ's connections and every other."""
+        return connection
+
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:  # noqa: ARG002
-        return self.heartbeat_ttl(job)
+        return self.lease_seconds
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        def beat() -> None:
+            self.maintain_heartbeats(job, execution)
+            self.on_heartbeat()
+
+        with Heartbeat(self.lease_seconds / 3, beat, name="rq-job-lease"):
+            done = bool(super().perform_job(job, queue, execution))
+        self.on_progress()
+        return done
 
     def dequeue_job_and_maintain_ttl(
         self,
@@ -153,6 +186,7 @@ class InProcessWorker(SimpleWorker):
         if timeout is None:  # burst mode: RQ returns at once when the queues are empty
             return super().dequeue_job_and_maintain_ttl(None)
         while not self.stop.is_set():
+            self.on_progress()
             result = super().dequeue_job_and_maintain_ttl(POLL_SECONDS, max_idle_time=POLL_SECONDS)
             if result is not None:
                 return result

@@ -40,6 +40,8 @@ class SettingsError(Exception):
 @dataclass(frozen=True)
 class RedisSettings:
     url: str = field(repr=False)
+    socket_timeout_seconds: float = 5.0
+    connect_timeout_seconds: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class ReceiverSettings:
     keep_alive_seconds: int
     tls_certfile: str | None
     tls_keyfile: str | None
+    deadline_seconds: float
     graceful_shutdown_seconds: float
 
 
@@ -67,6 +70,9 @@ class ReceiverSettings:
 class WorkerSettings:
     host: str
     port: int
+    scrape_timeout_seconds: float
+    stall_seconds: int
+    lease_seconds: int
     max_batch: int
 
 
@@ -245,6 +251,10 @@ def _cross_checks(values: dict[str, dict[str, Any]]) -> list[str]:
     for key in ("tls_certfile", "tls_keyfile"):
         if receiver[key] and not Path(receiver[key]).is_file():
             problems.append(f"receiver.{key}: file {receiver[key]!r} does not exist")
+    if values["redis"]["socket_timeout_seconds"] <= 1:
+        problems.append(
+            "redis.socket_timeout_seconds: must be above 1 (the worker waits for RQ jobs 1 s at a time)"
+        )
     if not values["redis"]["url"].startswith(("redis://", "rediss://", "unix://")):
         problems.append("redis.url: must start with redis://, rediss:// or unix://")
     prefix = values["metrics"]["prefix"]

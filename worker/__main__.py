@@ -16,15 +16,17 @@ from shared.cli import parse_args, start
 from shared.marks import DeliveryMarks
 from shared.metrics_http import MetricsServer
 from shared.queueing import make_queue
+from shared.redis_connect import connect
 from shared.reloading import SettingsHolder
 from shared.rqadapter import QueueJobs
 from shared.settings import Settings, SettingsError
-from worker.combine import Combiner
+from worker.combine import Combiner, claimed_key
 from worker.cost import CostModel
 from worker.exposition import Exposition
 from worker.jobs import bind, unbind
 from worker.labels import LabelMaker
 from worker.ledger import Ledger
+from worker.liveness import Liveness
 from worker.metrics import LabelPolicy, LocalMetrics, label_problems
 from worker.migrate import EarlierLayout
 from worker.processor import Processor
@@ -50,10 +52,14 @@ class Built:
 
 
 def build_processor(
-    connection: Redis, settings: Settings | SettingsHolder, registry: CollectorRegistry
+    connection: Redis,
+    settings: Settings | SettingsHolder,
+    registry: CollectorRegistry,
+    scrape_connection: Redis | None = None,
 ) -> Built:
     """The worker's pieces, wired; the registry gets the process-local metrics. Given a holder,
-    the reloadable options (the delivery marks' TTL) follow its reloads."""
+    the reloadable options (the delivery marks' TTL) follow its reloads. The scrape reads Redis on
+    ``scrape_connection`` (its socket timeout is the scrape's), else on ``connection``."""
     holder = settings if isinstance(settings, SettingsHolder) else SettingsHolder(settings)
     settings = holder.current
     policy = LabelPolicy(settings.metrics)
@@ -71,16 +77,18 @@ def build_processor(
     transitions = Transitions(policy, LabelMaker(settings.metrics, cost), cost)
     processor = Processor(ledger, marks, policy, transitions, local)
     queue_jobs = QueueJobs(make_queue(connection, settings.queue))
-    combiner = Combiner(queue_jobs, settings.worker.max_batch, settings.queue.job_timeout_seconds)
+    combiner = Combiner(queue_jobs, settings.worker.max_batch, settings.worker.lease_seconds)
+    scrape = scrape_connection or connection
     exposition = Exposition(
         registry,
-        ledger,
+        ledger.reading_on(scrape),
         policy,
-        queue_jobs,
-        combiner,
+        QueueJobs(make_queue(scrape, settings.queue)),
+        claimed_key(settings.queue.name),
         prefix=settings.metrics.prefix,
         cost=settings.cost,
         inflight_repository=settings.metrics.inflight_repository_label,
+        timeout=settings.worker.scrape_timeout_seconds,
     )
     return Built(processor, ledger, policy, exposition, combiner, EarlierLayout(connection, policy))
 
@@ -95,14 +103,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop.set)
     signal.signal(signal.SIGINT, stop.set)
 
-    connection = Redis.from_url(settings.redis.url, socket_connect_timeout=5, health_check_interval=30)
+    connection = connect(settings.redis)
+    scrape_connection = connect(settings.redis, socket_timeout=settings.worker.scrape_timeout_seconds)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
-    built = build_processor(connection, holder, registry)
+    built = build_processor(connection, holder, registry, scrape_connection)
     token = bind(built.processor, built.combiner)
+    liveness = Liveness(settings.worker.stall_seconds)
     try:
         server = MetricsServer(
-            settings.worker.host, settings.worker.port, built.exposition.render, lambda: not stop.is_set()
+            settings.worker.host,
+            settings.worker.port,
+            built.exposition.render,
+            lambda: not stop.is_set() and liveness.healthy(),
         )
     except OSError as exc:
         logger.error("cannot serve metrics on {}:{}: {}", settings.worker.host, settings.worker.port, exc)
@@ -112,18 +125,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.info("converted {} aggregate keys of an earlier version", converted)
     except RedisError as exc:
         logger.warning("could not look for aggregates of an earlier version (the sweeper will): {}", exc)
-    sweeper = Sweeper(built.ledger, settings.state.sweep_interval_seconds, built.combiner, built.earlier)
+    queue = make_queue(connection, settings.queue)
+    sweeper = Sweeper(
+        built.ledger,
+        settings.state.sweep_interval_seconds,
+        combiner=built.combiner,
+        earlier=built.earlier,
+        liveness=liveness,
+        waiting=lambda: int(queue.count),
+    )
     server.start()
     sweeper.start()
     holder.start()
     logger.info("worker metrics on http://{}:{}/metrics", settings.worker.host, server.port)
     try:
-        supervise(connection, settings.queue, stop)
+        supervise(
+            connection,
+            settings.queue,
+            stop,
+            lease_seconds=settings.worker.lease_seconds,
+            on_heartbeat=built.combiner.renew,
+            on_progress=liveness.progressed,
+        )
     finally:
         server.stop()
         sweeper.stop()
         holder.stop()
         unbind(token)
+        built.exposition.close()
+        scrape_connection.close()
         connection.close()
     logger.info("worker stopped")
     return 0

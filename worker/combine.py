@@ -7,10 +7,11 @@ queued jobs of ours (one script and one fetch per round, however many jobs), unt
 reach ``worker.max_batch``, applies them all in one batch, and deletes them.
 
 A claimed job moves from the queue to the sorted set ``gha-exporter:claimed:<queue>``, scored by
-when it was claimed. If the worker dies before deleting it, any worker's sweeper puts it back at the
-head of the queue once the claim is older than ``queue.job_timeout_seconds + 10 s`` (RQ's death
-penalty ends a batch at the timeout), and its deliveries, applied or not, are then counted once
-(the redelivery marks decide). Nothing here depends on RQ's maintenance lock or its intermediate
+when its claim was last renewed: the worker renews the claims it holds with the lease of the RQ job
+it runs (every third of ``worker.lease_seconds``). If the worker dies before deleting them, any
+worker's sweeper puts them back at the head of the queue once the claim is ``worker.lease_seconds``
+old, and their deliveries, applied or not, are then counted once (the marks decide). Nothing
+here depends on RQ's maintenance lock or its intermediate
 list. A job that is not ours (another function, or arguments that are not one list) is given back
 at the head of the queue for RQ to run as usual; so are the claimed jobs when the batch fails, so
 that RQ retries them with the job in hand.
@@ -18,6 +19,7 @@ that RQ retries them with the job in hand.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +31,6 @@ from rq.job import Job
 from shared.queueing import JOB_FUNCTION, KEY_PREFIX
 from shared.rqadapter import QueueJobs
 
-CLAIM_MARGIN_SECONDS = 10
 MAX_JOBS_PER_ROUND = 100
 
 
@@ -51,13 +52,15 @@ def is_ours(job: Job) -> bool:
 
 class Combiner:
     def __init__(
-        self, jobs: QueueJobs, max_batch: int, job_timeout: int, clock: Callable[[], float] = time.time
+        self, jobs: QueueJobs, max_batch: int, lease_seconds: int, clock: Callable[[], float] = time.time
     ) -> None:
         self._jobs = jobs
         self._max_batch = max_batch
-        self._claim_seconds = job_timeout + CLAIM_MARGIN_SECONDS
+        self._lease_seconds = lease_seconds
         self._clock = clock
         self._claimed = claimed_key(jobs.queue.name)
+        self._held: list[str] = []  # the ids of the RQ jobs this worker claimed and still holds
+        self._held_lock = threading.Lock()
 
     def take(self, have: int) -> list[Job]:
         """Further RQ jobs of ours from the head of the queue, until ``have`` + theirs reach the limit."""
@@ -78,6 +81,7 @@ class Combiner:
                 self.give_back(present[foreign:])
                 present = present[:foreign]
             taken += present
+            self._hold([job.id for job in present])
             have += sum(len(job.args[0]) for job in present)
             if foreign is not None or len(ids) < wanted:
                 break
@@ -88,23 +92,49 @@ class Combiner:
     def entries(jobs: list[Job]) -> list[Any]:
         return [entry for job in jobs for entry in job.args[0]]
 
+    def _hold(self, ids: list[str]) -> None:
+        with self._held_lock:
+            self._held += ids
+
+    def _release(self, jobs: list[Job]) -> None:
+        gone = {job.id for job in jobs}
+        with self._held_lock:
+            self._held = [job_id for job_id in self._held if job_id not in gone]
+
+    def renew(self) -> None:
+        """Renew the claims this worker holds (called with the lease of the RQ job it runs)."""
+        with self._held_lock:
+            held = list(self._held)
+        if held:
+            self._jobs.renew(self._claimed, held, self._clock())
+
     def finish(self, jobs: list[Job]) -> None:
         """The taken RQ jobs are applied: delete them."""
         if jobs:
             self._jobs.delete(self._claimed, jobs)
+            self._release(jobs)
 
     def give_back(self, jobs: list[Job]) -> None:
         """Put RQ jobs back at the head of the queue, in their order (best effort: else the sweeper)."""
         if not jobs:
             return
+        self._release(jobs)
         try:
             self._jobs.give_back(self._claimed, jobs)
         except RedisError as exc:
             logger.warning("could not give back {} claimed jobs: {}", len(jobs), exc)
 
     def reclaim(self) -> int:
-        """Put back the RQ jobs whose claim outlived any batch (their worker died); run by the sweeper."""
-        return self._jobs.reclaim(self._claimed, self._clock() - self._claim_seconds)
+        """Put back the RQ jobs whose claim was not renewed for a lease (their worker died)."""
+        return self._jobs.reclaim(self._claimed, self._clock() - self._lease_seconds)
 
-    def claimed_count(self) -> int:
-        return int(self._jobs.connection.zcard(self._claimed))
+    def recover(self) -> int:
+        """A dead worker's batch back on the queue: its claims, and its RQ job in hand (RQ's started
+        registry, whose lease it renewed too). Run by every worker's sweeper; a short lock keeps two
+        from retrying the same RQ job at once. Returns how many claims went back."""
+        lock = f"{KEY_PREFIX}:lock:recover:{self._jobs.queue.name}"
+        if not self._jobs.connection.set(lock, "1", nx=True, px=max(1000, self._lease_seconds * 1000 // 3)):
+            return 0
+        reclaimed = self.reclaim()
+        self._jobs.requeue_abandoned()
+        return reclaimed

@@ -3,15 +3,22 @@
 The aggregates, the in-flight gauges and the queue depth are read from Redis, so every worker
 replica exposes the same values, and a restarted worker the same totals. They are written as text
 directly (:mod:`worker.textformat`): at 100,000 series, going through prometheus_client's sample
-objects took seconds. If Redis cannot be read, only ``..._redis_up 0`` is exposed for them
-(Prometheus then has a gap instead of a false zero).
+objects took seconds. If Redis cannot be read within ``worker.scrape_timeout_seconds``, only
+``..._redis_up 0`` is exposed for them, with the process's own families (Prometheus then has a gap
+instead of a false zero, and the scrape never hangs).
+
+One thread reads Redis for the scrapes: a scrape that arrives while a read is under way waits for
+that read (up to the timeout) instead of starting another, so scrapes against a slow or gone Redis
+do not pile up threads or connections.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
 from loguru import logger
@@ -22,7 +29,6 @@ from redis.exceptions import RedisError
 from shared.rqadapter import QueueJobs
 from shared.settings import CostSettings
 from worker import codec
-from worker.combine import Combiner
 from worker.ledger import InflightEntry, Ledger
 from worker.metrics import (
     COST_RATE,
@@ -51,6 +57,14 @@ class Block(NamedTuple):
 EOF = b"# EOF\n"
 
 
+class View(NamedTuple):
+    """What a scrape reads from Redis."""
+
+    fields: dict[str, dict[bytes, bytes]]
+    inflight: list[InflightEntry]
+    queue_counts: dict[str, int]
+
+
 class Exposition:
     def __init__(
         self,
@@ -58,18 +72,23 @@ class Exposition:
         ledger: Ledger,
         policy: LabelPolicy,
         queue_jobs: QueueJobs,
-        combiner: Combiner,
+        claimed_key: str,
         *,
         prefix: str,
         cost: CostSettings,
         inflight_repository: bool,
+        timeout: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._registry = registry
         self._ledger = ledger
         self._policy = policy
         self._queue_jobs = queue_jobs
-        self._combiner = combiner
+        self._claimed_key = claimed_key
+        self._timeout = timeout
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrape-redis")
+        self._lock = threading.Lock()
+        self._reading: Future[View] | None = None
         self._prefix = prefix
         self._cost = cost
         self._inflight_repository = inflight_repository
@@ -92,22 +111,39 @@ class Exposition:
     def _block(self, family: ScrapeFamily) -> Block:
         return Block(self._prefix + family.name, family.doc, family.kind, [])
 
+    def close(self) -> None:
+        self._reader.shutdown(wait=False, cancel_futures=True)
+
+    def _read(self) -> View:
+        return View(
+            self._ledger.read_fields(),
+            self._ledger.read_inflight(),
+            self._queue_jobs.counts(claimed=self._claimed_key),
+        )
+
+    def _view(self) -> View:
+        """What Redis holds, read by the one reader thread (a read under way is shared); raises
+        ``TimeoutError`` past the timeout, or what the read raised."""
+        with self._lock:
+            if self._reading is None or self._reading.done():
+                self._reading = self._reader.submit(self._read)
+            reading = self._reading
+        return reading.result(timeout=self._timeout)
+
     def redis_blocks(self) -> list[Block]:
         up = self._block(REDIS_UP)
         try:
-            fields = self._ledger.read_fields()
-            inflight = self._ledger.read_inflight()
-            queue_counts = {**self._queue_jobs.counts(), "claimed": self._combiner.claimed_count()}
-        except RedisError as exc:
-            logger.warning("scrape could not read Redis: {}", exc)
+            view = self._view()
+        except (RedisError, TimeoutError) as exc:
+            logger.warning("scrape could not read Redis: {}", type(exc).__name__ if not str(exc) else exc)
             up.lines.append(sample(up.name, "", "0.0"))
             return [up]
         up.lines.append(sample(up.name, "", "1.0"))
         blocks = [up]
-        blocks += [self._family(family, fields.get(family.name, {})) for family in FAMILIES]
-        blocks += self._inflight(inflight)
+        blocks += [self._family(family, view.fields.get(family.name, {})) for family in FAMILIES]
+        blocks += self._inflight(view.inflight)
         jobs = self._block(QUEUE_JOBS)
-        for state, count in queue_counts.items():
+        for state, count in view.queue_counts.items():
             jobs.lines.append(sample(jobs.name, codec.label_text(("state",), (state,)), number(count)))
         rates = self._block(COST_RATE)
         for runner_class, rate in sorted(

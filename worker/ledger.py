@@ -113,6 +113,12 @@ class Ledger:
         self._write = LuaScript("worker", "ledger.apply")
         self._sweep = LuaScript("worker", "ledger.sweep")
 
+    def reading_on(self, connection: Redis) -> Ledger:
+        """The same ledger on another connection (the scrape's, with its own socket timeout)."""
+        if connection is self._connection:
+            return self
+        return Ledger(connection, self._marks, self._policy, job_ttl=self._job_ttl, run_ttl=self._run_ttl)
+
     # -- names -------------------------------------------------------------------------------
     def agg_key(self, family: str) -> str:
         return aggregate_key(family, self._policy.names[family])

@@ -4,9 +4,9 @@ flag that is always honoured, kept alive through outages.
 - ``SimpleWorker`` runs each job in this process: metrics updated by a forked child would be lost.
 - SIGTERM/SIGINT only set a flag, which the worker looks at at least every second, so a stop
   takes effect within about a second after the RQ job in hand.
-- A started RQ job counts as alive for its timeout + :data:`HEARTBEAT_MARGIN` (RQ's death penalty
-  ends one at its timeout), so a killed worker's job is retried about ``job_timeout + 10 s`` later
-  instead of RQ's ``+ 60 s``.
+- A started RQ job is leased for ``worker.lease_seconds``, renewed every third of it while it runs
+  (and the RQ jobs claimed with it, :mod:`worker.combine`), so a killed worker's RQ job is retried
+  about ``lease_seconds`` after its death, by any worker's sweeper, instead of RQ's ``timeout + 60 s``.
 - RQ's ``work()`` returns on an unexpected error (e.g. Redis gone during a heartbeat); the
   supervisor starts a fresh worker with backoff until it is asked to stop.
 """
@@ -17,18 +17,16 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from itertools import count
 from types import FrameType
 
 from loguru import logger
 from redis import Redis
-from rq.job import Job
 
 from shared.queueing import SERIALIZER
 from shared.rqadapter import InProcessWorker
 from shared.settings import QueueSettings
-
-HEARTBEAT_MARGIN = 10
 
 
 class StopFlag:
@@ -44,14 +42,15 @@ class StopFlag:
         return self.event.is_set()
 
 
-def heartbeat_ttl(job: Job) -> int:
-    """How long a started RQ job counts as alive: jobs run here without heartbeats."""
-    timeout = job.timeout if job.timeout and job.timeout > 0 else 60
-    return int(timeout) + HEARTBEAT_MARGIN
-
-
 def make_worker(
-    connection: Redis, settings: QueueSettings, stop: StopFlag, name: str | None = None
+    connection: Redis,
+    settings: QueueSettings,
+    stop: StopFlag,
+    *,
+    name: str | None = None,
+    lease_seconds: int = 10,
+    on_heartbeat: Callable[[], None] = lambda: None,
+    on_progress: Callable[[], None] = lambda: None,
 ) -> InProcessWorker:
     worker = InProcessWorker(
         [settings.name],
@@ -62,11 +61,22 @@ def make_worker(
         default_result_ttl=settings.result_ttl_seconds,
     )
     worker.stop = stop
-    worker.heartbeat_ttl = heartbeat_ttl
+    worker.lease_seconds = lease_seconds
+    worker.on_heartbeat = on_heartbeat
+    worker.on_progress = on_progress
     return worker
 
 
-def supervise(connection: Redis, settings: QueueSettings, stop: StopFlag, max_backoff: float = 30.0) -> None:
+def supervise(
+    connection: Redis,
+    settings: QueueSettings,
+    stop: StopFlag,
+    *,
+    lease_seconds: int,
+    on_heartbeat: Callable[[], None],
+    on_progress: Callable[[], None],
+    max_backoff: float = 30.0,
+) -> None:
     """Run workers until ``stop`` is set, restarting after failures with exponential backoff."""
     backoff = 1.0
     for generation in count(1):
@@ -74,7 +84,16 @@ def supervise(connection: Redis, settings: QueueSettings, stop: StopFlag, max_ba
             return
         try:
             name = f"{socket.gethostname()}.{os.getpid()}.{generation}"
-            make_worker(connection, settings, stop, name).work(logging_level=None)
+            worker = make_worker(
+                connection,
+                settings,
+                stop,
+                name=name,
+                lease_seconds=lease_seconds,
+                on_heartbeat=on_heartbeat,
+                on_progress=on_progress,
+            )
+            worker.work(logging_level=None)
             backoff = 1.0
         except Exception as exc:  # Redis unreachable while starting: keep trying
             logger.error("worker loop failed: {}: {}; retrying in {:.0f}s", type(exc).__name__, exc, backoff)

@@ -1,20 +1,23 @@
 """Count in-flight jobs and runs that outlived their TTL without completing, so lost events show;
-put back on the queue the jobs a dead worker had claimed (:mod:`worker.combine`); and move what
-workers of an earlier version wrote to the current key layout (:mod:`worker.migrate`)."""
+every 2 s, put back on the queue the RQ jobs of a worker whose lease lapsed (:meth:`Combiner.recover`)
+and tell :class:`Liveness` whether deliveries wait;
+and move what workers of an earlier version wrote to the current key layout (:mod:`worker.migrate`)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from loguru import logger
 from redis.exceptions import RedisError
 
 from worker.combine import Combiner
 from worker.ledger import Ledger
+from worker.liveness import Liveness
 from worker.migrate import EarlierLayout
 
-RECLAIM_SECONDS = 5.0
+RECOVER_SECONDS = 2.0
 
 
 class Sweeper:
@@ -22,11 +25,16 @@ class Sweeper:
         self,
         ledger: Ledger,
         interval_seconds: float,
+        *,
         combiner: Combiner | None = None,
         earlier: EarlierLayout | None = None,
+        liveness: Liveness | None = None,
+        waiting: Callable[[], int] = lambda: 0,
     ) -> None:
         self._ledger = ledger
         self._earlier = earlier
+        self._liveness = liveness
+        self._waiting = waiting
         self._interval = interval_seconds
         self._combiner = combiner
         self._stop = threading.Event()
@@ -40,11 +48,13 @@ class Sweeper:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        tick = min(self._interval, RECLAIM_SECONDS)
+        tick = min(self._interval, RECOVER_SECONDS)
         last_sweep = time.monotonic()
         while not self._stop.wait(tick):
             try:
-                if self._combiner is not None and (reclaimed := self._combiner.reclaim()):
+                if self._liveness is not None:
+                    self._liveness.saw_queue(self._waiting())
+                if self._combiner is not None and (reclaimed := self._combiner.recover()):
                     logger.warning("{} jobs claimed by a worker that died went back on the queue", reclaimed)
                 if time.monotonic() - last_sweep < self._interval:
                     continue
@@ -53,6 +63,8 @@ class Sweeper:
                     logger.info("converted {} aggregate keys of an earlier version", converted)
                 expired = self._ledger.sweep(time.time())
             except RedisError as exc:
+                if self._liveness is not None:
+                    self._liveness.saw_queue(None)
                 logger.warning("sweep skipped: {}", exc)
                 continue
             if expired:

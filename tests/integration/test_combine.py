@@ -34,9 +34,7 @@ def drain(connection, settings, exporter, max_batch: int) -> None:
     worker = make_worker(connection, settings.queue, StopFlag())
     token = bind(
         exporter.processor,
-        Combiner(
-            QueueJobs(make_queue(connection, settings.queue)), max_batch, settings.queue.job_timeout_seconds
-        ),
+        Combiner(QueueJobs(make_queue(connection, settings.queue)), max_batch, settings.worker.lease_seconds),
     )
     try:
         worker.work(burst=True)
@@ -95,17 +93,19 @@ def test_a_failed_batch_gives_the_taken_jobs_back_in_order(connection, settings,
     assert connection.zcard(claimed_key(queue.name)) == 0
 
 
-def test_jobs_claimed_by_a_worker_that_died_go_back_once_the_claim_is_stale(connection, settings):
+def test_jobs_claimed_by_a_worker_that_died_go_back_once_the_lease_lapses(connection, settings):
     queue, _ = queue_in_jobs_of(connection, settings, size=3, runs=2)  # 6 jobs
     ids = queue.get_job_ids()
     now = [1000.0]
-    combiner = Combiner(QueueJobs(queue), 1000, job_timeout=60, clock=lambda: now[0])
-    taken = combiner.take(3)  # ... and the worker dies here
+    combiner = Combiner(QueueJobs(queue), 1000, lease_seconds=10, clock=lambda: now[0])
+    taken = combiner.take(3)
     assert [job.id for job in taken] == ids
     assert queue.count == 0
-    now[0] += 60 + 10 - 1
-    assert combiner.reclaim() == 0  # a live batch cannot be older than the job timeout
-    now[0] += 2
+    now[0] += 8
+    combiner.renew()  # a live worker renews its claims with the lease of its RQ job ...
+    now[0] += 9
+    assert combiner.reclaim() == 0  # ... so they are not taken from it
+    now[0] += 2  # ... and then it dies: no renewal for a whole lease
     assert combiner.reclaim() == 6
     assert sorted(queue.get_job_ids()) == sorted(ids)  # back at the head (order does not matter)
     assert connection.zcard(claimed_key(queue.name)) == 0

@@ -5,7 +5,8 @@ import signal
 import time
 
 import pytest
-from rq import Queue
+from redis import Redis
+from rq import Queue, Retry
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
@@ -22,9 +23,11 @@ def _queue(connection, settings) -> Queue:
     return make_queue(connection, settings.queue)
 
 
-def enqueue(queue: Queue, argument: str) -> str:
+def enqueue(queue: Queue, argument: str, retry: Retry | None = None) -> str:
     """Enqueue as the receiver does: RQ's buffered commands, run by us (here in a transaction)."""
-    data = queue.prepare_data("worker.jobs.process_deliveries", args=([argument],), result_ttl=60)
+    data = queue.prepare_data(
+        "worker.jobs.process_deliveries", args=([argument],), result_ttl=60, retry=retry
+    )
     commands = enqueue_commands(queue, data)
     with queue.connection.pipeline() as pipe:
         for command in commands:
@@ -89,7 +92,7 @@ def test_a_job_taken_but_not_started_waits_in_the_intermediate_list(queue, conne
 def test_the_heartbeat_ttl_hook_decides_how_long_a_started_job_counts_as_alive(queue, connection, settings):
     enqueue(queue, "x")
     worker = make_worker(connection, settings.queue, StopFlag())
-    worker.heartbeat_ttl = lambda _job: 1234
+    worker.lease_seconds = 1234
     job, _ = queue.dequeue_any([queue], None, connection=connection, serializer=queue.serializer)
     worker.prepare_execution(job)
     worker.prepare_job_execution(job)
@@ -111,3 +114,43 @@ def test_the_stop_flag_is_what_the_work_loop_looks_at(connection, settings):
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+
+
+def test_the_worker_keeps_the_socket_timeout_its_connection_was_given(redis_url, settings):
+    connection = Redis.from_url(redis_url, socket_timeout=3)
+    try:
+        make_worker(connection, settings.queue, StopFlag())
+        assert connection.connection_pool.connection_kwargs["socket_timeout"] == 3, (
+            "RQ raised the socket timeout: InProcessWorker._set_connection is no longer what RQ calls"
+        )
+    finally:
+        connection.close()
+
+
+def test_a_running_rq_job_renews_its_lease(queue, connection, settings):
+    data = queue.prepare_data("time.sleep", args=(2.5,), result_ttl=60)
+    for command in enqueue_commands(queue, data):
+        connection.execute_command(*command)
+    registry = StartedJobRegistry(queue=queue)
+    scores: list[float] = []
+
+    def beat():
+        [(_, score)] = connection.zrange(registry.key, 0, -1, withscores=True)
+        scores.append(score)
+
+    worker = make_worker(connection, settings.queue, StopFlag(), lease_seconds=3, on_heartbeat=beat)
+    worker.work(burst=True)
+    assert len(scores) >= 1, "no heartbeat while the RQ job ran: perform_job is no longer RQ's hook"
+    assert all(score >= time.time() - 10 for score in scores)  # renewed to about now + the lease
+    assert queue.finished_job_registry.count == 1
+
+
+def test_a_started_rq_job_whose_lease_lapsed_is_retried(queue, connection, settings):
+    job_id = enqueue(queue, "x", retry=Retry(max=1))
+    dead = make_worker(connection, settings.queue, StopFlag(), lease_seconds=0)  # lapses at once
+    job, _ = queue.dequeue_any([queue], None, connection=connection, serializer=queue.serializer)
+    dead.prepare_execution(job)
+    dead.prepare_job_execution(job)
+    assert queue.count == 0
+    QueueJobs(queue).requeue_abandoned()
+    assert queue.get_job_ids() == [job_id], "StartedJobRegistry.cleanup no longer retries an abandoned job"

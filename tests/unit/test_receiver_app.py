@@ -1,3 +1,4 @@
+import asyncio
 import json
 from urllib.parse import urlencode
 
@@ -8,7 +9,7 @@ from starlette.testclient import TestClient
 
 from receiver.app import build_app
 from receiver.asgi import Rejected, read_body
-from receiver.intake import AsyncIntake
+from receiver.intake import AsyncIntake, Outcome
 from receiver.metrics import ReceiverMetrics
 from receiver.webhook import Services
 from shared.envelope import Envelope
@@ -206,3 +207,44 @@ def test_health_and_metrics(client):
     openmetrics = client.get("/metrics", headers={"accept": "application/openmetrics-text"})
     assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
     assert openmetrics.text.endswith("# EOF\n")
+
+
+class StuckIntake:
+    """An intake whose Redis never answers (a silent partition), then answers when released."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.written: list[str] = []
+
+    async def submit(self, deliveries):
+        await self.release.wait()
+        self.written += [d.envelope.delivery_id for d in deliveries]
+        return [Outcome.QUEUED] * len(deliveries)
+
+    async def ping(self):
+        await self.release.wait()
+        return True
+
+    async def close(self):
+        return None
+
+
+def test_a_delivery_redis_cannot_take_by_the_deadline_is_answered_503(make_settings, registry):
+    settings = make_settings(GHA_EXPORTER_RECEIVER__DEADLINE_SECONDS="0.3")
+    intake = StuckIntake()
+    services = Services(SettingsHolder(settings), intake, ReceiverMetrics(registry, P), registry)  # type: ignore[arg-type]
+    app = build_app(services)
+    with TestClient(app) as client:
+        first = client.post("/webhook", content=JOB.body, headers=headers(JOB.body, delivery="stuck-1"))
+        second = client.post("/webhook", content=JOB.body, headers=headers(JOB.body, delivery="stuck-2"))
+        assert (first.status_code, second.status_code) == (503, 503)
+        assert client.get("/ready").status_code == 503  # bounded too
+        assert value(registry, "webhook_deliveries_total", event="workflow_job", outcome="unavailable") == 2
+        assert client.portal is not None
+        client.portal.call(intake.release.set)
+        third = client.post("/webhook", content=JOB.body, headers=headers(JOB.body, delivery="later"))
+        assert third.status_code == 202
+    # the first was in flight when it gave up (it may reach Redis: a redelivery is then a duplicate);
+    # the second was still waiting, and is not written after its 503
+    assert "stuck-2" not in intake.written
+    assert "later" in intake.written
