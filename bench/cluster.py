@@ -34,13 +34,14 @@ class Cluster:
         self.redis = RedisServer(workdir / "redis", log_file=workdir / "redis.log")
         self.receiver_ports = [free_port() for _ in range(receivers)]
         self.worker_ports = [free_port() for _ in range(workers)]
+        self.client_url: str | None = None  # where the processes reach Redis (a proxy), else its own URL
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.expected_exits: set[str] = set()
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GHA_EXPORTER_")}
         env.update(
-            GHA_EXPORTER_REDIS__URL=self.redis.url,
+            GHA_EXPORTER_REDIS__URL=self.client_url or self.redis.url,
             GHA_EXPORTER_WEBHOOK__SECRETS=SECRET,
             GHA_EXPORTER_RECEIVER__HOST="127.0.0.1",
             GHA_EXPORTER_WORKER__HOST="127.0.0.1",

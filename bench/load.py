@@ -38,24 +38,42 @@ class Stats:
     statuses: Counter[str] = field(default_factory=Counter)
     unacknowledged: set[str] = field(default_factory=set)
     ack_times: dict[str, float] = field(default_factory=dict)
+    slowest_answer: float = 0.0  # seconds, of any attempt that got an HTTP answer
 
 
 class LoadGenerator:
-    def __init__(self, ports: list[int], threads: int = 12, deadline_seconds: float = 120.0) -> None:
+    """``rate``: deliveries started per second (first attempts; redeliveries come on top), or as fast
+    as the threads go when None. ``answer_timeout``: how long one attempt waits for its answer
+    (GitHub waits 10 s)."""
+
+    def __init__(
+        self,
+        ports: list[int],
+        threads: int = 12,
+        deadline_seconds: float = 120.0,
+        rate: float | None = None,
+        answer_timeout: float = 10.0,
+    ) -> None:
         self.ports = ports
         self.threads = threads
         self.deadline_seconds = deadline_seconds
+        self.rate = rate
+        self.answer_timeout = answer_timeout
         self._lock = threading.Lock()
         self._round_robin = itertools.count()
 
     def play(self, sends: list[Send], stats: Stats | None = None) -> Stats:
         stats = stats or Stats()
-        queue = iter(list(sends))
-        deadline = time.monotonic() + self.deadline_seconds
+        queue = iter(enumerate(sends))
+        started = time.monotonic()
+        deadline = started + self.deadline_seconds
 
         def next_send() -> Send | None:
             with self._lock:
-                return next(queue, None)
+                index, send = next(queue, (0, None))
+            if send is not None and self.rate:
+                time.sleep(max(0.0, started + index / self.rate - time.monotonic()))
+            return send
 
         def run() -> None:
             connections: dict[int, http.client.HTTPConnection] = {}
@@ -86,13 +104,16 @@ class LoadGenerator:
             port = self.ports[next(self._round_robin) % len(self.ports)]
             try:
                 connection = connections.get(port) or http.client.HTTPConnection(
-                    "127.0.0.1", port, timeout=10
+                    "127.0.0.1", port, timeout=self.answer_timeout
                 )
                 connections[port] = connection
+                asked = time.monotonic()
                 connection.request("POST", "/webhook", body=send.body, headers=headers)
                 response = connection.getresponse()
                 response.read()
                 status = str(response.status)
+                with self._lock:
+                    stats.slowest_answer = max(stats.slowest_answer, time.monotonic() - asked)
             except (OSError, http.client.HTTPException):
                 broken = connections.pop(port, None)
                 if broken is not None:

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -45,12 +46,14 @@ class RedisServer:
         host: str = "127.0.0.1",
         maxmemory: str | None = None,
         log_file: Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.data_dir = data_dir
         self.host = host
         self.port = port or free_port(host)
         self.maxmemory = maxmemory
         self.log_file = log_file
+        self.extra_args = list(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -73,7 +76,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.maxmemory:
             args += ["--maxmemory", self.maxmemory]
-        return args
+        return args + self.extra_args
 
     def start(self, timeout: float = 15.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

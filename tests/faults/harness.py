@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.load import Send, sends
+from bench.cluster import Cluster, wait_drained
+from bench.load import SECRET, Send, Stats, sends
 from tests.corpus import Delivery, run_copies
 
 P = "github_actions_"
@@ -45,3 +46,55 @@ class Accounting:
             f"  duplicates {self.duplicates:>5}  errors {int(self.errors):>3}"
             f"  lost {self.lost:>3}  [{statuses}] {self.notes}"
         )
+
+
+def check(  # noqa: PLR0917 - the inputs of a scenario's accounting
+    cluster: Cluster,
+    accounts: list[Accounting],
+    scenario: str,
+    sends: list[Send],
+    stats: Stats,
+    runs: int,
+    lost_bound: int = 0,
+    notes: str = "",
+    rss_before: float | None = None,
+) -> dict[str, float]:
+    """The checks every scenario ends with; returns Redis's figures."""
+    connection = cluster.connection()
+    acknowledged = len(stats.acknowledged)
+    figures = wait_drained(connection, acknowledged - lost_bound)
+    if rss_before is not None:
+        rss_after = cluster.rss_mb("worker-0")
+        notes += f" worker RSS {rss_before:.0f} -> {rss_after:.0f} MB after draining"
+        assert rss_after - rss_before < 64  # memory flat: no growth with the number of deliveries
+    lost = acknowledged - int(figures["processed"])
+    duplicates = stats.statuses["200"]
+    accounts.append(
+        Accounting(
+            scenario,
+            len(sends),
+            stats.attempts,
+            acknowledged,
+            figures["processed"],
+            duplicates,
+            figures["invalid"],
+            lost,
+            dict(stats.statuses),
+            notes,
+        )
+    )
+    assert not stats.unacknowledged, f"{len(stats.unacknowledged)} deliveries never acknowledged"
+    assert acknowledged == len({send.guid for send in sends})
+    assert 0 <= lost <= lost_bound  # counted exactly once: never more than acknowledged, none lost
+    assert figures["failed"] == 0
+    assert figures["claimed"] == 0
+    assert cluster.died_unexpectedly() == []
+    logs = cluster.logs()
+    assert SECRET not in logs
+    assert '"head_sha"' not in logs  # no payload reaches a log line
+    if lost == 0:
+        assert figures["jobs_counted"] == 2 * runs
+        assert figures["runs_counted"] == runs
+        assert figures["inflight"] == 0  # every job completed: nothing queued or running remains
+    connection.close()
+    return figures
