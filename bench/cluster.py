@@ -35,6 +35,7 @@ class Cluster:
         self.receiver_ports = [free_port() for _ in range(receivers)]
         self.worker_ports = [free_port() for _ in range(workers)]
         self.client_url: str | None = None  # where the processes reach Redis (a proxy), else its own URL
+        self.extra_env: dict[str, str] = {}  # more settings of both processes (e.g. Sentinel)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.expected_exits: set[str] = set()
 
@@ -50,10 +51,12 @@ class Cluster:
             GHA_EXPORTER_QUEUE__JOB_TIMEOUT_SECONDS="2",
             GHA_EXPORTER_QUEUE__MAINTENANCE_INTERVAL_SECONDS="1",
         )
+        env.update(self.extra_env)
         return env
 
     def start(self) -> Cluster:
-        self.redis.start()
+        if not self.redis.answers_ping():  # else a Redis started by the caller (e.g. with Sentinels)
+            self.redis.start()
         for index in range(len(self.receiver_ports)):
             self.start_process(f"receiver-{index}")
         for index in range(len(self.worker_ports)):

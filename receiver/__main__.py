@@ -39,7 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.warning("Redis not reachable yet ({}); the receiver answers 503 until it is", exc)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
-    marks = AsyncDeliveryMarks(async_connection, lambda: holder.current.webhook.dedupe_ttl_seconds)
+    marks = AsyncDeliveryMarks(
+        async_connection,
+        lambda: holder.current.webhook.dedupe_ttl_seconds,
+        replicas=settings.redis.min_replicas_ack,
+    )
     intake = AsyncIntake(async_connection, marks, queue, settings.queue)
     services = Services(
         holder,

@@ -27,6 +27,7 @@ from rq import Queue
 from shared.envelope import Envelope
 from shared.marks import AsyncDeliveryMarks, DeliveryMarks, mark_key
 from shared.queueing import job_data
+from shared.redis_connect import close_async
 from shared.rqadapter import enqueue_commands
 from shared.settings import QueueSettings
 
@@ -121,4 +122,4 @@ class AsyncIntake(_Base):
         return bool(await self._connection.ping())
 
     async def close(self) -> None:
-        await self._connection.aclose()
+        await close_async(self._connection)

@@ -12,6 +12,11 @@ A redelivery (same ids) while the mark exists is a duplicate. The mark expires
 ``webhook.dedupe_ttl_seconds`` after its last write; the TTL is asked for at every write, so a
 reload takes effect on both sides. The state is a field of its own, so no body can pass for one.
 
+With ``redis.min_replicas_ack`` above 0, the create is followed on the same connection by Redis's
+``WAIT``: the receiver answers 202 only once that many replicas have the marks and the RQ job
+(:class:`NotReplicated`, a ``RedisError``, otherwise: 503; a redelivery then finds the marks and is
+answered as a duplicate).
+
 Marks of the earlier layout (a string: the body while queued, ``done`` once applied) are read as
 such, and the worker's apply turns them into hashes; nothing scans for them.
 
@@ -29,12 +34,18 @@ from typing import Any
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.client import Pipeline
+from redis.exceptions import RedisError
 
 from shared.queueing import KEY_PREFIX
 from shared.scripts import LuaScript
 
 Command = Sequence[Any]
 Ttl = Callable[[], int]
+WAIT_MILLISECONDS = 2000
+
+
+class NotReplicated(RedisError):
+    """The marks are on the primary, but not on as many replicas as asked within the wait."""
 
 
 class MarkState(StrEnum):
@@ -62,19 +73,34 @@ def create_arguments(ttl: int, bodies: Sequence[bytes], then: Sequence[Command])
     return args
 
 
+def replicated(taken: Sequence[int], acknowledged: int, wanted: int) -> list[int]:
+    """``taken`` when the marks were written and reached ``wanted`` replicas; raises otherwise."""
+    if not taken and acknowledged < wanted:
+        raise NotReplicated(f"{acknowledged} of {wanted} replicas acknowledged within {WAIT_MILLISECONDS} ms")
+    return list(taken)
+
+
 class DeliveryMarks:
     """Marks on a blocking connection: the worker's reads and writes, and a blocking create."""
 
-    def __init__(self, connection: Redis, ttl: Ttl) -> None:
+    def __init__(self, connection: Redis, ttl: Ttl, replicas: int = 0) -> None:
         self._connection = connection
         self._ttl = ttl
+        self._replicas = replicas
         self._create = LuaScript("shared", "marks.create")
         self._read = LuaScript("shared", "marks.read")
         self._apply = LuaScript("shared", "marks.apply")
 
     def create(self, keys: Sequence[str], bodies: Sequence[bytes], then: Sequence[Command]) -> list[int]:
         """Create the marks and run ``then``, unless a mark exists: then nothing, and 1 for each taken."""
-        return list(self._create(self._connection, keys, create_arguments(self._ttl(), bodies, then)))
+        args = create_arguments(self._ttl(), bodies, then)
+        if not self._replicas:
+            return list(self._create(self._connection, keys, args))
+        with self._connection.pipeline(transaction=False) as pipe:  # WAIT: on the same connection
+            self._create(pipe, keys, args)
+            pipe.execute_command("WAIT", self._replicas, WAIT_MILLISECONDS)  # type: ignore[no-untyped-call]
+            taken, acknowledged = pipe.execute()
+        return replicated(taken, int(acknowledged), self._replicas)
 
     def read(self, keys: Sequence[str]) -> list[Mark]:
         """Each mark's state and body, in one round trip."""
@@ -101,12 +127,20 @@ class DeliveryMarks:
 class AsyncDeliveryMarks:
     """The receiver's create, on its asyncio connection."""
 
-    def __init__(self, connection: AsyncRedis, ttl: Ttl) -> None:
+    def __init__(self, connection: AsyncRedis, ttl: Ttl, replicas: int = 0) -> None:
         self._connection = connection
         self._ttl = ttl
+        self._replicas = replicas
         self._create = LuaScript("shared", "marks.create")
 
     async def create(
         self, keys: Sequence[str], bodies: Sequence[bytes], then: Sequence[Command]
     ) -> list[int]:
-        return list(await self._create(self._connection, keys, create_arguments(self._ttl(), bodies, then)))
+        args = create_arguments(self._ttl(), bodies, then)
+        if not self._replicas:
+            return list(await self._create(self._connection, keys, args))
+        async with self._connection.pipeline(transaction=False) as pipe:
+            self._create(pipe, keys, args)
+            pipe.execute_command("WAIT", self._replicas, WAIT_MILLISECONDS)
+            taken, acknowledged = await pipe.execute()
+        return replicated(taken, int(acknowledged), self._replicas)

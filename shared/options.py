@@ -194,6 +194,27 @@ OPTIONS: tuple[Option, ...] = (
            "Redis holding the queue, the redelivery marks, the job and run state and the metric totals;"
            " may carry a password.",
            secret=True),
+    Option("redis.username", optional_text, None, False,
+           "Redis ACL user (instead of one in redis.url)."),
+    Option("redis.password", optional_text, None, False,
+           "Redis password (instead of one in redis.url); with _FILE, read from a file.", secret=True),
+    Option("redis.tls_ca_file", optional_text, None, False,
+           "PEM CA bundle to verify Redis's certificate (TLS: a rediss:// URL, or Sentinel)."),
+    Option("redis.tls_cert_file", optional_text, None, False,
+           "PEM client certificate, when Redis asks for one (with redis.tls_key_file)."),
+    Option("redis.tls_key_file", optional_text, None, False, "PEM private key of redis.tls_cert_file."),
+    Option("redis.sentinels", text_list, (), False,
+           "Redis Sentinel addresses (host:port); when set, the primary is asked of them by"
+           " redis.sentinel_master and followed through failovers (redis.url then only gives the"
+           " database number).", kind="list of strings"),
+    Option("redis.sentinel_master", text, "mymaster", False, "The name Sentinel knows the primary by."),
+    Option("redis.sentinel_username", optional_text, None, False, "ACL user for the Sentinels."),
+    Option("redis.sentinel_password", optional_text, None, False,
+           "Password for the Sentinels; with _FILE, read from a file.", secret=True),
+    Option("redis.min_replicas_ack", integer(0), 0, False,
+           "The receiver answers 202 only once this many replicas have each batch (Redis WAIT, up to"
+           " 2 s; else 503): a delivery acknowledged just before the primary dies is on the replica"
+           " that takes over. 0: as soon as the primary has it.", kind="integer"),
     Option("redis.socket_timeout_seconds", positive_number, 5.0, False,
            "Longest wait for any Redis answer (both processes); a command past it fails. The worker's"
            " wait for new RQ jobs is cut into 1 s slices below it.", kind="number"),

@@ -14,19 +14,28 @@ made here has
 
 RQ raises the socket timeout of the worker's connection pool to minutes (for its own blocking
 dequeue); the worker's RQ subclass keeps ours (:class:`shared.rqadapter.InProcessWorker`).
+
+Credentials and TLS come from ``redis.username``/``redis.password`` and ``redis.tls_*`` next to the
+URL (which may still carry them). With ``redis.sentinels``, the client asks the Sentinels for the
+primary named ``redis.sentinel_master`` at every (re)connection, so it follows a failover by itself;
+a primary that was demoted answers READONLY, and the client then disconnects and asks again.
 """
 
 from __future__ import annotations
 
 import socket
+import weakref
 from typing import Any
+from urllib.parse import urlparse
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from shared.settings import RedisSettings
 
@@ -38,24 +47,98 @@ KEEPALIVE: dict[int, int] = {
 }
 
 
+_SENTINELS: weakref.WeakKeyDictionary[AsyncRedis, AsyncSentinel] = weakref.WeakKeyDictionary()
+
+
+async def close_async(client: AsyncRedis) -> None:
+    """Close an asyncio client, and the Sentinel clients it asks for the primary, if any."""
+    await client.aclose()
+    sentinel = _SENTINELS.pop(client, None)
+    if sentinel is not None:
+        for each in sentinel.sentinels:
+            await each.aclose()
+
+
+def uses_tls(settings: RedisSettings) -> bool:
+    return settings.url.startswith("rediss://") or bool(settings.tls_ca_file or settings.tls_cert_file)
+
+
+def tls_options(settings: RedisSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if settings.tls_ca_file:
+        options["ssl_ca_certs"] = settings.tls_ca_file
+    if settings.tls_cert_file:
+        options["ssl_certfile"] = settings.tls_cert_file
+        options["ssl_keyfile"] = settings.tls_key_file
+    return options
+
+
 def client_options(settings: RedisSettings, socket_timeout: float | None = None) -> dict[str, Any]:
     """The keyword arguments of every client (``socket_timeout`` overrides the setting)."""
-    return {
+    options: dict[str, Any] = {
         "socket_timeout": socket_timeout if socket_timeout is not None else settings.socket_timeout_seconds,
         "socket_connect_timeout": settings.connect_timeout_seconds,
         "socket_keepalive": True,
         "socket_keepalive_options": KEEPALIVE,
         "health_check_interval": HEALTH_CHECK_SECONDS,
     }
+    if settings.username:
+        options["username"] = settings.username
+    if settings.password:
+        options["password"] = settings.password
+    return options
+
+
+def sentinel_options(settings: RedisSettings) -> dict[str, Any]:
+    """How to talk to the Sentinels themselves (bounded like every other connection)."""
+    options: dict[str, Any] = {
+        "socket_timeout": settings.connect_timeout_seconds,
+        "socket_connect_timeout": settings.connect_timeout_seconds,
+    }
+    if settings.sentinel_username:
+        options["username"] = settings.sentinel_username
+    if settings.sentinel_password:
+        options["password"] = settings.sentinel_password
+    if uses_tls(settings):
+        options.update(ssl=True, **tls_options(settings))
+    return options
+
+
+def sentinel_addresses(settings: RedisSettings) -> list[tuple[str, int]]:
+    return [(host, int(port)) for host, _, port in (a.rpartition(":") for a in settings.sentinels)]
+
+
+def database(settings: RedisSettings) -> int:
+    path = urlparse(settings.url).path.strip("/")
+    return int(path) if path.isdigit() else 0
 
 
 def connect(settings: RedisSettings, socket_timeout: float | None = None) -> Redis:
     """A blocking client."""
     retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-    return Redis.from_url(settings.url, retry=retry, **client_options(settings, socket_timeout))
+    options = client_options(settings, socket_timeout)
+    if settings.sentinels:
+        if uses_tls(settings):
+            options.update(ssl=True, **tls_options(settings))
+        sentinel = Sentinel(sentinel_addresses(settings), sentinel_kwargs=sentinel_options(settings))  # type: ignore[no-untyped-call]
+        primary: Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            settings.sentinel_master, db=database(settings), retry=retry, **options
+        )
+        return primary
+    return Redis.from_url(settings.url, retry=retry, **options, **tls_options(settings))
 
 
 def connect_async(settings: RedisSettings, socket_timeout: float | None = None) -> AsyncRedis:
     """An asyncio client."""
     retry = AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-    return AsyncRedis.from_url(settings.url, retry=retry, **client_options(settings, socket_timeout))
+    options = client_options(settings, socket_timeout)
+    if settings.sentinels:
+        if uses_tls(settings):
+            options.update(ssl=True, **tls_options(settings))
+        sentinel = AsyncSentinel(sentinel_addresses(settings), sentinel_kwargs=sentinel_options(settings))  # type: ignore[no-untyped-call]
+        primary: AsyncRedis = sentinel.master_for(
+            settings.sentinel_master, db=database(settings), retry=retry, **options
+        )
+        _SENTINELS[primary] = sentinel
+        return primary
+    return AsyncRedis.from_url(settings.url, retry=retry, **options, **tls_options(settings))

@@ -40,6 +40,16 @@ class SettingsError(Exception):
 @dataclass(frozen=True)
 class RedisSettings:
     url: str = field(repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    sentinels: tuple[str, ...] = ()
+    sentinel_master: str = "mymaster"
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+    min_replicas_ack: int = 0
     socket_timeout_seconds: float = 5.0
     connect_timeout_seconds: float = 2.0
 
@@ -136,7 +146,8 @@ class Settings:
 
     def secret_values(self) -> tuple[str, ...]:
         """Everything that must never reach a log line."""
-        return self.webhook.secrets
+        passwords = (self.redis.password, self.redis.sentinel_password)
+        return self.webhook.secrets + tuple(p for p in passwords if p)
 
 
 SECTIONS: dict[str, type[Any]] = {
@@ -257,6 +268,15 @@ def _cross_checks(values: dict[str, dict[str, Any]]) -> list[str]:
         )
     if not values["redis"]["url"].startswith(("redis://", "rediss://", "unix://")):
         problems.append("redis.url: must start with redis://, rediss:// or unix://")
+    for address in values["redis"]["sentinels"]:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            problems.append(f"redis.sentinels: {address!r} is not host:port")
+    if bool(values["redis"]["tls_cert_file"]) != bool(values["redis"]["tls_key_file"]):
+        problems.append("redis.tls_cert_file and redis.tls_key_file must be set together")
+    for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+        if values["redis"][key] and not Path(values["redis"][key]).is_file():
+            problems.append(f"redis.{key}: file {values['redis'][key]!r} does not exist")
     prefix = values["metrics"]["prefix"]
     if not METRIC_PREFIX.fullmatch(prefix):
         problems.append(f"metrics.prefix: {prefix!r} is not a valid Prometheus metric name prefix")

@@ -42,6 +42,7 @@ class RedisServer:
     def __init__(
         self,
         data_dir: Path,
+        *,
         port: int | None = None,
         host: str = "127.0.0.1",
         maxmemory: str | None = None,

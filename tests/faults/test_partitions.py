@@ -7,6 +7,7 @@ connections to a promoted replica while the old ones stay dead. One receiver, on
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.request
@@ -22,6 +23,7 @@ from bench.worker_drain import processed
 from stack.redis_server import RedisServer
 from tests.faults.harness import Accounting, check, stream
 from tests.faults.proxy import FaultProxy
+from tests.redis_topology import SentinelSet, wait_for
 
 pytestmark = pytest.mark.faults
 RATE = 50.0
@@ -176,3 +178,43 @@ def test_failover_to_a_promoted_replica_behind_the_proxy(proxied, tmp_path, acco
         old_primary.stop()
     assert stats.slowest_answer < 10
     assert scrapes.slowest < 5
+
+
+def test_sentinel_failover_with_replicated_acknowledgement(tmp_path, accounts: list[Accounting]):
+    """Expected: the primary's process is killed; the Sentinels promote the replica; both processes
+    ask the Sentinels again and move over by themselves. With ``redis.min_replicas_ack`` 1 every
+    acknowledged delivery was on the replica before its 202: nothing lost. The old primary is started
+    again and rejoins as a replica (while there is none, deliveries are answered 503 and redelivered)."""
+    topology = SentinelSet(tmp_path / "redis-set").start()
+    cluster = Cluster(tmp_path, receivers=1, workers=1)
+    cluster.redis = topology.primary
+    cluster.extra_env = {
+        "GHA_EXPORTER_REDIS__SENTINELS": json.dumps(topology.addresses),
+        "GHA_EXPORTER_REDIS__MIN_REPLICAS_ACK": "1",
+    }
+    try:
+        cluster.start()
+        runs = 200
+        sends, stats, player = play_in_background(cluster, runs)
+        promoted = Redis(port=topology.replica.port, socket_timeout=5)
+        with ScrapeWatch(cluster.worker_ports[0]) as scrapes:
+            time.sleep(8)
+            killed = time.monotonic()
+            topology.kill_primary()
+            wait_for(lambda: topology.primary_port() == topology.replica.port, 60, "no promotion")
+            promotion = time.monotonic() - killed
+            recovered = seconds_until_applying(promoted, killed)
+            topology.primary.start()  # back, as a replica of the new primary
+            player.join()
+        cluster.redis = topology.replica  # the checks read the promoted replica
+        notes = (
+            f"promoted {promotion:.1f} s after the kill, applying again {recovered:.1f} s after it;"
+            f" slowest answer {stats.slowest_answer:.1f} s, slowest scrape {scrapes.slowest:.1f} s"
+        )
+        check(cluster, accounts, "14 Sentinel failover, min_replicas_ack 1", sends, stats, runs, notes=notes)
+        promoted.close()
+        assert stats.slowest_answer < 10
+        assert scrapes.slowest < 5
+    finally:
+        cluster.shutdown()
+        topology.stop()
