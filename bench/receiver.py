@@ -3,7 +3,8 @@ deliveries/s and latency p50/p99, against a bare Starlette endpoint that only ve
 answers 202, started the same way in the same run (the ratio is what to compare across machines).
 
 The server runs pinned to CPU 0 and wrk to CPU 1 where the machine has two. Needs ``wrk``
-(Debian's package: ``apt-get install wrk``).
+(Debian's package: ``apt-get install wrk``). ``BENCH_MIN_REPLICAS_ACK=1`` runs the receiver with
+``redis.min_replicas_ack`` 1 against a Redis with one replica (the cost of Redis's ``WAIT``).
 """
 
 from __future__ import annotations
@@ -114,8 +115,12 @@ def main() -> dict[str, dict[str, float]]:
         return {}
     body = body_of_size(12 * 1024)
     results: dict[str, dict[str, float]] = {}
+    replicas = int(os.environ.get("BENCH_MIN_REPLICAS_ACK", "0"))
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
         workdir = Path(tmp)
+        replica = RedisServer(workdir / "replica", extra_args=["--replicaof", redis.host, str(redis.port)])
+        if replicas:
+            replica.start()
         receiver_port, bare_port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GHA_EXPORTER_")}
         env.update(
@@ -124,6 +129,7 @@ def main() -> dict[str, dict[str, float]]:
             GHA_EXPORTER_RECEIVER__HOST="127.0.0.1",
             GHA_EXPORTER_RECEIVER__PORT=str(receiver_port),
             GHA_EXPORTER_LOG__LEVEL="warning",
+            GHA_EXPORTER_REDIS__MIN_REPLICAS_ACK=str(replicas),
         )
         servers = {
             "receiver": subprocess.Popen([sys.executable, "-m", "receiver"], env=env),
@@ -142,7 +148,8 @@ def main() -> dict[str, dict[str, float]]:
                         deliveries, batches = (a - b for a, b in zip(batch_totals(port), before, strict=True))
                         result["mean_batch"] = round(deliveries / max(1.0, batches), 1)
                     results[f"{name}_{connections}"] = result
-                    print(f"receiver {name} connections={connections} {result}")  # noqa: T201
+                    label = f"{name} min_replicas_ack={replicas}" if name == "receiver" else name
+                    print(f"receiver {label} connections={connections} {result}")  # noqa: T201
                 ratio = (
                     results[f"receiver_{connections}"]["per_second"]
                     / results[f"bare_{connections}"]["per_second"]
@@ -152,6 +159,7 @@ def main() -> dict[str, dict[str, float]]:
             for process in servers.values():
                 process.terminate()
                 process.wait(30)
+            replica.stop()
     return results
 
 

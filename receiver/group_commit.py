@@ -5,7 +5,7 @@ While one batch is being written, newly arrived deliveries gather into the next 
 a batch is one delivery, so latency does not grow; under a burst batches grow by themselves, and
 one RQ job carries the whole batch (RQ's bookkeeping costs about 25 round trips per job).
 
-A request waits at most ``receiver.deadline_seconds`` (the handler's ``wait_for``): one that gave up
+A request waits at most ``receiver.deadline_seconds`` (the handler's ``asyncio.timeout``): one that gave up
 while still waiting is left out of the next write; one whose batch was already being written may
 still reach Redis after its 503 (a redelivery is then answered as a duplicate, and it is counted once).
 """

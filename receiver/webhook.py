@@ -140,7 +140,8 @@ class Webhook:
         accepted = Accepted(envelope, json_payload(headers, body))
         left = services.holder.current.receiver.deadline_seconds - (time.perf_counter() - started)
         try:  # past the deadline the delivery is answered 503 (it may still reach Redis: see README)
-            outcome = await asyncio.wait_for(self._commit.submit(accepted), max(0.0, left))
+            async with asyncio.timeout(max(0.0, left)):  # no task of its own, unlike wait_for
+                outcome = await self._commit.submit(accepted)
         except (RedisError, TimeoutError) as exc:
             logger.error("cannot queue delivery {}: {}: {}", delivery_id, type(exc).__name__, exc)
             return 503, UNAVAILABLE, "unavailable"
