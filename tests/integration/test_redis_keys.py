@@ -98,7 +98,7 @@ def test_every_key_written_is_in_the_readme_table(redis_url, make_settings):
             unbind(token)
         built.earlier.convert()
         built.ledger.sweep(time.time() + 10**9)  # everything in flight expires
-        built.combiner.reclaim()
+        built.combiner.recover()
         built.exposition.render()
     connection.close()
     assert any(key.startswith("gha-exporter:claimed:") for key in written.keys)  # the workload is complete
