@@ -113,32 +113,33 @@ def database(settings: RedisSettings) -> int:
     return int(path) if path.isdigit() else 0
 
 
+def _client(
+    settings: RedisSettings, socket_timeout: float | None, client: Any, sentinel_class: Any, retry: Any
+) -> tuple[Any, Any]:
+    """A client of ``client``'s kind (blocking or asyncio), and the Sentinel it asks, if any."""
+    options = client_options(settings, socket_timeout)
+    if not settings.sentinels:
+        return client.from_url(settings.url, retry=retry, **options, **tls_options(settings)), None
+    if uses_tls(settings):
+        options.update(ssl=True, **tls_options(settings))
+    sentinel = sentinel_class(sentinel_addresses(settings), sentinel_kwargs=sentinel_options(settings))
+    return sentinel.master_for(
+        settings.sentinel_master, db=database(settings), retry=retry, **options
+    ), sentinel
+
+
 def connect(settings: RedisSettings, socket_timeout: float | None = None) -> Redis:
     """A blocking client."""
     retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-    options = client_options(settings, socket_timeout)
-    if settings.sentinels:
-        if uses_tls(settings):
-            options.update(ssl=True, **tls_options(settings))
-        sentinel = Sentinel(sentinel_addresses(settings), sentinel_kwargs=sentinel_options(settings))  # type: ignore[no-untyped-call]
-        primary: Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-            settings.sentinel_master, db=database(settings), retry=retry, **options
-        )
-        return primary
-    return Redis.from_url(settings.url, retry=retry, **options, **tls_options(settings))
+    primary: Redis = _client(settings, socket_timeout, Redis, Sentinel, retry)[0]
+    return primary
 
 
 def connect_async(settings: RedisSettings, socket_timeout: float | None = None) -> AsyncRedis:
     """An asyncio client."""
     retry = AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-    options = client_options(settings, socket_timeout)
-    if settings.sentinels:
-        if uses_tls(settings):
-            options.update(ssl=True, **tls_options(settings))
-        sentinel = AsyncSentinel(sentinel_addresses(settings), sentinel_kwargs=sentinel_options(settings))  # type: ignore[no-untyped-call]
-        primary: AsyncRedis = sentinel.master_for(
-            settings.sentinel_master, db=database(settings), retry=retry, **options
-        )
+    primary, sentinel = _client(settings, socket_timeout, AsyncRedis, AsyncSentinel, retry)
+    if sentinel is not None:
         _SENTINELS[primary] = sentinel
-        return primary
-    return AsyncRedis.from_url(settings.url, retry=retry, **options, **tls_options(settings))
+    client: AsyncRedis = primary
+    return client
