@@ -25,6 +25,7 @@ from shared.queueing import QUEUED_EVENTS
 from shared.reloading import SettingsHolder
 
 MAX_HEADER_VALUE = 200
+MAX_HOOK_ID_DIGITS = 20  # GitHub's hook ids are numbers
 
 
 @dataclass
@@ -52,6 +53,18 @@ def delivery_header(headers: Headers, name: bytes, reason: str) -> str:
     if not value:
         raise Rejected(400, reason)
     if len(value) > MAX_HEADER_VALUE or not value.isprintable() or not value.isascii():
+        raise Rejected(400, "bad_header")
+    return value
+
+
+def hook_header(headers: Headers) -> str:
+    """``X-GitHub-Hook-ID``: a number (GitHub's are), or absent. Taken as sent, never trimmed or cut,
+    so that two different hooks can never share a delivery mark (:func:`shared.marks.mark_key`
+    relies on it: a hook id holds no ``:``)."""
+    value = header(headers, b"x-github-hook-id")
+    if value is None or value == "":
+        return ""
+    if not (value.isascii() and value.isdigit() and len(value) <= MAX_HOOK_ID_DIGITS):
         raise Rejected(400, "bad_header")
     return value
 
@@ -131,7 +144,7 @@ class Webhook:
             raise Rejected(401, reason)
         event = delivery_header(headers, b"x-github-event", "missing_event_header")
         delivery_id = delivery_header(headers, b"x-github-delivery", "missing_delivery_header")
-        hook_id = (header(headers, b"x-github-hook-id") or "").strip()[:MAX_HEADER_VALUE]
+        hook_id = hook_header(headers)
         if event == "ping":
             return 200, PONG, "pong"
         if event not in QUEUED_EVENTS:

@@ -61,7 +61,9 @@ class Mark:
 
 
 def mark_key(hook_id: str, delivery_id: str) -> str:
-    """GitHub redelivers with the same hook and delivery ids."""
+    """GitHub redelivers with the same hook and delivery ids. The receiver admits only numeric hook
+    ids (or none), so the first ``:`` after the prefix ends the hook id and no two distinct pairs
+    share a key."""
     return f"{KEY_PREFIX}:delivery:{hook_id}:{delivery_id}"
 
 

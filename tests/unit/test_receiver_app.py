@@ -248,3 +248,23 @@ def test_a_delivery_redis_cannot_take_by_the_deadline_is_answered_503(make_setti
     # the second was still waiting, and is not written after its 503
     assert "stuck-2" not in intake.written
     assert "later" in intake.written
+
+
+@pytest.mark.parametrize(
+    "hook", ["1:2", " 7", "7 ", "1" * 21, b"1\xb2", "12a", "-1"]
+)  # \xb2: a digit to str.isdigit
+def test_a_hook_id_that_is_not_a_number_is_refused(client, registry, hook):
+    response = client.post(
+        "/webhook", content=JOB.body, headers=headers(JOB.body, **{"x-github-hook-id": hook})
+    )
+    assert response.status_code == 400
+    assert response.json()["reason"] == "bad_header"
+    assert value(registry, "webhook_rejections_total", reason="bad_header") == 1
+
+
+def test_deliveries_whose_ids_would_have_joined_to_one_key_are_both_queued(client, queue):
+    """Hook 12 with delivery 3:X, and hook 123 with delivery :X (or no hook with 12:3:X)."""
+    for hook, delivery in (("12", "3:X"), ("123", ":X"), ("", "12:3:X")):
+        sent = headers(JOB.body, delivery=delivery, **{"x-github-hook-id": hook})
+        assert client.post("/webhook", content=JOB.body, headers=sent).status_code == 202
+    assert len(queued_envelopes(queue)) == 3
