@@ -49,6 +49,7 @@ class Built:
     exposition: Exposition
     combiner: Combiner
     earlier: EarlierLayout
+    queue_jobs: QueueJobs
 
 
 def build_processor(
@@ -90,7 +91,8 @@ def build_processor(
         inflight_repository=settings.metrics.inflight_repository_label,
         timeout=settings.worker.scrape_timeout_seconds,
     )
-    return Built(processor, ledger, policy, exposition, combiner, EarlierLayout(connection, policy))
+    earlier = EarlierLayout(connection, policy)
+    return Built(processor, ledger, policy, exposition, combiner, earlier, queue_jobs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,14 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.info("converted {} aggregate keys of an earlier version", converted)
     except RedisError as exc:
         logger.warning("could not look for aggregates of an earlier version (the sweeper will): {}", exc)
-    queue = make_queue(connection, settings.queue)
     sweeper = Sweeper(
         built.ledger,
         settings.state.sweep_interval_seconds,
         combiner=built.combiner,
         earlier=built.earlier,
         liveness=liveness,
-        waiting=lambda: int(queue.count),
+        waiting=lambda: int(built.queue_jobs.queue.count),
     )
     server.start()
     sweeper.start()
