@@ -272,6 +272,13 @@ def _cross_checks(values: dict[str, dict[str, Any]]) -> list[str]:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             problems.append(f"redis.sentinels: {address!r} is not host:port")
+    tls_files = [values["redis"][k] for k in ("tls_ca_file", "tls_cert_file", "tls_key_file")]
+    if (
+        any(tls_files)
+        and not values["redis"]["sentinels"]
+        and not values["redis"]["url"].startswith("rediss://")
+    ):
+        problems.append("redis.tls_*: TLS needs a rediss:// redis.url (or redis.sentinels)")
     if bool(values["redis"]["tls_cert_file"]) != bool(values["redis"]["tls_key_file"]):
         problems.append("redis.tls_cert_file and redis.tls_key_file must be set together")
     for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):

@@ -154,3 +154,13 @@ def test_reference_lists_every_option_with_its_variable():
     for option in OPTIONS:
         assert f"`{option.path}`" in table
         assert f"`{option.env}`" in table
+
+
+def test_tls_files_without_a_tls_url_are_an_error_naming_the_option(make_settings, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    with pytest.raises(SettingsError) as error:
+        make_settings(GHA_EXPORTER_REDIS__URL="redis://r:6379/0", GHA_EXPORTER_REDIS__TLS_CA_FILE=str(ca))
+    assert any(p.startswith("redis.tls_*") for p in error.value.problems)
+    tls = make_settings(GHA_EXPORTER_REDIS__URL="rediss://r:6379/0", GHA_EXPORTER_REDIS__TLS_CA_FILE=str(ca))
+    assert tls.redis.tls_ca_file == str(ca)
