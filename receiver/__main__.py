@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from redis.exceptions import RedisError
 
 from receiver.app import build_app
+from receiver.http_protocol import http_options
 from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
 from receiver.webhook import Services
@@ -45,10 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         replicas=settings.redis.min_replicas_ack,
     )
     intake = AsyncIntake(async_connection, marks, queue, settings.queue)
+    metrics = ReceiverMetrics(registry, settings.metrics.prefix)
     services = Services(
         holder,
         intake,
-        ReceiverMetrics(registry, settings.metrics.prefix),
+        metrics,
         registry,
         settings.receiver.max_batch,
     )
@@ -76,10 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         ssl_keyfile=settings.receiver.tls_keyfile,
         timeout_graceful_shutdown=int(settings.receiver.graceful_shutdown_seconds),
         # slow or idle clients: at most this many at once (503 past it), idle keep-alive closed soon;
-        # headers are capped by the HTTP parser. A reverse proxy in front should absorb slow clients.
+        # a request head is capped by receiver.http_protocol. A reverse proxy in front should absorb
+        # slow clients.
         limit_concurrency=settings.receiver.limit_concurrency,
         timeout_keep_alive=settings.receiver.keep_alive_seconds,
         lifespan="on",
+        **http_options(settings.receiver.max_header_bytes, metrics.refused),
     )
     holder.start()
     try:

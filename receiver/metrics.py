@@ -26,6 +26,8 @@ REJECTION_REASONS = (
     "unsupported_content_type",
     "malformed_form",
     "incomplete_body",
+    "headers_too_large",  # refused by the HTTP layer (receiver.http_protocol), before any route
+    "malformed_request",  # the same: uvicorn's parser refused it (a NUL in a header, bad framing)
 )
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -48,7 +50,8 @@ class ReceiverMetrics:
         )
         self.rejections = Counter(
             f"{prefix}webhook_rejections",
-            "Refused webhook requests by reason (401, 400 and 413 answers).",
+            "Refused requests by reason (401, 400, 413 and 431 answers); headers_too_large and"
+            " malformed_request are refused before any route, so they carry no event.",
             ["reason"],
             registry=registry,
         )
@@ -73,6 +76,10 @@ class ReceiverMetrics:
         for reason in REJECTION_REASONS:
             self.rejections.labels(reason)
         self.enqueue_failures.inc(0)
+
+    def refused(self, reason: str) -> None:
+        """A request the HTTP layer refused before it reached a route."""
+        self.rejections.labels(reason).inc()
 
     def record(self, event: str | None, outcome: str, seconds: float, reason: str | None = None) -> None:
         self.deliveries.labels(event_label(event), outcome).inc()

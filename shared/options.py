@@ -241,6 +241,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("receiver.limit_concurrency", integer(1), 1000, False,
            "Connections and requests handled at once; past it the receiver answers 503 at once.",
            kind="integer"),
+    Option("receiver.max_header_bytes", integer(1024, 1024 * 1024), 16 * 1024, False,
+           "Longest request head (request line and headers) accepted; past it the receiver answers 431"
+           " and closes the connection before reading more. GitHub's heads are about 2 KB.",
+           kind="integer"),
     Option("receiver.keep_alive_seconds", integer(1), 5, False,
            "How long an idle keep-alive connection is kept open.", kind="integer"),
     Option("receiver.tls_certfile", optional_text, None, False, "PEM certificate: serve HTTPS when set."),

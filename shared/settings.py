@@ -69,6 +69,7 @@ class ReceiverSettings:
     metrics_port: int
     max_batch: int
     limit_concurrency: int
+    max_header_bytes: int
     keep_alive_seconds: int
     tls_certfile: str | None
     tls_keyfile: str | None

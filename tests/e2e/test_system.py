@@ -5,12 +5,15 @@ Deliveries go over HTTP, signed as GitHub signs them; the numbers are read from 
 
 import json
 import signal
+import socket
+import threading
+import time
 
 import pytest
 
 from stack.redis_server import RedisServer
 from tests.corpus import SEQUENCE, deliveries, load
-from tests.e2e.system import System, scrape, total
+from tests.e2e.system import System, handled, scrape, total
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-secret-0123456789"
@@ -137,6 +140,60 @@ def test_bad_requests_get_their_answer_and_move_only_rejection_counters(system):
     )
     assert total(after, W + "webhook_events_processed_total") == processed_before + 1
     assert total(after, W + "job_run_total") == total(worker_before, W + "job_run_total")
+
+
+def test_a_huge_header_is_cut_off_while_deliveries_on_other_connections_are_answered(system):
+    """One connection streams a 64 MB header; the receiver answers it 431 after its first
+    receiver.max_header_bytes and closes it, so the attacker cannot send the rest, and signed
+    deliveries on other connections are answered as usual (their times are printed, not asserted:
+    before the cap, such a header held them up to 11 s)."""
+    body = load("grafana-ci-otel-collector/workflow_job/4_workflow_job_queued.json").body
+    before = scrape(system.receiver_metrics_url)
+    worker_before = handled(system.wait_processed(0))
+    huge, started, sent = 64 * 1024 * 1024, threading.Event(), [0]
+
+    def attack() -> None:
+        with socket.create_connection(("127.0.0.1", system.receiver_port), timeout=10) as conn:
+            conn.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nX-Pad: ")
+            started.set()
+            chunk = b"a" * 65536
+            try:
+                while sent[0] < huge:
+                    conn.sendall(chunk)
+                    sent[0] += len(chunk)
+            except OSError:  # reset or broken pipe: the receiver closed the connection
+                return
+
+    def timed_sends(count: int, tag: str) -> list[float]:
+        seconds = []
+        for i in range(count):
+            start = time.perf_counter()
+            assert system.send("workflow_job", body, f"huge-header-{tag}-{i}") == 202
+            seconds.append(time.perf_counter() - start)
+        return seconds
+
+    alone = timed_sends(20, "alone")
+    attacker = threading.Thread(target=attack)
+    attacker.start()
+    started.wait(10)
+    during = timed_sends(20, "during")
+    attacker.join(60)
+    assert not attacker.is_alive()
+    assert sent[0] < huge  # cut off: without the cap the receiver reads (and holds) all of it
+    after = scrape(system.receiver_metrics_url)
+    moved = total(after, W + "webhook_rejections_total", reason="headers_too_large") - total(
+        before, W + "webhook_rejections_total", reason="headers_too_large"
+    )
+    assert moved == 1
+    queued = total(after, W + "webhook_deliveries_total", outcome="queued") - total(
+        before, W + "webhook_deliveries_total", outcome="queued"
+    )
+    assert queued == 40
+    assert handled(system.wait_processed(worker_before + 40)) == worker_before + 40
+    print(
+        f"huge header: attacker cut off after {sent[0] / 1e6:.1f} MB sent;"
+        f" deliveries alone max {max(alone) * 1000:.1f} ms, during max {max(during) * 1000:.1f} ms"
+    )
 
 
 def test_redelivery_is_acknowledged_once_and_counted_once(system):

@@ -1,0 +1,150 @@
+"""The receiver's HTTP protocol under uvicorn on loopback, with each parser it can run on: a request
+head past ``receiver.max_header_bytes`` is answered 431 before its end arrives, requests the parser
+refuses are counted, and requests within the limit (alone, on keep-alive, pipelined, with a body
+larger than the limit) are served as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import pytest
+import uvicorn
+
+from receiver.asgi import Receive, Scope, Send
+from receiver.http_protocol import h11_protocol, httptools_protocol
+from stack.ports import free_port
+
+LIMIT = 4096
+READ_TIMEOUT = 10.0  # a guard against a server that never answers, not a measure
+
+
+async def echo_length(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers 200 with the length of the body it read."""
+    if scope["type"] != "http":
+        return
+    size, more = 0, True
+    while more:
+        message = await receive()
+        size += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = str(size).encode()
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+Builder = Callable[[int, Callable[[str], None]], type[asyncio.Protocol]]
+
+
+@pytest.fixture(name="server", params=["httptools", "h11"])
+def _server(request: pytest.FixtureRequest) -> Iterator[tuple[int, Counter[str]]]:
+    builder: Builder = httptools_protocol if request.param == "httptools" else h11_protocol
+    refused: Counter[str] = Counter()
+    port = free_port()
+    config = uvicorn.Config(
+        echo_length,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        http=builder(LIMIT, lambda reason: refused.update([reason])),
+        h11_max_incomplete_event_size=LIMIT,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        threading.Event().wait(0.01)
+    yield port, refused
+    server.should_exit = True
+    thread.join(10)
+
+
+def exchange(port: int, data: bytes, responses: int = 1) -> bytes:
+    """Send ``data`` on a new connection and read until ``responses`` whole responses arrived or
+    the server closed the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT) as conn:
+        conn.sendall(data)
+        received = b""
+        while len(complete_responses(received)) < responses:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def complete_responses(received: bytes) -> list[bytes]:
+    """The whole responses in ``received`` (each here carries a content-length)."""
+    done: list[bytes] = []
+    rest = received
+    while True:
+        head, sep, after = rest.partition(b"\r\n\r\n")
+        if not sep:
+            return done
+        lengths = [
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ]
+        length = lengths[0] if lengths else 0
+        if len(after) < length:
+            return done
+        done.append(head + sep + after[:length])
+        rest = after[length:]
+
+
+def head(padding: int, method: bytes = b"GET", body: bytes = b"") -> bytes:
+    """A request whose head is ``padding`` bytes longer than its minimal form."""
+    lines = [method + b" / HTTP/1.1", b"Host: x", b"X-Pad: " + b"a" * padding]
+    if body:
+        lines.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def statuses(received: bytes) -> list[int]:
+    return [int(response.split(b" ")[1]) for response in complete_responses(received)]
+
+
+def test_a_head_past_the_limit_is_answered_431_before_it_ends(server):
+    port, refused = server
+    unfinished = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (LIMIT + 100)  # no end of head
+    with socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT) as conn:
+        conn.sendall(unfinished)
+        answer = conn.recv(65536)  # a server that waits for the rest of the head times out here
+        assert conn.recv(65536) == b""  # and the connection is closed
+    assert statuses(answer) == [431]
+    assert refused == {"headers_too_large": 1}
+
+
+def test_heads_within_the_limit_are_served_alone_in_keep_alive_and_pipelined(server):
+    port, refused = server
+    near = LIMIT - 200
+    assert statuses(exchange(port, head(near))) == [200]
+    # three heads of half the limit on one connection, sent at once: each is counted on its own
+    assert statuses(exchange(port, head(near // 2) * 3, 3)) == [200, 200, 200]
+    # a body larger than the limit is no part of the head
+    body = b"x" * (LIMIT * 8)
+    answer = exchange(port, head(100, b"POST", body))
+    assert statuses(answer) == [200]
+    assert answer.endswith(str(len(body)).encode())
+    assert refused == {}
+
+
+def test_requests_the_parser_refuses_are_answered_400_and_counted(server):
+    port, refused = server
+    for bad in (
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
+    ):
+        assert statuses(exchange(port, bad)) == [400]
+    assert refused == {"malformed_request": 2}
