@@ -25,6 +25,7 @@ from shared.queueing import QUEUED_EVENTS
 from shared.reloading import SettingsHolder
 
 MAX_HEADER_VALUE = 200
+MAX_LOGGED = 64  # characters of an unverified header value in a log line (a GUID is 36)
 MAX_HOOK_ID_DIGITS = 20  # GitHub's hook ids are numbers
 
 
@@ -46,6 +47,15 @@ class Services:
 def encoded(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
     """Secrets as bytes, computed once per configuration (reloads bring a new tuple)."""
     return tuple(s.encode("utf-8") for s in secrets)
+
+
+def loggable(unverified: str | None) -> str:
+    """An unverified header value fit for a log line: at most 64 characters, printable ASCII only
+    (anything else shows as ``?``), so a sender cannot forge or flood log lines through it."""
+    if not unverified:
+        return "-"
+    shown = "".join(c if " " <= c <= "~" else "?" for c in unverified[:MAX_LOGGED])
+    return shown + ("..." if len(unverified) > MAX_LOGGED else "")
 
 
 def delivery_header(headers: Headers, name: bytes, reason: str) -> str:
@@ -75,14 +85,17 @@ def json_payload(headers: Headers, body: bytes) -> bytes:
     if content_type == "application/json":
         return body
     if content_type == "application/x-www-form-urlencoded":
+        # latin-1 maps each %XX to its byte: the payload's bytes reach the worker as sent, so invalid
+        # UTF-8 is refused there as invalid_utf8, as the same bytes sent as JSON are
         try:
-            fields = parse_qs(body.decode("ascii"), strict_parsing=True, max_num_fields=50)
+            text = body.decode("ascii")
+            fields = parse_qs(text, strict_parsing=True, max_num_fields=50, encoding="latin-1")
         except (UnicodeDecodeError, ValueError):
             raise Rejected(400, "malformed_form") from None
         payload = fields.get("payload")
         if not payload or len(payload) != 1:
             raise Rejected(400, "malformed_form")
-        return payload[0].encode("utf-8")
+        return payload[0].encode("latin-1")
     raise Rejected(400, "unsupported_content_type")
 
 
@@ -118,7 +131,7 @@ class Webhook:
             self._services.metrics.record(event, "rejected", time.perf_counter() - started, rejected.reason)
             logger.info(
                 "refused delivery {}: {} ({})",
-                (header(headers, b"x-github-delivery") or "-")[:MAX_HEADER_VALUE],
+                loggable(header(headers, b"x-github-delivery")),
                 rejected.reason,
                 rejected.status,
             )

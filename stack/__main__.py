@@ -3,12 +3,14 @@
 Starts a Redis server keeping its data (AOF) in ``.data/redis`` so queued deliveries survive a
 restart, then ``python -m receiver`` and ``python -m worker`` configured for it; prints the URLs
 and the webhook secret; on Ctrl-C or SIGTERM stops the two processes, then Redis. The secret is
-``$GHA_EXPORTER_WEBHOOK__SECRETS`` when set, else one generated once into ``.data/webhook-secret``.
+``$GHA_EXPORTER_WEBHOOK__SECRETS`` (or ``_FILE``) when set, shown only by a fingerprint, else one
+generated once into ``.data/webhook-secret`` and printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import secrets
 import signal
@@ -17,22 +19,32 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
 from stack.redis_server import RedisServer, RedisServerError
 
+SECRETS = "GHA_EXPORTER_WEBHOOK__SECRETS"
+SECRETS_FILE = f"{SECRETS}_FILE"
 
-def ensure_secret(data_dir: Path) -> Path:
+
+def webhook_secret(data_dir: Path, environ: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """The environment the processes need for the webhook secret, and what to print of it.
+
+    A secret the user set (``$GHA_EXPORTER_WEBHOOK__SECRETS`` or ``_FILE``) is passed on as it is
+    and shown only by a fingerprint: it may be the production one, and terminals are recorded. Else
+    one is generated once into ``.data/webhook-secret`` and printed, to be pasted into GitHub."""
+    if environ.get(SECRETS):
+        digest = hashlib.sha256(environ[SECRETS].encode()).hexdigest()[:12]
+        return {}, f"yours, from ${SECRETS} (sha256 {digest}...)"
+    if environ.get(SECRETS_FILE):
+        return {}, f"yours, read from {environ[SECRETS_FILE]}"
     path = data_dir / "webhook-secret"
-    configured = os.environ.get("GHA_EXPORTER_WEBHOOK__SECRETS")
-    if configured:
-        path.write_text(configured + "\n")
-    elif not path.exists():
+    if not path.exists():
         path.write_text(secrets.token_hex(20) + "\n")
     path.chmod(0o600)
-    return path
+    return {SECRETS_FILE: str(path.resolve())}, f"{path.read_text().strip()}   (kept in {path})"
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
@@ -67,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    secret_file = ensure_secret(args.data_dir)
+    secret_env, secret_shown = webhook_secret(args.data_dir, os.environ)
     redis = RedisServer(args.data_dir / "redis", port=args.redis_port, log_file=args.data_dir / "redis.log")
     try:
         redis.start()
@@ -76,11 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     env = dict(os.environ)
-    env.pop("GHA_EXPORTER_WEBHOOK__SECRETS", None)
+    env.update(secret_env)
     env.update(
         {
             "GHA_EXPORTER_REDIS__URL": redis.url,
-            "GHA_EXPORTER_WEBHOOK__SECRETS_FILE": str(secret_file.resolve()),
             "GHA_EXPORTER_RECEIVER__HOST": args.host,
             "GHA_EXPORTER_RECEIVER__PORT": str(args.receiver_port),
             "GHA_EXPORTER_WORKER__HOST": args.host,
@@ -111,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(  # noqa: T201
             "\ngha-exporter is running\n"
             f"  webhook URL     {base}{args.receiver_port}/webhook   (content type application/json)\n"
-            f"  webhook secret  {secret_file.read_text().strip()}   (kept in {secret_file})\n"
+            f"  webhook secret  {secret_shown}\n"
             f"  worker metrics  {base}{args.worker_port}/metrics\n"
             f"  receiver        {base}{args.receiver_port}/metrics\n"
             f"  redis           {redis.url}   (data in {redis.data_dir})\n"

@@ -11,9 +11,12 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 import uvicorn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from receiver.asgi import Receive, Scope, Send
 from receiver.http_protocol import h11_protocol, httptools_protocol
@@ -42,9 +45,10 @@ async def echo_length(scope: Scope, receive: Receive, send: Send) -> None:
 Builder = Callable[[int, Callable[[str], None]], type[asyncio.Protocol]]
 
 
-@pytest.fixture(name="server", params=["httptools", "h11"])
-def _server(request: pytest.FixtureRequest) -> Iterator[tuple[int, Counter[str]]]:
-    builder: Builder = httptools_protocol if request.param == "httptools" else h11_protocol
+@contextmanager
+def serving(builder: Builder) -> Iterator[tuple[int, Counter[str]]]:
+    """uvicorn on a free loopback port with ``builder``'s protocol; yields the port and the
+    rejection reasons counted so far."""
     refused: Counter[str] = Counter()
     port = free_port()
     config = uvicorn.Config(
@@ -64,9 +68,17 @@ def _server(request: pytest.FixtureRequest) -> Iterator[tuple[int, Counter[str]]
         if not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         threading.Event().wait(0.01)
-    yield port, refused
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield port, refused
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(name="server", params=["httptools", "h11"])
+def _server(request: pytest.FixtureRequest) -> Iterator[tuple[int, Counter[str]]]:
+    with serving(httptools_protocol if request.param == "httptools" else h11_protocol) as server:
+        yield server
 
 
 def exchange(port: int, data: bytes, responses: int = 1) -> bytes:
@@ -148,3 +160,46 @@ def test_requests_the_parser_refuses_are_answered_400_and_counted(server):
     ):
         assert statuses(exchange(port, bad)) == [400]
     assert refused == {"malformed_request": 2}
+
+
+@pytest.fixture(name="httptools_server", scope="module")
+def _httptools_server() -> Iterator[tuple[int, Counter[str]]]:
+    with serving(httptools_protocol) as server:
+        yield server
+
+
+@given(
+    heads=st.lists(st.integers(LIMIT - 64, LIMIT + 64), min_size=1, max_size=3),
+    body=st.integers(0, LIMIT * 2),
+)
+@settings(max_examples=60, deadline=None)
+def test_httptools_refuses_exactly_the_heads_longer_than_the_limit(httptools_server, heads, body):
+    """Keep-alive requests whose heads (terminator included) are each near the limit, sent one
+    after the other on one connection: each is served while its head fits, and the first that does
+    not is answered 431 and ends the connection."""
+    port, refused = httptools_server
+    refused.clear()
+    payload = b"x" * body
+    requests = []
+    for size in heads:
+        start = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nX-Pad: " % body
+        requests.append(start + b"a" * (size - len(start) - 4) + b"\r\n\r\n" + payload)
+    assert [len(r) - body for r in requests] == heads
+    expected = [200 if size <= LIMIT else 431 for size in heads]
+    if 431 in expected:
+        expected = expected[: expected.index(431) + 1]
+    answers: list[int] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT) as conn:
+        for request, status in zip(requests, expected, strict=False):
+            # a refused head goes alone: a body arriving after the close would reset the connection
+            conn.sendall(request if status == 200 else request[: len(request) - body])
+            received = b""
+            while not complete_responses(received):
+                chunk = conn.recv(65536)
+                assert chunk, "the connection closed without an answer"
+                received += chunk
+            answers.append(statuses(received)[0])
+            if status == 431:
+                break
+    assert answers == expected
+    assert refused == ({"headers_too_large": 1} if 431 in expected else {})

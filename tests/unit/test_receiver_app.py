@@ -1,9 +1,10 @@
 import asyncio
 import json
-from urllib.parse import urlencode
+from urllib.parse import quote_from_bytes, urlencode
 
 import fakeredis
 import pytest
+from loguru import logger
 from rq import Queue
 from starlette.testclient import TestClient
 
@@ -268,3 +269,35 @@ def test_deliveries_whose_ids_would_have_joined_to_one_key_are_both_queued(clien
         sent = headers(JOB.body, delivery=delivery, **{"x-github-hook-id": hook})
         assert client.post("/webhook", content=JOB.body, headers=sent).status_code == 202
     assert len(queued_envelopes(queue)) == 3
+
+
+def test_form_encoded_payload_reaches_the_queue_byte_for_byte(client, queue, fake_redis):
+    """``%FF`` in a form body is the byte 0xFF, as in a JSON body: the worker refuses both as
+    invalid_utf8 (it was replaced by U+FFFD, so the form version was processed)."""
+    raw = b'{"action":"queued","name":"\xff"}'
+    form = b"payload=" + quote_from_bytes(raw).encode()
+    response = client.post(
+        "/webhook", content=form, headers=headers(form, content_type="application/x-www-form-urlencoded")
+    )
+    assert response.status_code == 202
+    [queued] = queued_envelopes(queue)
+    assert fake_redis.hget(mark_key("12345", queued.delivery_id), "body") == raw
+
+
+def test_a_refused_delivery_id_is_logged_bounded_and_sanitised(client):
+    lines: list[str] = []
+    sink = logger.add(lines.append, format="{message}")
+    try:
+        forged = "abc\n2026-12-02 INFO forged line \x1b[31m" + "x" * 5000
+        assert (
+            client.post("/webhook", content=b"{}", headers={"x-github-delivery": forged}).status_code == 401
+        )
+    finally:
+        logger.remove(sink)
+    [line] = [line for line in lines if line.startswith("refused delivery")]
+    assert (
+        line.rstrip("\n")
+        == "refused delivery abc?2026-12-02 INFO forged line ?[31m"
+        + "x" * 27
+        + "...: missing_signature (401)"
+    )
