@@ -75,7 +75,7 @@ def main() -> list[dict[str, int]]:
             built = build_processor(connection, settings, registry)
             fill(built.ledger, built.policy, series)
             render_s, (body, _) = best_of(built.exposition.render)
-            server = MetricsServer("127.0.0.1", 0, built.exposition.render, lambda: True)
+            server = MetricsServer("127.0.0.1", 0, built.exposition.stream, lambda: True)
             server.start()
             url = f"http://127.0.0.1:{server.port}/metrics"
             http_s, _ = best_of(functools.partial(fetch, url, {}))

@@ -1,12 +1,16 @@
 """A small HTTP server for ``/metrics`` (Prometheus text, or OpenMetrics when asked; gzipped when
 the scraper accepts it) and ``/health``, in a background thread: the worker's, and the receiver's
-when its metrics are served apart from ``/webhook`` (``receiver.metrics_port``)."""
+when its metrics are served apart from ``/webhook`` (``receiver.metrics_port``).
+
+The body is sent as it is made, chunk by chunk (and compressed that way), with no Content-Length:
+the connection's end marks the body's (HTTP/1.0, as Prometheus expects of a simple exporter).
+"""
 
 from __future__ import annotations
 
-import gzip
 import threading
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -14,17 +18,26 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
 
 StartResponse = Callable[..., Any]
-Render = Callable[[str], tuple[bytes, str]]  # Accept header -> body, content type
+Render = Callable[[str], tuple[Iterable[bytes], str]]  # Accept header -> body in chunks, content type
 
 
 def registry_render(registry: CollectorRegistry) -> Render:
     """prometheus_client's own exposition of a registry, in the format the scraper asks for."""
 
-    def render(accept: str) -> tuple[bytes, str]:
+    def render(accept: str) -> tuple[Iterable[bytes], str]:
         encoder, content_type = choose_encoder(accept)
-        return encoder(registry), content_type
+        return [encoder(registry)], content_type
 
     return render
+
+
+def gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks`` compressed as one gzip stream, as they come (level 1: 100k series are 18 MB)."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
+    for chunk in chunks:
+        if out := compressor.compress(chunk):
+            yield out
+    yield compressor.flush()
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -39,10 +52,10 @@ def make_app(render: Render, healthy: Callable[[], bool]) -> Callable[..., Itera
             body, content_type = render(environ.get("HTTP_ACCEPT", ""))
             headers = [("Content-Type", content_type)]
             if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-                body = gzip.compress(body, compresslevel=1)  # fast: 100k series are about 18 MB
+                body = gzipped(body)
                 headers.append(("Content-Encoding", "gzip"))
             start_response("200 OK", headers)
-            return [body]
+            return body
         if path == "/health":
             ok = healthy()
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])

@@ -266,6 +266,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("worker.lease_seconds", integer(3), 10, False,
            "A worker renews its hold on the RQ jobs it is applying every third of this; a dead worker's"
            " jobs go back to the queue this long after its last renewal.", kind="integer"),
+    Option("worker.max_scrape_bytes", integer(1024 * 1024), 64 * 1024 * 1024, False,
+           "Most bytes one /metrics scrape renders (before gzip); past it the remaining series are"
+           " left out and the scrape says so (scrape_truncated 1).", kind="integer"),
     Option("worker.max_batch", integer(1, 10_000), 500, False,
            "Deliveries the worker applies together: with the RQ job in hand it takes further queued jobs"
            " until their deliveries reach this many (RQ's bookkeeping costs about 25 round trips per job).",
@@ -306,6 +309,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("metrics.max_series_per_family", integer(1), 10_000, False,
            "Cardinality guard: label sets per family past this go to one `__overflow__` set.",
            kind="integer"),
+    Option("metrics.max_label_value_bytes", integer(32, 65536), 256, False,
+           "Longest label value, in UTF-8 bytes: a longer one (a job, workflow or repository name, a"
+           " runner label) is cut and ends in `…[` and 8 hex digits of its hash `]`, and counted in"
+           " label_values_truncated_total.", kind="integer"),
+    Option("metrics.max_job_seconds", integer(60), 5 * DAY, False,
+           "Longest plausible job (GitHub stops a job after 5 days on a self-hosted runner): a job"
+           " whose completed_at - started_at is longer is refused as implausible_duration.",
+           kind="integer"),
+    Option("metrics.max_run_seconds", integer(60), 35 * DAY, False,
+           "Longest plausible run (GitHub's limit: 35 days, waits and approvals included), and so"
+           " the longest plausible queue time: longer ones are refused as implausible_duration or"
+           " implausible_queue_time.", kind="integer"),
+    Option("metrics.clock_skew_seconds", integer(0), 300, False,
+           "How far an end may precede its start before a duration counts as implausible (shorter"
+           " negative durations count as 0).", kind="integer"),
     Option("metrics.branches", text_list, (), False,
            "Branch label: names matching one of these globs are kept, others become `other`; empty:"
            " `default` for the repository's default branch, else `other`.", kind="list of strings"),

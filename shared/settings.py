@@ -84,6 +84,7 @@ class WorkerSettings:
     scrape_timeout_seconds: float
     stall_seconds: int
     lease_seconds: int
+    max_scrape_bytes: int
     max_batch: int
 
 
@@ -121,6 +122,10 @@ class MetricsSettings:
     lag_buckets: tuple[float, ...]
     labels: dict[str, tuple[str, ...]]
     max_series_per_family: int
+    max_label_value_bytes: int
+    max_job_seconds: int
+    max_run_seconds: int
+    clock_skew_seconds: int
     branches: tuple[str, ...]
     inflight_repository_label: bool
     step_metrics: bool

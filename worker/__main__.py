@@ -90,6 +90,7 @@ def build_processor(
         cost=settings.cost,
         inflight_repository=settings.metrics.inflight_repository_label,
         timeout=settings.worker.scrape_timeout_seconds,
+        max_bytes=settings.worker.max_scrape_bytes,
     )
     earlier = EarlierLayout(connection, policy)
     return Built(processor, ledger, policy, exposition, combiner, earlier, queue_jobs)
@@ -116,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = MetricsServer(
             settings.worker.host,
             settings.worker.port,
-            built.exposition.render,
+            built.exposition.stream,
             lambda: not stop.is_set() and liveness.healthy(),
         )
     except OSError as exc:

@@ -115,7 +115,8 @@ def value_lines(name: str, fields: Mapping[bytes, bytes]) -> list[str]:
 
 
 def histogram_lines(name: str, fields: Mapping[bytes, bytes], bounds: Sequence[float]) -> list[str]:
-    """A histogram's samples: cumulative buckets, ``+Inf`` (the count), count and sum, by series."""
+    """A histogram's samples: cumulative buckets, ``+Inf`` (the count), count and sum; one string
+    per series (its lines together, so that a scrape cut short never leaves half a series)."""
     series: dict[bytes, dict[bytes, bytes]] = defaultdict(dict)
     for field, stored in fields.items():
         labels, _, suffix = field.rpartition(_SEP)  # split_field, inlined: this loop runs per field
@@ -128,13 +129,15 @@ def histogram_lines(name: str, fields: Mapping[bytes, bytes], bounds: Sequence[f
         text_labels = stored_labels.decode()
         comma = "," if text_labels else ""
         cumulative = 0.0
+        one = []
         for text, bucket in encoded:
             cumulative += float(values.get(bucket, 0))
-            lines.append(f'{name}_bucket{{{text_labels}{comma}le="{text}"}} {number(cumulative)}\n')
+            one.append(f'{name}_bucket{{{text_labels}{comma}le="{text}"}} {number(cumulative)}\n')
         count = values.get(count_field, b"0").decode()
-        lines.append(f'{name}_bucket{{{text_labels}{comma}le="{INF}"}} {count}\n')
-        lines.append(sample(f"{name}_count", text_labels, count))
-        lines.append(sample(f"{name}_sum", text_labels, values.get(sum_field, b"0").decode()))
+        one.append(f'{name}_bucket{{{text_labels}{comma}le="{INF}"}} {count}\n')
+        one.append(sample(f"{name}_count", text_labels, count))
+        one.append(sample(f"{name}_sum", text_labels, values.get(sum_field, b"0").decode()))
+        lines.append("".join(one))
     return lines
 
 

@@ -112,6 +112,10 @@ FAMILIES: tuple[Family, ...] = (
            "Deliveries applied, exactly once each, by result: changed, unchanged (a repeat or older than"
            " the state) or invalid (unusable payload). Moved with the state in one transaction.",
            ("event", "result"), ("event", "result"), configurable=False),
+    Family("label_values_truncated_total", "counter",
+           "Label values cut to metrics.max_label_value_bytes, by label name: counted per delivery"
+           " that changed state and carried one.",
+           ("label",), ("label",), configurable=False),
     Family("series_folded_total", "counter",
            "Updates that went to the __overflow__ label set because the family reached its series limit.",
            ("family",), ("family",), configurable=False),
@@ -153,13 +157,18 @@ COST_RATE = ScrapeFamily(
     "gauge",
     "The per-minute rate used for each runner class, and the date it applies from.",
 )
+SCRAPE_TRUNCATED = ScrapeFamily(
+    "scrape_truncated",
+    "gauge",
+    "1 when this scrape reached worker.max_scrape_bytes and left the remaining series out.",
+)
 # in-flight gauges by phase
 JOB_PHASE_GAUGES = {"queued": JOBS_QUEUED, "waiting": JOBS_WAITING, "in_progress": JOBS_IN_PROGRESS}
 RUN_PHASE_GAUGES = {"queued": RUNS_QUEUED, "in_progress": RUNS_IN_PROGRESS}
 OLDEST_BY_PHASE = {"queued": OLDEST_QUEUED, "in_progress": OLDEST_IN_PROGRESS}
 SCRAPE_FAMILIES = (
     REDIS_UP, *JOB_PHASE_GAUGES.values(), *RUN_PHASE_GAUGES.values(), *OLDEST_BY_PHASE.values(), QUEUE_JOBS,
-    COST_RATE,
+    COST_RATE, SCRAPE_TRUNCATED,
 )  # fmt: skip
 STEP_FAMILIES = ("job_step_total", "job_step_duration_seconds")
 

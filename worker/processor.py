@@ -24,6 +24,7 @@ from loguru import logger
 from shared.envelope import Envelope, EnvelopeError
 from shared.marks import DeliveryMarks, MarkState, mark_key
 from shared.queueing import QUEUED_EVENTS
+from worker import plausible
 from worker.ledger import Changes, Ledger, Snapshot
 from worker.metrics import LabelPolicy, LocalMetrics, action_label
 from worker.payloads import JobEvent, PayloadError, RunEvent, parse
@@ -83,6 +84,7 @@ class Processor:
         self._transitions = transitions
         self._local = local
         self._clock = clock
+        self._limits = plausible.Limits.of(policy.settings)
 
     def process_batch(self, entries: Sequence[Any]) -> None:
         envelopes = [envelope for envelope in map(self._envelope, entries) if envelope is not None]
@@ -141,7 +143,9 @@ class Processor:
 
     def _parse(self, envelope: Envelope, body: str) -> Item:
         try:
-            return Item(envelope, parse(envelope.event, body))
+            event = parse(envelope.event, body)
+            plausible.check(event, self._limits)
+            return Item(envelope, event)
         except PayloadError as exc:
             logger.warning("delivery {} ({}) unusable: {}", envelope.delivery_id, envelope.event, exc)
             return Item(envelope, None, exc.reason)
@@ -172,7 +176,7 @@ class Processor:
     def _decide(self, item: Item, states: dict[str, State], effects: Effects) -> str:
         touched = item.state_keys()
         before = [dict(states[k]) for k in touched]
-        moved = len(effects.updates)
+        moved, cut = len(effects.updates), len(effects.cut)
         event, received_at = item.event, item.envelope.received_at
         if isinstance(event, JobEvent):
             run = states.get(touched[1]) if len(touched) > 1 else None
@@ -180,4 +184,10 @@ class Processor:
         elif isinstance(event, RunEvent):
             self._transitions.run(states[touched[0]], event, received_at, effects)
         changed = len(effects.updates) > moved or before != [states[k] for k in touched]
+        if changed:
+            for name in effects.cut[cut:]:
+                effects.updates.append(
+                    self._policy.update("label_values_truncated_total", {"label": name}, "inc", 1)
+                )
+        del effects.cut[cut:]
         return "changed" if changed else "unchanged"

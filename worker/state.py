@@ -24,7 +24,7 @@ from datetime import datetime
 
 from worker.codec import inflight_member
 from worker.cost import NO_RUNNER, CostModel
-from worker.labels import LabelMaker
+from worker.labels import LabelMaker, bound_all
 from worker.metrics import STEP_FAMILIES, LabelPolicy, Update
 from worker.payloads import JobEvent, RunEvent
 
@@ -62,6 +62,7 @@ def run_key(run_id: int, attempt: int) -> str:
 @dataclass
 class Effects:
     updates: list[Update] = field(default_factory=list)
+    cut: list[str] = field(default_factory=list)  # label names whose values were cut (worker.labels)
 
 
 class Transitions:
@@ -77,7 +78,8 @@ class Transitions:
         phase = event.action  # the job's status field is not trusted (hand-edited payloads disagree)
         if state.get("phase") == "completed" or phase not in JOB_RANK:
             return
-        values = self._labels.job(event)
+        values, cut = self._labels.job(event)
+        out.cut += cut
         created, started, completed = (
             epoch(event.created_at),
             epoch(event.started_at),
@@ -132,6 +134,7 @@ class Transitions:
         if self._steps:
             for step in event.steps:
                 step_values = {**values, "step": step.name, "conclusion": step.conclusion or "unknown"}
+                out.cut += bound_all(step_values, self._labels.limit)
                 out.updates.append(update(STEP_FAMILIES[0], step_values, "inc", 1))
                 took = seconds_between(epoch(step.started_at), epoch(step.completed_at))
                 if took is not None:
@@ -151,7 +154,8 @@ class Transitions:
             phase = "completed"  # a run that ended at once, e.g. conclusion action_required
         if state.get("phase") == "completed" or phase not in RUN_RANK:
             return
-        values = self._labels.run(event)
+        values, cut = self._labels.run(event)
+        out.cut += cut
         reference = event.run_started_at if event.run_attempt > 1 else event.created_at
         reference = reference or event.created_at or event.run_started_at
         if reference is not None and "reference" not in state:
@@ -184,6 +188,9 @@ class Transitions:
             return
         waited = seconds_between(number(run, "reference"), number(run, "first_job_started"))
         if waited is None or "labels" not in run:
+            return
+        if waited > self._policy.settings.max_run_seconds:  # a run outlives no 35 days (worker.plausible)
+            run["queue_observed"] = YES
             return
         values = json.loads(run["labels"])
         out.updates.append(
