@@ -88,7 +88,6 @@ def build_processor(
         claimed_key(settings.queue.name),
         prefix=settings.metrics.prefix,
         cost=settings.cost,
-        inflight_repository=settings.metrics.inflight_repository_label,
         timeout=settings.worker.scrape_timeout_seconds,
         max_bytes=settings.worker.max_scrape_bytes,
     )

@@ -81,7 +81,6 @@ class Exposition:
         *,
         prefix: str,
         cost: CostSettings,
-        inflight_repository: bool,
         timeout: float = 2.0,
         max_bytes: int = 64 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
@@ -97,7 +96,6 @@ class Exposition:
         self._reading: Future[View] | None = None
         self._prefix = prefix
         self._cost = cost
-        self._inflight_repository = inflight_repository
         self._max_bytes = max_bytes
         self._clock = clock
 
@@ -211,8 +209,7 @@ class Exposition:
 
     def _inflight(self, entries: list[InflightEntry]) -> list[Block]:
         now = self._clock()
-        job_labels = ("runs_on", "runner_group") + (("repository",) if self._inflight_repository else ())
-        run_labels = ("repository",) if self._inflight_repository else ()
+        job_labels, run_labels = self._ledger.inflight_labels("job"), self._ledger.inflight_labels("run")
         counts: dict[str, dict[tuple[str, ...], int]] = defaultdict(lambda: defaultdict(int))
         oldest: dict[str, dict[str, float]] = {"queued": {}, "in_progress": {}}
         for entry in entries:

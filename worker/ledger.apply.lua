@@ -1,7 +1,10 @@
 -- Write a decided batch: states, in-flight set moves, aggregate movements. Run inside the
 -- transaction that WATCHes the states (worker/ledger.py). ARGV[1] is the batch as JSON:
 --   states: {key, {field, value, ...}, ttl}: replaces the hash, expiring ttl seconds from now;
---   zrem: {set, member}; zadd: {set, score, member};
+--   zrem: {set, member}; zadd: {set, score, member, labelset ('' when the gauge has no labels),
+--          labels, overflow member, folded labels, state key}: the in-flight gauge's guard, as for
+--          aggs below; a folded member is also written to the state's `member` field, so that
+--          the attempt's next move removes what was added;
 --   aggs: {hash, labelset ('' when the family is not guarded), labels, overflow labels,
 --          folded labels, {{suffix, op, value[, at]}, ...}}: the cardinality guard sends a new
 --          label set past `limit` to the overflow labels and counts it in the `folded` hash;
@@ -17,7 +20,19 @@ for _, s in ipairs(batch.states) do
   redis.call('EXPIRE', s[1], s[3])
 end
 for _, z in ipairs(batch.zrem) do redis.call('ZREM', z[1], z[2]) end
-for _, z in ipairs(batch.zadd) do redis.call('ZADD', z[1], z[2], z[3]) end
+for _, z in ipairs(batch.zadd) do
+  local member = z[3]
+  if z[4] ~= '' and redis.call('SISMEMBER', z[4], z[5]) == 0 then
+    if redis.call('SCARD', z[4]) >= limit then
+      member = z[6]
+      redis.call('HINCRBY', batch.folded[1], z[7] .. sep .. batch.folded[2], 1)
+      redis.call('HSET', z[8], 'member', member)
+    else
+      redis.call('SADD', z[4], z[5])
+    end
+  end
+  redis.call('ZADD', z[1], z[2], member)
+end
 for _, a in ipairs(batch.aggs) do
   local labels = a[3]
   if a[2] ~= '' and redis.call('SISMEMBER', a[2], labels) == 0 then

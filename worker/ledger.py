@@ -15,7 +15,8 @@ Keys (all under ``gha-exporter:``; the README's "Redis keys" lists them all):
 - ``inflight:job:<phase>``, ``inflight:run:<phase>``: sorted sets of attempts queued, waiting or in
   progress, scored by when they entered the phase (members: :func:`worker.codec.inflight_member`);
 - ``aggregate:<family>:<label names>``: one hash per family, in the form of :mod:`worker.codec`;
-- ``labelsets:<family>:<label names>``: the label sets of the family, for the cardinality guard.
+- ``labelsets:<family>:<label names>``: the label sets of the family, for the cardinality guard
+  (the in-flight gauges' too: ``labelsets:jobs_queued:runs_on,runner_group``, ...).
 
 Redis Cluster is not supported (the scripts touch keys they are not given as KEYS).
 """
@@ -35,7 +36,7 @@ from shared.marks import DeliveryMarks, MarkState
 from shared.queueing import KEY_PREFIX
 from shared.scripts import LuaScript
 from worker import codec
-from worker.metrics import BY_NAME, OVERFLOW, LabelPolicy, Update
+from worker.metrics import BY_NAME, JOB_PHASE_GAUGES, OVERFLOW, RUN_PHASE_GAUGES, LabelPolicy, Update
 from worker.state import INFLIGHT_JOB_PHASES, INFLIGHT_RUN_PHASES, State
 
 MAX_CONFLICT_RETRIES = 50
@@ -191,7 +192,10 @@ class Ledger:
                 if old[0] and old[1]:
                     batch["zrem"].append([inflight_key(kind, old[0]), old[1]])
                 if new[0] and new[1]:
-                    batch["zadd"].append([inflight_key(kind, new[0]), new[2], new[1]])
+                    guard = self._inflight_guard(kind, new[0], new[1])
+                    batch["zadd"].append(
+                        [inflight_key(kind, new[0]), new[2], new[1], *guard, state_key(attempt_key)]
+                    )
         batch["aggs"] = [self._encode(update) for update in changes.updates]
         folded = BY_NAME["series_folded_total"].name
         batch["folded"] = [self.agg_key(folded), codec.VALUE]
@@ -199,6 +203,28 @@ class Ledger:
             return False
         self._write(pipe, (), [json.dumps(batch, separators=(",", ":"))])
         return True
+
+    def _inflight_guard(self, kind: str, phase: str, member: str) -> list[str]:
+        """The cardinality guard of an in-flight gauge, for the apply script: its label-set set (''
+        when the gauge has no labels), the member's label text there, the member folded to
+        ``__overflow__``, and the ``series_folded_total`` labels of the gauge."""
+        gauge = (JOB_PHASE_GAUGES if kind == "job" else RUN_PHASE_GAUGES)[phase].name
+        names = self.inflight_labels(kind)
+        if not names:
+            return ["", "", member, ""]
+        group = codec.inflight_group(member.encode())
+        attempt = member.split(codec.SEPARATOR, 1)[1]
+        return [
+            labelset_key(gauge, names),
+            codec.label_text(names, group[: len(names)]),
+            codec.inflight_member([OVERFLOW] * len(group), attempt),
+            codec.label_text(BY_NAME["series_folded_total"].default, [gauge]),
+        ]
+
+    def inflight_labels(self, kind: str) -> tuple[str, ...]:
+        """The labels of the in-flight gauges of ``kind``: the first values of a member's group."""
+        repository = ("repository",) if self._policy.settings.inflight_repository_label else ()
+        return ("runs_on", "runner_group", *repository) if kind == "job" else repository
 
     def _encode(self, update: Update) -> list[Any]:
         family = BY_NAME[update.family]

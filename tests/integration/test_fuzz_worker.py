@@ -15,6 +15,13 @@ pytestmark = pytest.mark.integration
 REAL = load(KRZKO.format("job", "9_workflow_job_completed")).data
 REAL_RUN = load(KRZKO.format("run", "8_workflow_run_completed")).data
 
+EXTREME_TIMES = [
+    "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00+14:00", "2023-10-13T10:11:27-12:00",
+    "2023-10-19T10:12:08Z", "2023-10-13T10:01:52Z", "2023-10-13T10:11:52.999999Z",
+]  # fmt: skip
+HUGE_TEXTS = ["x" * 20_000, "𝄞" * 5_000, "é" * 300, "a" * 257]
+TIME_FIELDS = ["created_at", "started_at", "completed_at", "run_started_at", "updated_at"]
+LABEL_BYTES = 256  # metrics.max_label_value_bytes, default
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -24,6 +31,8 @@ scalars = st.one_of(
     st.sampled_from(
         ["", "\u0000", "é", "🚀", "a\nb", 'q"uote', "2023-10-13T10:11:27Z", "not a time", "\ud800"]
     ),
+    st.sampled_from(EXTREME_TIMES),
+    st.sampled_from(HUGE_TEXTS),
 )
 json_values = st.recursive(
     scalars,
@@ -57,6 +66,11 @@ def payloads(draw):
         data[draw(st.sampled_from(["action", "repository"]))] = draw(json_values)
     if draw(st.booleans()):
         data["repository"] = {"full_name": draw(st.text(max_size=30)), "private": draw(scalars)}
+    if kind == "job" and draw(st.booleans()):  # many and huge runner labels
+        inner["labels"] = draw(st.lists(st.sampled_from(["self-hosted", "gpu", *HUGE_TEXTS]), max_size=300))
+    if draw(st.booleans()):  # timestamps no job can have, or only just
+        for field in draw(st.lists(st.sampled_from(TIME_FIELDS), max_size=3)):
+            inner[field] = draw(st.sampled_from(EXTREME_TIMES))
     return ("workflow_job" if kind == "job" else "workflow_run"), json.dumps(data)
 
 
@@ -75,5 +89,12 @@ def test_no_payload_crashes_the_worker_and_each_is_counted_once(exporter, payloa
     before = exporter.total("webhook_deliveries_processed_total")
     item = Envelope(event, str(uuid.uuid4()), "fuzz", 1.0, body).to_dict()
     exporter.processor.process_batch([item])
-    assert exporter.total("webhook_deliveries_processed_total") == before + 1
-    assert exporter.families()  # every label value it stored can be exposed, and parsed back
+    # every label value it stored can be exposed, and parsed back
+    samples = [sample for family in exporter.families() for sample in family.samples]
+    totals = {name: sum(s.value for s in samples if s.name == exporter.prefix + name)
+              for name in ("webhook_deliveries_processed_total", "job_billable_minutes_total")}  # fmt: skip
+    assert totals["webhook_deliveries_processed_total"] == before + 1
+    for sample in samples:
+        assert all(len(v.encode()) <= LABEL_BYTES for v in sample.labels.values()), sample.name
+    # no job lasts more than 5 days, so no delivery bills more than 7,200 minutes
+    assert totals["job_billable_minutes_total"] <= 7_200 * (before + 1)

@@ -72,7 +72,7 @@ def test_ledger_apply_replaces_states_moves_inflight_and_guards_cardinality(redi
         limit=2,
         states=[["state", ["phase", "in_progress"], 60]],
         zrem=[["inflight:queued", "member"]],
-        zadd=[["inflight:in_progress", "5", "member"]],
+        zadd=[["inflight:in_progress", "5", "member", "", "", "", "", "state"]],
         aggs=[counter('a="1"'), counter('a="2"'), counter('a="3"'), counter('a="1"')],
     )
     assert redis.hgetall("state") == {b"phase": b"in_progress"}
@@ -82,6 +82,22 @@ def test_ledger_apply_replaces_states_moves_inflight_and_guards_cardinality(redi
     fields = {k.decode(): int(v) for k, v in redis.hgetall("agg").items()}
     assert fields == {f'a="1"{SEP}v': 2, f'a="2"{SEP}v': 1, f'a="__overflow__"{SEP}v': 1}
     assert redis.hgetall("folded") == {f'family="f"{SEP}v'.encode(): b"1"}
+
+
+def test_ledger_apply_guards_the_inflight_gauges_and_records_a_folded_member_in_the_state(redis):
+    def entering(n, labels):
+        state = f"state:{n}"
+        return [state, ["member", f"m{n}"], 60], [
+            "inflight:queued", str(n), f"m{n}", "guard:q", labels, f"overflow{n}", 'family="q"', state,
+        ]  # fmt: skip
+
+    entries = [entering(1, "r=1"), entering(2, "r=2"), entering(3, "r=3"), entering(4, "r=1")]
+    apply(redis, limit=2, states=[e[0] for e in entries], zadd=[e[1] for e in entries])
+    assert redis.zrange("inflight:queued", 0, -1) == [b"m1", b"m2", b"overflow3", b"m4"]
+    assert redis.smembers("guard:q") == {b"r=1", b"r=2"}
+    assert redis.hget("state:3", "member") == b"overflow3"  # so its next move removes what was added
+    assert redis.hget("state:4", "member") == b"m4"
+    assert redis.hgetall("folded") == {f'family="q"{SEP}v'.encode(): b"1"}
 
 
 def test_ledger_sweep_counts_expired_entries_at_most_1000_per_set_a_call(redis):

@@ -1,5 +1,7 @@
 """Hostile requests, generated: the receiver never answers 500, and every request is counted."""
 
+import uuid
+
 import fakeredis
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -92,3 +94,27 @@ def test_no_request_gets_a_500_and_every_request_is_counted(  # noqa: PLR0917 - 
         assert response.json()["status"] == "rejected"
     if signature != "valid":
         assert response.status_code in (401, 413)  # nothing unsigned gets further than the size check
+
+
+ids = st.text(alphabet="12:X \u0661", max_size=5)  # separators, spaces and a non-ASCII digit
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=st.tuples(ids, ids), second=st.tuples(ids, ids))
+def test_two_distinct_hook_and_delivery_id_pairs_never_share_a_mark(client, first, second):
+    """Signed deliveries whose ids would once have joined to one mark key (``1:2`` + ``X`` and
+    ``1`` + ``2:X``): a second is a duplicate only when it is the same delivery of the same hook."""
+    answers, nonce = [], uuid.uuid4().hex  # the client's Redis outlives one example
+    for n, (hook, delivery) in enumerate((first, second)):
+        headers = {
+            "x-github-event": b"workflow_job",
+            "x-github-delivery": f"{nonce}-{delivery}".encode(),
+            "x-github-hook-id": hook.encode(),
+            "x-hub-signature-256": sign(SECRET, BODY).encode(),
+        }
+        answers.append(client.post("/webhook", content=BODY, headers=headers).json().get("status"))
+        if n == 0 and answers[0] != "queued":
+            return  # a refused hook id: nothing was marked
+    same = first[0] == second[0] and first[1].rstrip() == second[1].rstrip()  # delivery ids are trimmed
+    if answers[1] in ("queued", "duplicate"):
+        assert (answers[1] == "duplicate") == same, (first, second, answers)

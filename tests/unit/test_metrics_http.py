@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from shared.metrics_http import MetricsServer, registry_render
+from shared.metrics_http import MetricsServer, gzipped, registry_render
 
 
 @pytest.fixture(name="server")
@@ -49,3 +49,28 @@ def test_health_follows_the_process(server):
         get(server[0], "/health")
     assert refused.value.code == 503
     refused.value.close()
+
+
+def test_a_body_made_in_chunks_is_sent_and_compressed_as_it_comes():
+    made: list[int] = []
+
+    def chunks():
+        for i in range(3):
+            made.append(i)
+            yield f"part_{i} {i}.0\n".encode() * 10_000
+
+    body = list(gzipped(chunks()))
+    assert len(body) > 1  # compressed piece by piece, not after the whole body was made
+    assert gzip.decompress(b"".join(body)) == b"".join(chunks())
+
+    server = MetricsServer("127.0.0.1", 0, lambda _accept: (chunks(), "text/plain"), lambda: True)
+    server.start()
+    try:
+        made.clear()
+        _headers, plain = get(server, "/metrics")
+        assert made == [0, 1, 2]
+        assert plain == b"".join(chunks())
+        _headers, packed = get(server, "/metrics", **{"Accept-Encoding": "gzip"})
+        assert gzip.decompress(packed) == plain
+    finally:
+        server.stop()
