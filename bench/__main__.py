@@ -7,7 +7,7 @@ import platform
 import sys
 from collections.abc import Callable
 
-from bench import burst, receiver, scrape, slow_clients, worker_drain, worker_processing
+from bench import burst, long_labels, receiver, scrape, slow_clients, worker_drain, worker_processing
 
 BENCHMARKS: dict[str, Callable[[], object]] = {
     "receiver": receiver.main,
@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, Callable[[], object]] = {
     "scrape": scrape.main,
     "worker_processing": worker_processing.main,
     "slow_clients": slow_clients.main,
+    "long_labels": long_labels.main,
 }
 
 
