@@ -206,3 +206,16 @@ def test_a_scrape_stops_at_its_byte_bound_with_whole_series_and_says_so(make_exp
     roomy = make_exporter(GHA_EXPORTER_WORKER__MAX_SCRAPE_BYTES=str(64 * limit))
     assert roomy.value("scrape_truncated") == 0
     assert roomy.total("job_run_duration_seconds_count") == 600
+
+
+def test_a_run_queue_time_longer_than_a_run_can_live_is_not_observed(exporter):
+    """A first attempt created in 2020 whose first job started in 2023: the run's own timestamps
+    are plausible (run_started_at to updated_at), the queue time between them is not."""
+    exporter.processor.process_batch(
+        [run("old", run_attempt=1, created_at="2020-01-01T00:00:00Z"), job("in_progress", 1, run_attempt=1)]
+    )
+    assert exporter.total("workflow_run_total") == 1
+    assert exporter.total("job_queue_duration_seconds_count") == 1
+    assert exporter.total("workflow_run_queue_duration_seconds_count") == 0
+    exporter.processor.process_batch([run("new", run_attempt=1), job("in_progress", 2, run_attempt=1)])
+    assert exporter.total("workflow_run_queue_duration_seconds_count") == 0  # observed once per attempt
