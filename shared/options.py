@@ -6,6 +6,7 @@ reference (``python -m shared.options`` prints it as Markdown), so the two canno
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -166,6 +167,25 @@ def secrets(value: Any) -> tuple[str, ...]:
     if any(not item for item in parsed):
         raise OptionError("must not contain an empty secret")
     return parsed
+
+
+HOOK_PATH = re.compile(
+    r"repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/hooks/\d+|orgs/[A-Za-z0-9_.-]+/hooks/\d+|app/hook"
+)
+
+
+def hook_paths(value: Any) -> tuple[str, ...]:
+    """GitHub webhooks named by their REST API path: ``repos/OWNER/REPO/hooks/ID``,
+    ``orgs/ORG/hooks/ID`` or ``app/hook``."""
+    paths = tuple(item.strip().strip("/") for item in text_list(value))
+    for path in paths:
+        if not HOOK_PATH.fullmatch(path):
+            raise OptionError(
+                f"{path!r} is not a hook's API path: repos/OWNER/REPO/hooks/ID, orgs/ORG/hooks/ID or app/hook"
+            )
+    if len(set(paths)) != len(paths):
+        raise OptionError("names a hook twice")
+    return paths
 
 
 def buckets(value: Any) -> tuple[float, ...]:
@@ -345,6 +365,34 @@ OPTIONS: tuple[Option, ...] = (
     Option("cost.self_hosted_groups", text_list, (), False,
            "Runner groups whose jobs are self-hosted even without the `self-hosted` label.",
            kind="list of strings"),
+    Option("github.hooks", hook_paths, (), True,
+           "Webhooks to reconcile with GitHub's delivery log, each as its REST API path:"
+           " repos/OWNER/REPO/hooks/ID, orgs/ORG/hooks/ID, or app/hook (the GitHub App's own). Empty:"
+           " reconciliation is off.", kind="list of strings"),
+    Option("github.api_url", text, "https://api.github.com", True,
+           "GitHub's REST API; GitHub Enterprise Server: https://HOST/api/v3."),
+    Option("github.token", optional_text, None, True,
+           "A token that may read and redeliver the hooks' deliveries (fine-grained: Webhooks read"
+           " and write on the repositories, or organization hooks on the organizations).", secret=True),
+    Option("github.app_id", optional_text, None, True,
+           "A GitHub App's id, instead of github.token (with github.app_private_key)."),
+    Option("github.app_private_key", optional_text, None, True,
+           "The GitHub App's private key (PEM); with _FILE, read from a file.", secret=True),
+    Option("github.reconcile_interval_seconds", integer(30), 300, True,
+           "How often one worker compares each hook's recent deliveries with what Redis holds.",
+           kind="integer"),
+    Option("github.reconcile_lookback_seconds", integer(60), 3 * DAY, True,
+           "How far back the first pass looks (later passes start where the last one ended, with an"
+           " overlap).", kind="integer"),
+    Option("github.redelivery_window_seconds", integer(60), 3 * DAY, True,
+           "How old a delivery GitHub still redelivers: 3 days on GitHub.com, 7 on GitHub Enterprise"
+           " Server; older failed deliveries are only counted as unrecoverable.", kind="integer"),
+    Option("github.max_redeliveries", integer(1), 3, True,
+           "Redeliveries requested for one delivery at most, over all passes.", kind="integer"),
+    Option("github.max_requests_per_pass", integer(1), 500, True,
+           "GitHub API requests one pass makes at most, over all hooks.", kind="integer"),
+    Option("github.timeout_seconds", positive_number, 10.0, True,
+           "Timeout of each GitHub API request.", kind="number"),
     Option("log.level", choice("trace", "debug", "info", "success", "warning", "error", "critical"), "info",
            True, "Least severe log level written."),
     Option("log.format", choice("text", "json"), "text", True,

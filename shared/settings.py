@@ -132,6 +132,21 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class GithubSettings:
+    hooks: tuple[str, ...]
+    api_url: str
+    token: str | None = field(repr=False)
+    app_id: str | None
+    app_private_key: str | None = field(repr=False)
+    reconcile_interval_seconds: int
+    reconcile_lookback_seconds: int
+    redelivery_window_seconds: int
+    max_redeliveries: int
+    max_requests_per_pass: int
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str
     format: str
@@ -147,12 +162,15 @@ class Settings:
     queue: QueueSettings
     metrics: MetricsSettings
     cost: CostSettings
+    github: GithubSettings
     log: LogSettings
     config_file: str | None = None
 
     def secret_values(self) -> tuple[str, ...]:
         """Everything that must never reach a log line."""
-        passwords = (self.redis.password, self.redis.sentinel_password)
+        passwords = (
+            self.redis.password, self.redis.sentinel_password, self.github.token, self.github.app_private_key,
+        )  # fmt: skip
         return self.webhook.secrets + tuple(p for p in passwords if p)
 
 
@@ -165,6 +183,7 @@ SECTIONS: dict[str, type[Any]] = {
     "queue": QueueSettings,
     "metrics": MetricsSettings,
     "cost": CostSettings,
+    "github": GithubSettings,
     "log": LogSettings,
 }
 
@@ -290,9 +309,28 @@ def _cross_checks(values: dict[str, dict[str, Any]]) -> list[str]:
     for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
         if values["redis"][key] and not Path(values["redis"][key]).is_file():
             problems.append(f"redis.{key}: file {values['redis'][key]!r} does not exist")
+    problems.extend(_github_checks(values["github"]))
     prefix = values["metrics"]["prefix"]
     if not METRIC_PREFIX.fullmatch(prefix):
         problems.append(f"metrics.prefix: {prefix!r} is not a valid Prometheus metric name prefix")
+    return problems
+
+
+def _github_checks(github: dict[str, Any]) -> list[str]:
+    problems = []
+    if not github["api_url"].startswith(("https://", "http://")):
+        problems.append("github.api_url: must start with https:// (or http://)")
+    app = bool(github["app_id"]) or bool(github["app_private_key"])
+    if app and not (github["app_id"] and github["app_private_key"]):
+        problems.append("github.app_id and github.app_private_key must be set together")
+    if github["app_id"] and not github["app_id"].isdigit():
+        problems.append(f"github.app_id: must be a number, got {github['app_id']!r}")
+    if github["hooks"] and not (github["token"] or app):
+        problems.append("github.hooks: needs github.token, or github.app_id and github.app_private_key")
+    if "app/hook" in github["hooks"] and not app:
+        problems.append(
+            "github.hooks: app/hook needs the App's credentials (github.app_id, github.app_private_key)"
+        )
     return problems
 
 

@@ -1,0 +1,220 @@
+"""GitHub's REST API as the reconciler uses it: a hook's delivery log, one delivery, a redelivery.
+
+Built on githubkit (typed models, App JWT and installation tokens, a base URL for GitHub
+Enterprise Server), imported only when reconciliation is on. What this module adds is the
+discipline one pass keeps: at most ``github.max_requests_per_pass`` requests, a timeout on each,
+GitHub's rate-limit headers read on every answer (``x-ratelimit-remaining``, ``x-ratelimit-reset``,
+``retry-after``), and every failure raised as :class:`ApiError` with a short ``status`` for the
+error counter (``403``, ``429``, ``timeout``, ``connection``, ``budget``), never with the token.
+
+A hook is named by its API path (``repos/OWNER/REPO/hooks/ID``, ``orgs/ORG/hooks/ID``, ``app/hook``).
+With a token, every call uses it. With a GitHub App, ``app/hook`` calls use the App's JWT, and a
+repository's or organization's hook uses the token of the App's installation there (looked up
+once per client).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shared.settings import GithubSettings
+from worker.reconcile_plan import Attempt
+
+if TYPE_CHECKING:
+    from githubkit import GitHub, Response
+
+NEXT_CURSOR = re.compile(r'<[^>]*[?&]cursor=([^&>]+)[^>]*>;\s*rel="next"')
+PER_PAGE = 100
+
+
+class ApiError(Exception):
+    """A GitHub API call that failed; ``status`` labels the error counter, ``retry_after`` (seconds)
+    says when GitHub allows the next call, when it said so."""
+
+    def __init__(self, status: str, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(f"GitHub API {status}: {detail}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass
+class Usage:
+    """What one client did: requests made, and GitHub's last word on the rate limit."""
+
+    requests: int = 0
+    rate_remaining: int | None = None
+    rate_reset: float | None = None
+
+
+@dataclass(frozen=True)
+class HookPath:
+    kind: str  # repos, orgs or app
+    owner: str
+    repo: str
+    hook_id: int | None  # None for app/hook: learnt from a delivery
+
+    @classmethod
+    def parse(cls, path: str) -> HookPath:
+        parts = path.split("/")
+        if parts[0] == "repos":
+            return cls("repos", parts[1], parts[2], int(parts[4]))
+        if parts[0] == "orgs":
+            return cls("orgs", parts[1], "", int(parts[3]))
+        return cls("app", "", "", None)
+
+
+class GitHubHooks:
+    def __init__(self, settings: GithubSettings, *, clock: Callable[[], float] = time.time) -> None:
+        from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy  # noqa: PLC0415 - only when on
+
+        self._settings = settings
+        self._clock = clock
+        self.usage = Usage()
+        options: dict[str, Any] = {
+            "base_url": settings.api_url.rstrip("/") + "/",
+            "timeout": settings.timeout_seconds,
+            "auto_retry": False,  # a pass decides itself when to call again
+            "http_cache": False,
+            "user_agent": "gha-exporter",
+        }
+        self._app: GitHub[Any] | None = None
+        if settings.app_id and settings.app_private_key:
+            self._app = GitHub(AppAuthStrategy(settings.app_id, settings.app_private_key), **options)
+        self._token = GitHub(TokenAuthStrategy(settings.token), **options) if settings.token else None
+        self._installations: dict[tuple[str, str, str], GitHub[Any]] = {}
+
+    # -- calls ------------------------------------------------------------------------------------
+    def deliveries(self, hook: str, since: float) -> list[Attempt]:
+        """The hook's log back to ``since`` (epoch seconds), newest first, page by page."""
+        path = HookPath.parse(hook)
+        found: list[Attempt] = []
+        cursor: str | None = None
+        while True:
+            response = self._call(path, "list_webhook_deliveries", per_page=PER_PAGE, **_cursor(cursor))
+            items = response.parsed_data
+            for item in items:
+                at = item.delivered_at.timestamp()
+                found.append(Attempt(item.id, item.guid, at, item.status, item.event, bool(item.redelivery)))
+            match = NEXT_CURSOR.search(response.headers.get("link", ""))
+            if not items or match is None or items[-1].delivered_at.timestamp() < since:
+                return [a for a in found if a.delivered_at >= since]
+            cursor = match.group(1)
+
+    def redeliver(self, hook: str, delivery_id: int) -> None:
+        self._call(HookPath.parse(hook), "redeliver_webhook_delivery", delivery_id=delivery_id)
+
+    def hook_id(self, hook: str, delivery_id: int | None) -> int | None:
+        """The hook's id: from its path, or (``app/hook``) from the ``X-GitHub-Hook-ID`` a delivery
+        carried (GitHub's list does not say it): ``delivery_id`` is any delivery of the log."""
+        path = HookPath.parse(hook)
+        if path.hook_id is not None or delivery_id is None:
+            return path.hook_id
+        delivery = self._call(path, "get_webhook_delivery", delivery_id=delivery_id).parsed_data
+        raw = delivery.request.headers
+        stored = raw.model_dump() if hasattr(raw, "model_dump") else dict(raw or {})  # a model of any fields
+        headers = {str(k).lower(): v for k, v in stored.items()}
+        value = headers.get("x-github-hook-id")
+        return int(value) if isinstance(value, str | int) and str(value).isdigit() else None
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _client(self, path: HookPath) -> GitHub[Any]:
+        if path.kind == "app":
+            if self._app is None:
+                raise ApiError("config", "app/hook needs the App's credentials")
+            return self._app
+        if self._token is not None:
+            return self._token
+        if self._app is None:  # the settings check refuses this
+            raise ApiError("config", "github.token or a GitHub App is needed")
+        key = (path.kind, path.owner, path.repo)
+        if key not in self._installations:
+            lookup = self._app.rest.apps
+            found = self._send(
+                lambda: (
+                    lookup.get_repo_installation(path.owner, path.repo)
+                    if path.kind == "repos"
+                    else lookup.get_org_installation(path.owner)
+                )
+            )
+            self._installations[key] = self._app.with_auth(
+                self._app.auth.as_installation(found.parsed_data.id)
+            )
+        return self._installations[key]
+
+    def _call(self, path: HookPath, operation: str, **arguments: Any) -> Response[Any, Any]:
+        client = self._client(path)
+        api: Any
+        if path.kind == "app":
+            api, where = client.rest.apps, {}
+        elif path.kind == "repos":
+            api, where = client.rest.repos, {"owner": path.owner, "repo": path.repo, "hook_id": path.hook_id}
+        else:
+            api, where = client.rest.orgs, {"org": path.owner, "hook_id": path.hook_id}
+        method = getattr(api, operation)
+        return self._send(lambda: method(**where, **arguments))
+
+    def _send(self, call: Callable[[], Response[Any, Any]]) -> Response[Any, Any]:
+        from githubkit.exception import (  # noqa: PLC0415 - githubkit is imported only when on
+            RateLimitExceeded,
+            RequestError,
+            RequestFailed,
+            RequestTimeout,
+        )
+
+        if self.usage.requests >= self._settings.max_requests_per_pass:
+            raise ApiError(
+                "budget", f"{self.usage.requests} requests this pass (github.max_requests_per_pass)"
+            )
+        self.usage.requests += 1
+        try:
+            response = call()
+        except RateLimitExceeded as exc:
+            self._note(exc.response.headers)
+            limited = str(exc.response.status_code)
+            raise ApiError(limited, "rate limit", exc.retry_after.total_seconds()) from None
+        except RequestFailed as exc:
+            self._note(exc.response.headers)
+            code = exc.response.status_code
+            retry = _retry_after(exc.response.headers, self._clock()) if code in (403, 429) else None
+            raise ApiError(str(code), _message(exc.response), retry) from None
+        except RequestTimeout:
+            raise ApiError("timeout", f"no answer within {self._settings.timeout_seconds} s") from None
+        except RequestError as exc:
+            raise ApiError("connection", type(exc.exc).__name__) from None
+        self._note(response.headers)
+        return response
+
+    def _note(self, headers: Any) -> None:
+        remaining, reset = headers.get("x-ratelimit-remaining"), headers.get("x-ratelimit-reset")
+        if remaining is not None and str(remaining).isdigit():
+            self.usage.rate_remaining = int(remaining)
+        if reset is not None and str(reset).isdigit():
+            self.usage.rate_reset = float(reset)
+
+
+def _cursor(cursor: str | None) -> dict[str, str]:
+    return {} if cursor is None else {"cursor": cursor}
+
+
+def _retry_after(headers: Any, now: float) -> float | None:
+    """Seconds until GitHub allows the next call: ``retry-after``, else the rate limit's reset when
+    none is left, else a minute (GitHub's advice for a secondary limit without a header)."""
+    after = headers.get("retry-after")
+    if after is not None and str(after).isdigit():
+        return float(after)
+    if headers.get("x-ratelimit-remaining") == "0" and str(headers.get("x-ratelimit-reset", "")).isdigit():
+        return max(0.0, float(headers["x-ratelimit-reset"]) - now)
+    return 60.0
+
+
+def _message(response: Response[Any, Any]) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message)[:200] if message else f"HTTP {response.status_code}"
