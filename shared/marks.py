@@ -114,6 +114,12 @@ class DeliveryMarks:
             for state, body in zip(flat[::2], flat[1::2], strict=True)
         ]
 
+    def held(self, keys: Sequence[str]) -> list[MarkState]:
+        """Each mark's state (``MISSING`` when there is none), in one round trip."""
+        if not keys:
+            return []
+        return [MarkState(state.decode()) for state in self._read(self._connection, keys, ["0"])]
+
     def states(self, pipe: Pipeline, keys: Sequence[str]) -> list[MarkState]:
         """On a pipeline that WATCHes them: each mark's state, in one round trip."""
         if not keys:

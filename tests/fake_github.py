@@ -28,7 +28,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from shared.options import OPTIONS
+from shared.settings import GithubSettings
 from shared.signing import sign
 
 DELIVERIES = re.compile(r"/(repos/[^/]+/[^/]+/hooks/\d+|orgs/[^/]+/hooks/\d+|app/hook)/deliveries")
@@ -337,3 +341,23 @@ def installation(base: str, app_id: int) -> dict[str, Any]:
         "events": [], "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
         "single_file_name": None, "app_slug": "gha-exporter", "suspended_by": None, "suspended_at": None,
     }  # fmt: skip
+
+
+def github_settings(api_url: str, **changes: Any) -> GithubSettings:
+    """The ``github`` settings: the defaults, this API URL, and ``changes``."""
+    defaults = {o.path.split(".", 1)[1]: o.default for o in OPTIONS if o.path.startswith("github.")}
+    return GithubSettings(**{**defaults, "api_url": api_url, **changes})
+
+
+def app_key_pair() -> tuple[str, str]:
+    """A GitHub App's private key and its public key, PEM."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public

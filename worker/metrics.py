@@ -162,13 +162,23 @@ SCRAPE_TRUNCATED = ScrapeFamily(
     "gauge",
     "1 when this scrape reached worker.max_scrape_bytes and left the remaining series out.",
 )
+RECONCILE_LAST_SUCCESS = ScrapeFamily(
+    "reconcile_last_success_timestamp_seconds",
+    "gauge",
+    "When the last reconciliation pass that read the hook's whole window ended (github.hooks).",
+)
+GITHUB_RATE_LIMIT = ScrapeFamily(
+    "github_rate_limit_remaining",
+    "gauge",
+    "Requests GitHub's REST API still allowed the reconciler, as its last answer said.",
+)
 # in-flight gauges by phase
 JOB_PHASE_GAUGES = {"queued": JOBS_QUEUED, "waiting": JOBS_WAITING, "in_progress": JOBS_IN_PROGRESS}
 RUN_PHASE_GAUGES = {"queued": RUNS_QUEUED, "in_progress": RUNS_IN_PROGRESS}
 OLDEST_BY_PHASE = {"queued": OLDEST_QUEUED, "in_progress": OLDEST_IN_PROGRESS}
 SCRAPE_FAMILIES = (
     REDIS_UP, *JOB_PHASE_GAUGES.values(), *RUN_PHASE_GAUGES.values(), *OLDEST_BY_PHASE.values(), QUEUE_JOBS,
-    COST_RATE, SCRAPE_TRUNCATED,
+    COST_RATE, RECONCILE_LAST_SUCCESS, GITHUB_RATE_LIMIT, SCRAPE_TRUNCATED,
 )  # fmt: skip
 STEP_FAMILIES = ("job_step_total", "job_step_duration_seconds")
 
@@ -262,6 +272,43 @@ class LocalMetrics:
             "Batches retried because another worker changed the same job or run at the same time.",
             registry=registry,
         )
+
+
+class ReconcileMetrics:
+    """The reconciler's figures in this process (it runs on one worker replica at a time: sum them
+    across replicas)."""
+
+    def __init__(self, registry: CollectorRegistry, prefix: str) -> None:
+        self.passes = Counter(
+            f"{prefix}reconcile_passes",
+            "Reconciliation passes by result: ok (every hook read back to its start), partial (some"
+            " hook could not be), failed (none could).",
+            ["result"],
+            registry=registry,
+        )
+        self.redeliveries = Counter(
+            f"{prefix}reconcile_redeliveries",
+            "Redeliveries requested from GitHub, by hook and reason: failed (GitHub's every attempt"
+            " failed) or missing (acknowledged, yet not in Redis).",
+            ["hook", "reason"],
+            registry=registry,
+        )
+        self.unrecoverable = Counter(
+            f"{prefix}reconcile_unrecoverable",
+            "Deliveries never taken in that are not redelivered: too_old (past GitHub's redelivery"
+            " window) or exhausted (github.max_redeliveries reached).",
+            ["hook", "reason"],
+            registry=registry,
+        )
+        self.api_errors = Counter(
+            f"{prefix}github_api_errors",
+            "GitHub API calls of the reconciler that failed, by HTTP status (or timeout, connection,"
+            " budget).",
+            ["status"],
+            registry=registry,
+        )
+        for result in ("ok", "partial", "failed"):
+            self.passes.labels(result)
 
 
 EVENT_ACTIONS = {

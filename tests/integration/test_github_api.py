@@ -7,12 +7,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.options import OPTIONS
-from shared.settings import GithubSettings
-from tests.fake_github import FakeGitHub, Refusal
+from tests.fake_github import FakeGitHub, Refusal, app_key_pair, github_settings
 from worker.github_api import ApiError, GitHubHooks
 
 pytestmark = pytest.mark.integration
@@ -23,23 +19,9 @@ APP_ID = 4242
 PAYLOAD = json.dumps({"action": "queued", "workflow_job": {"id": 1}}).encode()
 
 
-def github_settings(api_url: str, **changes: object) -> GithubSettings:
-    defaults = {o.path.split(".", 1)[1]: o.default for o in OPTIONS if o.path.startswith("github.")}
-    return GithubSettings(**{**defaults, "api_url": api_url, **changes})
-
-
 @pytest.fixture(name="app_key", scope="module")
 def _app_key() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
+    return app_key_pair()
 
 
 @pytest.fixture(name="github")

@@ -1,0 +1,266 @@
+"""Reconciliation with GitHub's delivery log: every ``github.reconcile_interval_seconds``, one worker
+(of any number of replicas) reads each hook's recent deliveries and asks GitHub to redeliver those
+Redis has no mark of (:mod:`worker.reconcile_plan` decides which).
+
+Redis keeps (all under ``gha-exporter:``):
+
+- ``reconcile``: a hash: ``next_pass`` (when the next pass is due, on any replica: the interval, or
+  later when GitHub asked to wait), ``last_success:<hook>`` (when the last pass that read the hook
+  back to its start began), ``hook_id:<hook>`` (``app/hook``'s id, learnt once),
+  ``rate_limit_remaining``;
+- ``reconcile:redelivered:<hook id>:<guid>``: redeliveries requested for one delivery, expiring
+  with GitHub's redelivery window; ``reconcile:unrecoverable:<hook id>:<guid>``: a delivery counted
+  as unrecoverable (so it is counted once), expiring after three windows;
+- ``lock:reconcile``: held by the worker running a pass (a lease, renewed while it runs).
+
+A pass reads each hook back to its last successful pass, less an overlap (the first pass:
+``github.reconcile_lookback_seconds``). An API error ends the hook's part of the pass (logged
+without the token, counted by status); a rate limit ends the whole pass and puts the next one
+after GitHub's reset. Nothing here stops the worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from loguru import logger
+from redis import Redis
+from redis.exceptions import LockError, RedisError
+from redis.typing import EncodableT, FieldT
+
+from shared.heartbeat import Heartbeat
+from shared.marks import DeliveryMarks, MarkState, mark_key
+from shared.queueing import KEY_PREFIX
+from shared.settings import GithubSettings
+from worker.github_api import ApiError, GitHubHooks
+from worker.metrics import ReconcileMetrics
+from worker.reconcile_plan import Attempt, Decision, plan
+
+STATUS_KEY = f"{KEY_PREFIX}:reconcile"
+LOCK_KEY = f"{KEY_PREFIX}:lock:reconcile"
+LEASE_SECONDS = 30.0
+MIN_OVERLAP_SECONDS = 600.0
+TICK_SECONDS = 5.0
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def redelivered_key(hook_id: int, guid: str) -> str:
+    return f"{KEY_PREFIX}:reconcile:redelivered:{hook_id}:{guid}"
+
+
+def unrecoverable_key(hook_id: int, guid: str) -> str:
+    return f"{KEY_PREFIX}:reconcile:unrecoverable:{hook_id}:{guid}"
+
+
+@dataclass
+class HookReport:
+    """What one pass found and did for one hook."""
+
+    hook: str
+    since: float
+    attempts: int = 0
+    decisions: list[Decision] = field(default_factory=list)
+    error: str | None = None
+
+    def count(self, action: str, reason: str | None = None) -> int:
+        return sum(1 for d in self.decisions if d.action == action and reason in (None, d.reason))
+
+
+@dataclass
+class PassReport:
+    hooks: list[HookReport] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def result(self) -> str:
+        failed = [h for h in self.hooks if h.error is not None]
+        if not failed:
+            return "ok"
+        return "failed" if len(failed) == len(self.hooks) else "partial"
+
+
+ClientFactory = Callable[[GithubSettings], GitHubHooks]
+
+
+class Reconciler:
+    def __init__(
+        self,
+        connection: Redis,
+        marks: DeliveryMarks,
+        settings: Callable[[], GithubSettings],
+        metrics: ReconcileMetrics,
+        *,
+        clock: Callable[[], float] = time.time,
+        client: ClientFactory = GitHubHooks,
+    ) -> None:
+        self._connection = connection
+        self._marks = marks
+        self._settings = settings
+        self._metrics = metrics
+        self._clock = clock
+        self._client = client
+
+    # -- one pass ---------------------------------------------------------------------------------
+    def run_pass(self, since: float | None = None, dry_run: bool = False) -> PassReport:
+        """Reconcile every hook once; ``since`` overrides where each hook's reading starts."""
+        settings = self._settings()
+        report = PassReport(dry_run=dry_run)
+        client = self._client(settings)
+        started = self._clock()
+        status = {_text(k): _text(v) for k, v in self._connection.hgetall(STATUS_KEY).items()}
+        wait: float | None = None
+        for hook in settings.hooks:
+            start = since if since is not None else self._start(settings, status, hook, started)
+            hook_report = HookReport(hook, start)
+            report.hooks.append(hook_report)
+            if wait is not None:
+                hook_report.error = "rate limited"
+                continue
+            try:
+                self._reconcile(client, settings, status, hook_report, started, dry_run)
+            except ApiError as exc:
+                hook_report.error = str(exc)
+                self._metrics.api_errors.labels(exc.status).inc()
+                logger.warning("reconcile {}: {}", hook, exc)
+                if exc.retry_after is not None:
+                    wait = exc.retry_after
+        updates: dict[FieldT, EncodableT] = {}
+        if client.usage.rate_remaining is not None:
+            updates["rate_limit_remaining"] = str(client.usage.rate_remaining)
+        if not dry_run:
+            updates["next_pass"] = repr(started + max(settings.reconcile_interval_seconds, wait or 0.0))
+            for hook_report in report.hooks:
+                if hook_report.error is None:
+                    updates[f"last_success:{hook_report.hook}"] = repr(started)
+            self._metrics.passes.labels(report.result).inc()
+        if updates:
+            self._connection.hset(STATUS_KEY, mapping=updates)
+        return report
+
+    def _start(self, settings: GithubSettings, status: dict[str, str], hook: str, now: float) -> float:
+        last = status.get(f"last_success:{hook}")
+        if last is None:
+            return now - settings.reconcile_lookback_seconds
+        overlap = max(MIN_OVERLAP_SECONDS, 2.0 * settings.reconcile_interval_seconds)
+        return max(float(last) - overlap, now - settings.reconcile_lookback_seconds)
+
+    def _reconcile(  # noqa: PLR0917 - one hook's step of the pass
+        self,
+        client: GitHubHooks,
+        settings: GithubSettings,
+        status: dict[str, str],
+        report: HookReport,
+        now: float,
+        dry_run: bool,
+    ) -> None:
+        attempts = client.deliveries(report.hook, report.since)
+        report.attempts = len(attempts)
+        hook_id = self._hook_id(client, status, report.hook, attempts)
+        if hook_id is None:
+            return  # an empty log: nothing to reconcile
+        guids = sorted({a.guid for a in attempts})
+        states = self._marks.held([mark_key(str(hook_id), guid) for guid in guids])
+        marked = {guid for guid, state in zip(guids, states, strict=True) if state is not MarkState.MISSING}
+        counts = self._redelivered(hook_id, [g for g in guids if g not in marked])
+        report.decisions = plan(
+            attempts,
+            marked,
+            counts,
+            now=now,
+            window=settings.redelivery_window_seconds,
+            max_redeliveries=settings.max_redeliveries,
+        )
+        for decision in report.decisions:
+            if dry_run:
+                continue
+            if decision.action != "redeliver":
+                # counted once per delivery, however many passes see it again
+                first = self._connection.set(
+                    unrecoverable_key(hook_id, decision.guid), decision.action, nx=True,
+                    ex=settings.redelivery_window_seconds * 3,
+                )  # fmt: skip
+                if first:
+                    self._metrics.unrecoverable.labels(report.hook, decision.action).inc()
+                continue
+            client.redeliver(report.hook, decision.attempt_id)
+            key = redelivered_key(hook_id, decision.guid)
+            with self._connection.pipeline(transaction=False) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, settings.redelivery_window_seconds)
+                pipe.execute()
+            self._metrics.redeliveries.labels(report.hook, decision.reason).inc()
+            logger.info(
+                "reconcile {}: redelivery of {} requested ({})", report.hook, decision.guid, decision.reason
+            )
+
+    def _hook_id(
+        self, client: GitHubHooks, status: dict[str, str], hook: str, attempts: list[Attempt]
+    ) -> int | None:
+        known = status.get(f"hook_id:{hook}")
+        if known is not None:
+            return int(known)
+        found = client.hook_id(hook, attempts[0].id if attempts else None)
+        if found is not None and hook == "app/hook":
+            self._connection.hset(STATUS_KEY, f"hook_id:{hook}", str(found))
+            status[f"hook_id:{hook}"] = str(found)
+        return found
+
+    def _redelivered(self, hook_id: int, guids: list[str]) -> dict[str, int]:
+        if not guids:
+            return {}
+        values = self._connection.mget([redelivered_key(hook_id, guid) for guid in guids])
+        return {guid: int(value) for guid, value in zip(guids, values, strict=True) if value is not None}
+
+    # -- scheduling -------------------------------------------------------------------------------
+    def due(self) -> bool:
+        next_pass = self._connection.hget(STATUS_KEY, "next_pass")
+        return next_pass is None or self._clock() >= float(next_pass)
+
+
+class ReconcileLoop:
+    """Runs :meth:`Reconciler.run_pass` when a pass is due and no other worker holds the lease
+    (redis-py's :class:`~redis.lock.Lock`: a token, renewed and released only by its holder)."""
+
+    def __init__(self, connection: Redis, reconciler: Reconciler, enabled: Callable[[], bool]) -> None:
+        self._reconciler = reconciler
+        self._enabled = enabled
+        self._lock = connection.lock(LOCK_KEY, timeout=LEASE_SECONDS, blocking=False, thread_local=False)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(TICK_SECONDS):
+            try:
+                self.tick()
+            except RedisError as exc:
+                logger.warning("reconcile skipped: {}", exc)
+            except Exception:  # a bug must not stop the worker: logged, tried again next tick
+                logger.exception("reconcile pass failed")
+
+    def tick(self) -> PassReport | None:
+        """One look: run a pass if reconciliation is on, one is due and the lease is free."""
+        if not self._enabled() or not self._reconciler.due() or not self._lock.acquire():
+            return None
+        try:
+            if not self._reconciler.due():  # another worker finished a pass meanwhile
+                return None
+            with Heartbeat(LEASE_SECONDS / 3, self._lock.reacquire, name="reconcile-lease"):
+                return self._reconciler.run_pass()
+        finally:
+            try:
+                self._lock.release()
+            except LockError:  # the lease lapsed (Redis away): another worker may hold it now
+                logger.warning("the reconcile lease lapsed during a pass")
