@@ -1,4 +1,6 @@
-"""``python -m worker [--config FILE]``: drain the queue into metrics, serve /metrics and /health."""
+"""``python -m worker [--config FILE]``: drain the queue into metrics, serve /metrics and /health;
+reconcile with GitHub's delivery log when ``github.hooks`` is set. ``python -m worker reconcile``:
+one reconciliation pass now (:mod:`worker.reconcile_command`)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from shared.redis_connect import connect
 from shared.reloading import SettingsHolder
 from shared.rqadapter import QueueJobs
 from shared.settings import Settings, SettingsError
+from worker import reconcile_command
 from worker.combine import Combiner, claimed_key
 from worker.cost import CostModel
 from worker.exposition import Exposition
@@ -27,9 +30,10 @@ from worker.jobs import bind, unbind
 from worker.labels import LabelMaker
 from worker.ledger import Ledger
 from worker.liveness import Liveness
-from worker.metrics import LabelPolicy, LocalMetrics, label_problems
+from worker.metrics import LabelPolicy, LocalMetrics, ReconcileMetrics, label_problems
 from worker.migrate import EarlierLayout
 from worker.processor import Processor
+from worker.reconcile import ReconcileLoop, Reconciler, read_status
 from worker.rqworker import StopFlag, supervise
 from worker.state import Transitions
 from worker.sweeper import Sweeper
@@ -50,6 +54,7 @@ class Built:
     combiner: Combiner
     earlier: EarlierLayout
     queue_jobs: QueueJobs
+    reconciler: Reconciler
 
 
 def build_processor(
@@ -90,12 +95,19 @@ def build_processor(
         cost=settings.cost,
         timeout=settings.worker.scrape_timeout_seconds,
         max_bytes=settings.worker.max_scrape_bytes,
+        reconcile_status=lambda: read_status(scrape, holder.current.github.hooks),
     )
     earlier = EarlierLayout(connection, policy)
-    return Built(processor, ledger, policy, exposition, combiner, earlier, queue_jobs)
+    reconciler = Reconciler(
+        connection, marks, lambda: holder.current.github, ReconcileMetrics(registry, settings.metrics.prefix)
+    )
+    return Built(processor, ledger, policy, exposition, combiner, earlier, queue_jobs, reconciler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["reconcile"]:
+        return reconcile_command.main(argv[1:])
     args = parse_args("worker", "Turn queued GitHub webhooks into Prometheus metrics.", argv)
     holder = start("worker", args.config, check_labels)
     if holder is None:
@@ -135,8 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         liveness=liveness,
         waiting=lambda: int(built.queue_jobs.queue.count),
     )
+    reconcile_loop = ReconcileLoop(connection, built.reconciler, lambda: bool(holder.current.github.hooks))
     server.start()
     sweeper.start()
+    reconcile_loop.start()
     holder.start()
     logger.info("worker metrics on http://{}:{}/metrics", settings.worker.host, server.port)
     try:
@@ -151,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
         sweeper.stop()
+        reconcile_loop.stop()
         holder.stop()
         unbind(token)
         built.exposition.close()

@@ -37,9 +37,11 @@ from worker.ledger import InflightEntry, Ledger
 from worker.metrics import (
     COST_RATE,
     FAMILIES,
+    GITHUB_RATE_LIMIT,
     JOB_PHASE_GAUGES,
     OLDEST_BY_PHASE,
     QUEUE_JOBS,
+    RECONCILE_LAST_SUCCESS,
     REDIS_UP,
     RUN_PHASE_GAUGES,
     SCRAPE_TRUNCATED,
@@ -47,6 +49,7 @@ from worker.metrics import (
     LabelPolicy,
     ScrapeFamily,
 )
+from worker.reconcile import Status
 from worker.textformat import header, number, sample
 
 
@@ -68,6 +71,7 @@ class View(NamedTuple):
     fields: dict[str, dict[bytes, bytes]]
     inflight: list[InflightEntry]
     queue_counts: dict[str, int]
+    reconcile: Status
 
 
 class Exposition:
@@ -83,6 +87,7 @@ class Exposition:
         cost: CostSettings,
         timeout: float = 2.0,
         max_bytes: int = 64 * 1024 * 1024,
+        reconcile_status: Callable[[], Status] = lambda: Status({}, None),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._registry = registry
@@ -97,6 +102,7 @@ class Exposition:
         self._prefix = prefix
         self._cost = cost
         self._max_bytes = max_bytes
+        self._reconcile_status = reconcile_status
         self._clock = clock
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
@@ -159,6 +165,7 @@ class Exposition:
             self._ledger.read_fields(),
             self._ledger.read_inflight(),
             self._queue_jobs.counts(claimed=self._claimed_key),
+            self._reconcile_status(),
         )
 
     def _view(self) -> View:
@@ -198,6 +205,17 @@ class Exposition:
             rates.lines.append(sample(rates.name, labels, number(rate)))
         yield jobs
         yield rates
+        yield from self._reconcile(view.reconcile)
+
+    def _reconcile(self, status: Status) -> Iterator[Block]:
+        last = self._block(RECONCILE_LAST_SUCCESS)
+        for hook, at in sorted(status.last_success.items()):
+            last.lines.append(sample(last.name, codec.label_text(("hook",), (hook,)), number(at)))
+        rate = self._block(GITHUB_RATE_LIMIT)
+        if status.rate_remaining is not None:
+            rate.lines.append(sample(rate.name, "", number(status.rate_remaining)))
+        yield last
+        yield rate
 
     def _family(self, family: Family, fields: dict[bytes, bytes]) -> Block:
         name = self._prefix + family.name

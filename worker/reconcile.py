@@ -88,6 +88,26 @@ class PassReport:
 ClientFactory = Callable[[GithubSettings], GitHubHooks]
 
 
+@dataclass(frozen=True)
+class Status:
+    """What the scrape shows of reconciliation: each configured hook's last successful pass, and the
+    rate limit GitHub last reported."""
+
+    last_success: dict[str, float]
+    rate_remaining: int | None
+
+
+def read_status(connection: Redis, hooks: tuple[str, ...]) -> Status:
+    if not hooks:
+        return Status({}, None)
+    fields = [f"last_success:{hook}" for hook in hooks] + ["rate_limit_remaining"]
+    *last, rate = connection.hmget(STATUS_KEY, fields)
+    return Status(
+        {hook: float(value) for hook, value in zip(hooks, last, strict=True) if value is not None},
+        int(rate) if rate is not None else None,
+    )
+
+
 class Reconciler:
     def __init__(
         self,
