@@ -260,6 +260,48 @@ def panels() -> list[dict[str, Any]]:
             ],
             (12, 66, 12, 8),
         ),
+        row("Reconciliation with GitHub (github.hooks)", 74),
+        panel(
+            "Redeliveries asked for",
+            [
+                (
+                    "sum by (hook, reason)"
+                    " (increase(github_actions_reconcile_redeliveries_total[$__rate_interval]))",
+                    "{{hook}} {{reason}}",
+                ),
+                (
+                    "sum by (hook, reason)"
+                    " (increase(github_actions_reconcile_unrecoverable_total[$__rate_interval]))",
+                    "unrecoverable {{hook}} {{reason}}",
+                ),
+            ],
+            (0, 75, 8, 8),
+            description="Deliveries GitHub failed to make, or that Redis lost, asked for again;"
+            " and those too old or retried too often to be.",
+        ),
+        panel(
+            "Since the last successful pass",
+            [
+                (
+                    "time() - max by (hook) (github_actions_reconcile_last_success_timestamp_seconds)",
+                    "{{hook}}",
+                )
+            ],
+            (8, 75, 8, 8),
+            unit="s",
+            description="More than a few github.reconcile_interval_seconds: see the API errors.",
+        ),
+        panel(
+            "GitHub API errors and rate limit left",
+            [
+                (
+                    "sum by (status) (increase(github_actions_github_api_errors_total[$__rate_interval]))",
+                    "errors {{status}}",
+                ),
+                ("min (github_actions_github_rate_limit_remaining)", "rate limit left"),
+            ],
+            (16, 75, 8, 8),
+        ),
     ]
 
 
