@@ -164,3 +164,47 @@ def test_tls_files_without_a_tls_url_are_an_error_naming_the_option(make_setting
     assert any(p.startswith("redis.tls_*") for p in error.value.problems)
     tls = make_settings(GHA_EXPORTER_REDIS__URL="rediss://r:6379/0", GHA_EXPORTER_REDIS__TLS_CA_FILE=str(ca))
     assert tls.redis.tls_ca_file == str(ca)
+
+
+def test_github_hooks_are_api_paths_with_credentials(make_settings, tmp_path):
+    key = tmp_path / "app.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nxyz\n-----END PRIVATE KEY-----\n")
+    settings = make_settings(
+        GHA_EXPORTER_GITHUB__HOOKS='["repos/o/r/hooks/1", "/orgs/o/hooks/2/", "app/hook"]',
+        GHA_EXPORTER_GITHUB__APP_ID="42",
+        GHA_EXPORTER_GITHUB__APP_PRIVATE_KEY_FILE=str(key),
+    )
+    assert settings.github.hooks == ("repos/o/r/hooks/1", "orgs/o/hooks/2", "app/hook")
+    assert settings.github.app_private_key is not None
+    assert settings.github.app_private_key in settings.secret_values()
+    assert "xyz" not in repr(settings)
+    assert make_settings().github.hooks == ()  # off by default
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        (
+            {"GHA_EXPORTER_GITHUB__HOOKS": "repos/o/hooks/1", "GHA_EXPORTER_GITHUB__TOKEN": "t"},
+            "hook's API path",
+        ),
+        (
+            {"GHA_EXPORTER_GITHUB__HOOKS": '["app/hook", "app/hook"]', "GHA_EXPORTER_GITHUB__TOKEN": "t"},
+            "twice",
+        ),
+        ({"GHA_EXPORTER_GITHUB__HOOKS": "orgs/o/hooks/2"}, "needs github.token"),
+        ({"GHA_EXPORTER_GITHUB__HOOKS": "app/hook", "GHA_EXPORTER_GITHUB__TOKEN": "t"}, "App's credentials"),
+        ({"GHA_EXPORTER_GITHUB__APP_ID": "42"}, "set together"),
+        ({"GHA_EXPORTER_GITHUB__API_URL": "api.github.com"}, "github.api_url"),
+    ],
+)
+def test_github_settings_problems_are_named(make_settings, env, problem):
+    with pytest.raises(SettingsError) as error:
+        make_settings(**env)
+    assert problem in str(error.value)
+
+
+def test_the_github_token_is_a_secret(make_settings):
+    settings = make_settings(GHA_EXPORTER_GITHUB__TOKEN="ghp_secret-token")
+    assert "ghp_secret-token" in settings.secret_values()
+    assert "ghp_secret-token" not in repr(settings)
