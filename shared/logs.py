@@ -77,9 +77,11 @@ def configure_logging(component: str, level: str, fmt: str, secrets: Iterable[st
     logger.remove()
     logger.configure(extra={"component": component}, patcher=redactor)
     if fmt == "json":
-        logger.add(_json_sink, level=level.upper(), format="{message}\n{exception}", backtrace=False)
-    else:
-        logger.add(sys.stderr, level=level.upper(), format=TEXT_FORMAT, backtrace=False)
+        logger.add(
+            _json_sink, level=level.upper(), format="{message}\n{exception}", backtrace=False, diagnose=False
+        )
+    else:  # diagnose=False: a traceback never shows the values of variables (a token, a payload)
+        logger.add(sys.stderr, level=level.upper(), format=TEXT_FORMAT, backtrace=False, diagnose=False)
     # Records below the level are never built: with a level of 0, uvicorn would even wrap the app in
     # its per-message trace logger (a fifth of the receiver's time under load).
     stdlib_level = STDLIB_LEVELS.get(level.lower(), logging.INFO)

@@ -5,7 +5,8 @@ Enterprise Server), imported only when reconciliation is on. What this module ad
 discipline one pass keeps: at most ``github.max_requests_per_pass`` requests, a timeout on each,
 GitHub's rate-limit headers read on every answer (``x-ratelimit-remaining``, ``x-ratelimit-reset``,
 ``retry-after``), and every failure raised as :class:`ApiError` with a short ``status`` for the
-error counter (``403``, ``429``, ``timeout``, ``connection``, ``budget``), never with the token.
+error counter (``403``, ``429``, ``timeout``, ``connection``, ``budget``, ``error``: githubkit
+could not make the call, e.g. an App key it cannot read), never with the token.
 
 A hook is named by its API path (``repos/OWNER/REPO/hooks/ID``, ``orgs/ORG/hooks/ID``, ``app/hook``).
 With a token, every call uses it. With a GitHub App, ``app/hook`` calls use the App's JWT, and a
@@ -158,6 +159,7 @@ class GitHubHooks:
         return self._send(lambda: method(**where, **arguments))
 
     def _send(self, call: Callable[[], Response[Any, Any]]) -> Response[Any, Any]:
+        import httpx  # noqa: PLC0415 - githubkit's HTTP client, imported with it
         from githubkit.exception import (  # noqa: PLC0415 - githubkit is imported only when on
             RateLimitExceeded,
             RequestError,
@@ -183,8 +185,9 @@ class GitHubHooks:
             raise ApiError(str(code), _message(exc.response), retry) from None
         except RequestTimeout:
             raise ApiError("timeout", f"no answer within {self._settings.timeout_seconds} s") from None
-        except RequestError as exc:
-            raise ApiError("connection", type(exc.exc).__name__) from None
+        except RequestError as exc:  # no answer (connection), or githubkit could not make the call
+            status = "connection" if isinstance(exc.exc, httpx.TransportError) else "error"
+            raise ApiError(status, type(exc.exc).__name__) from None
         self._note(response.headers)
         return response
 

@@ -150,6 +150,12 @@ class Reconciler:
                 logger.warning("reconcile {}: {}", hook, exc)
                 if exc.retry_after is not None:
                     wait = exc.retry_after
+            except RedisError:
+                raise  # not GitHub's: the loop logs it and tries at the next tick
+            except Exception as exc:  # an answer githubkit could not read, a bad key: logged, counted
+                hook_report.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                self._metrics.api_errors.labels("unexpected").inc()
+                logger.warning("reconcile {}: {}", hook, hook_report.error)
         updates: dict[FieldT, EncodableT] = {}
         if client.usage.rate_remaining is not None:
             updates["rate_limit_remaining"] = str(client.usage.rate_remaining)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from loguru import logger
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
@@ -139,3 +140,24 @@ def test_one_worker_at_a_time_runs_a_due_pass(world, metrics):
     assert second.tick() is None  # not due: the interval runs from the pass just made
     assert github.redelivered != []
     assert ReconcileLoop(connection, reconciler(github, connection, metrics), lambda: False).tick() is None
+
+
+def test_a_broken_app_key_is_counted_and_logged_without_the_key(world, registry, metrics):
+    github, _receiver, connection = world
+    github.add_hook("app/hook", 19, DOWN, SECRET)
+    github.deliver("app/hook", "workflow_job", payload(1))
+    settings = github_settings(
+        github.url, app_id="7", app_private_key="not-a-pem-key-0123", hooks=("app/hook",)
+    )
+    lines: list[str] = []
+    sink = logger.add(lines.append, format="{message}")
+    try:
+        report = Reconciler(
+            connection, DeliveryMarks(connection, lambda: 3600), lambda: settings, metrics
+        ).run_pass()
+    finally:
+        logger.remove(sink)
+    assert report.result == "failed"
+    assert value(registry, "github_api_errors_total", status="error") == 1
+    assert lines
+    assert not [line for line in lines if "not-a-pem-key-0123" in line]
