@@ -113,3 +113,31 @@ def test_after_an_outage_and_a_lost_write_one_pass_counts_every_delivery_once(re
             assert total(scrape(system.worker_metrics_url), W + "job_run_total") == 30
         finally:
             system.stop_all()
+
+
+def test_with_github_hooks_set_the_worker_redelivers_what_a_redis_outage_refused(redis, tmp_path):
+    """No command: the worker's own loop runs the pass (the first one is due at once)."""
+    system = System(redis.url, SECRET, tmp_path)
+    with FakeGitHub(tokens=(TOKEN,)) as github:
+        system.extra_env.update(
+            GHA_EXPORTER_GITHUB__HOOKS=json.dumps([HOOK]),
+            GHA_EXPORTER_GITHUB__API_URL=github.url,
+            GHA_EXPORTER_GITHUB__TOKEN=TOKEN,
+        )
+        try:
+            system.start("receiver")
+            github.add_hook(HOOK, 17, system.webhook_url, SECRET)
+            redis.stop()  # the receiver answers 503: GitHub records failed deliveries
+            refused = [github.deliver(HOOK, "workflow_job", job(300 + i)) for i in range(5)]
+            assert {r.status for r in refused} == {"Invalid HTTP Response: 503"}
+            redis.start()
+            system.start("worker")
+            samples = applied(system, 5)
+            assert total(samples, W + "webhook_deliveries_processed_total", result="changed") == 5
+            assert total(samples, W + "job_run_total") == 5
+            assert sorted(github.redelivered) == sorted(r.guid for r in refused)
+            assert total(samples, W + "reconcile_redeliveries_total", hook=HOOK, reason="failed") == 5
+            assert total(samples, W + "reconcile_last_success_timestamp_seconds", hook=HOOK) > 0
+            assert TOKEN not in system.logs()
+        finally:
+            system.stop_all()
