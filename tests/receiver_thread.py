@@ -1,5 +1,6 @@
 """The real receiver (its app, its intake on a real Redis, under uvicorn) in a thread of the test
-process, on a free loopback port: what GitHub's fake delivers to in the reconciler's tests."""
+process, on a free loopback port: what GitHub's fake delivers to in the reconciler's tests; and
+uvicorn in a thread for any app."""
 
 from __future__ import annotations
 
@@ -37,16 +38,25 @@ def running_receiver(settings: Settings) -> Iterator[str]:
     config = uvicorn.Config(
         build_app(services), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
     )
+    try:
+        with uvicorn_in_thread(config):
+            yield f"http://127.0.0.1:{port}/webhook"
+    finally:
+        connection.close()
+
+
+@contextmanager
+def uvicorn_in_thread(config: uvicorn.Config) -> Iterator[uvicorn.Server]:
+    """uvicorn serving ``config`` in a thread, started (its socket bound) before this yields."""
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         if not thread.is_alive():
-            raise RuntimeError("the receiver did not start")
+            raise RuntimeError("uvicorn did not start")
         threading.Event().wait(0.01)
     try:
-        yield f"http://127.0.0.1:{port}/webhook"
+        yield server
     finally:
         server.should_exit = True
         thread.join(10)
-        connection.close()

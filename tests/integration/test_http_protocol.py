@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from hypothesis import strategies as st
 from receiver.asgi import Receive, Scope, Send
 from receiver.http_protocol import h11_protocol, httptools_protocol
 from stack.ports import free_port
+from tests.receiver_thread import uvicorn_in_thread
 
 LIMIT = 4096
 READ_TIMEOUT = 10.0  # a guard against a server that never answers, not a measure
@@ -61,18 +61,8 @@ def serving(builder: Builder) -> Iterator[tuple[int, Counter[str]]]:
         http=builder(LIMIT, lambda reason: refused.update([reason])),
         h11_max_incomplete_event_size=LIMIT,
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        threading.Event().wait(0.01)
-    try:
+    with uvicorn_in_thread(config):
         yield port, refused
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture(name="server", params=["httptools", "h11"])
