@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry
@@ -19,6 +21,8 @@ from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
 
 StartResponse = Callable[..., Any]
 Render = Callable[[str], tuple[Iterable[bytes], str]]  # Accept header -> body in chunks, content type
+# more paths a component serves (the worker's API): query parameters -> status, body, headers
+Route = Callable[[Mapping[str, str]], tuple[int, bytes, Mapping[str, str]]]
 
 
 def registry_render(registry: CollectorRegistry) -> Render:
@@ -45,9 +49,18 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes are not worth a log line each."""
 
 
-def make_app(render: Render, healthy: Callable[[], bool]) -> Callable[..., Iterable[bytes]]:
+def make_app(
+    render: Render, healthy: Callable[[], bool], routes: Mapping[str, Route] | None = None
+) -> Callable[..., Iterable[bytes]]:
+    routes = routes or {}
+
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if path in routes:
+            query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+            status, answer, answer_headers = routes[path](query)
+            start_response(f"{status} {HTTPStatus(status).phrase}", list(answer_headers.items()))
+            return [answer]
         if path == "/metrics":
             body, content_type = render(environ.get("HTTP_ACCEPT", ""))
             headers = [("Content-Type", content_type)]
@@ -67,9 +80,16 @@ def make_app(render: Render, healthy: Callable[[], bool]) -> Callable[..., Itera
 
 
 class MetricsServer:
-    def __init__(self, host: str, port: int, render: Render, healthy: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        render: Render,
+        healthy: Callable[[], bool],
+        routes: Mapping[str, Route] | None = None,
+    ) -> None:
         self._server = make_server(
-            host, port, make_app(render, healthy), ThreadingWSGIServer, handler_class=_QuietHandler
+            host, port, make_app(render, healthy, routes), ThreadingWSGIServer, handler_class=_QuietHandler
         )
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
 

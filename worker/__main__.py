@@ -23,6 +23,7 @@ from shared.reloading import SettingsHolder
 from shared.rqadapter import QueueJobs
 from shared.settings import Settings, SettingsError
 from worker import reconcile_command
+from worker.api import InflightApi, json_route
 from worker.combine import Combiner, claimed_key
 from worker.cost import CostModel
 from worker.exposition import Exposition
@@ -124,12 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     built = build_processor(connection, holder, registry, scrape_connection)
     token = bind(built.processor, built.combiner)
     liveness = Liveness(settings.worker.stall_seconds)
+    inflight = InflightApi(built.ledger.reading_on(scrape_connection))
     try:
         server = MetricsServer(
             settings.worker.host,
             settings.worker.port,
             built.exposition.stream,
             lambda: not stop.is_set() and liveness.healthy(),
+            {"/api/v1/inflight": json_route(inflight.inflight)},
         )
     except OSError as exc:
         logger.error("cannot serve metrics on {}:{}: {}", settings.worker.host, settings.worker.port, exc)

@@ -84,8 +84,14 @@ def inflight_member(group: Sequence[str], attempt_key: str) -> str:
 
 def inflight_group(member: bytes) -> list[str]:
     """The gauge's label values of an in-flight set member."""
-    group: list[str] = json.loads(member.split(_SEP, 1)[0])
-    return group
+    return inflight_parts(member)[0]
+
+
+def inflight_parts(member: bytes) -> tuple[list[str], str]:
+    """An in-flight set member's gauge label values, and its attempt's key."""
+    text, _, key = member.partition(_SEP)
+    group: list[str] = json.loads(text)
+    return group, key.decode()
 
 
 # -- reading -----------------------------------------------------------------------------------

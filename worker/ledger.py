@@ -69,6 +69,7 @@ class InflightEntry:
     phase: str
     group: list[str]  # gauge label values: [runs_on, runner_group, repository] or [repository]
     since: float
+    key: str = ""  # the attempt's: job:<id>:<attempt> or run:<id>:<attempt>
 
 
 @dataclass(frozen=True)
@@ -281,5 +282,13 @@ class Ledger:
         entries = []
         for (kind, phase), members in zip(wanted, pipe.execute(), strict=True):
             for member, score in members:
-                entries.append(InflightEntry(kind, phase, codec.inflight_group(member), float(score)))
+                group, key = codec.inflight_parts(member)
+                entries.append(InflightEntry(kind, phase, group, float(score), key))
         return entries
+
+    def read_states(self, attempt_keys: Sequence[str], fields: Sequence[str]) -> list[list[str | None]]:
+        """Some fields of the states of ``attempt_keys`` (``None`` where absent), in one round trip."""
+        pipe = self._connection.pipeline(transaction=False)
+        for attempt_key in attempt_keys:
+            pipe.hmget(state_key(attempt_key), list(fields))
+        return [[None if value is None else value.decode() for value in values] for values in pipe.execute()]

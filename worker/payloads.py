@@ -57,6 +57,7 @@ class JobEvent(Common):
     started_at: datetime | None
     completed_at: datetime | None
     steps: tuple[Step, ...] = ()
+    html_url: str = ""  # the job's page on GitHub (http(s) only, else empty)
 
     @property
     def ran_on_runner(self) -> bool:
@@ -75,6 +76,7 @@ class RunEvent(Common):
     created_at: datetime | None
     run_started_at: datetime | None
     updated_at: datetime | None
+    html_url: str = ""  # the run's page on GitHub (http(s) only, else empty)
 
 
 def _field(
@@ -122,6 +124,18 @@ def _timestamp(obj: dict[str, Any], key: str, where: str) -> datetime | None:
     except ValueError:
         raise PayloadError("bad_timestamp", f"{where}.{key} is not an ISO 8601 time") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _web_url(obj: dict[str, Any]) -> str:
+    """``html_url`` when it is an http(s) address of valid Unicode (a page links to it), else empty:
+    it is only shown, so a strange one never makes the payload unusable."""
+    value = obj.get("html_url")
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        return ""
+    try:
+        return _unicode(value, "html_url")
+    except PayloadError:
+        return ""
 
 
 def _load(body: str) -> dict[str, Any]:
@@ -188,6 +202,7 @@ def parse_job(body: str) -> JobEvent:
         started_at=_timestamp(job, "started_at", where),
         completed_at=_timestamp(job, "completed_at", where),
         steps=_steps(job),
+        html_url=_web_url(job),
     )
 
 
@@ -226,6 +241,7 @@ def parse_run(body: str) -> RunEvent:
         created_at=_timestamp(run, "created_at", where),
         run_started_at=_timestamp(run, "run_started_at", where),
         updated_at=_timestamp(run, "updated_at", where),
+        html_url=_web_url(run),
     )
 
 

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from worker.codec import inflight_member
 from worker.cost import NO_RUNNER, CostModel
-from worker.labels import LabelMaker, bound_all
+from worker.labels import LabelMaker, bound_all, bounded
 from worker.metrics import STEP_FAMILIES, LabelPolicy, Update
 from worker.payloads import JobEvent, RunEvent
 
@@ -34,6 +34,15 @@ RUN_RANK = {"queued": 1, "in_progress": 2, "completed": 3}
 INFLIGHT_JOB_PHASES = ("queued", "waiting", "in_progress")
 INFLIGHT_RUN_PHASES = ("queued", "in_progress")
 YES = "1"
+# kept in a job's or run's state while it is in flight, for the in-flight page and API
+SHOWN_JOB_FIELDS = ("workflow", "job", "run_id", "html_url")
+SHOWN_RUN_FIELDS = ("head_branch", "html_url")
+MAX_URL = 512
+
+
+def web_url(url: str) -> str:
+    """A payload's page address as kept: empty when longer than any GitHub address."""
+    return url if len(url) <= MAX_URL else ""
 
 
 def epoch(moment: datetime | None) -> float | None:
@@ -102,7 +111,7 @@ class Transitions:
         state["phase"] = phase
         if phase == "completed":
             self._job_completed(values, event, started, completed, out)
-            for field_name in ("inflight", "member", "score"):
+            for field_name in ("inflight", "member", "score", *SHOWN_JOB_FIELDS):
                 state.pop(field_name, None)
             return
         score = started if phase == "in_progress" and started is not None else (created or received_at)
@@ -110,6 +119,10 @@ class Transitions:
         state["inflight"] = phase
         state["member"] = inflight_member(group, job_key(event.job_id, event.run_attempt))
         state["score"] = repr(score)
+        state.update(  # for the in-flight page and API (worker.api), while the job is in flight
+            workflow=values["workflow"], job=values["job"], run_id=str(event.run_id or ""),
+            html_url=web_url(event.html_url),
+        )  # fmt: skip
 
     def _job_completed(
         self,
@@ -174,7 +187,7 @@ class Transitions:
                 out.updates.append(
                     self._policy.update("workflow_run_duration_seconds", values, "observe", duration)
                 )
-            for field_name in ("inflight", "member", "score"):
+            for field_name in ("inflight", "member", "score", *SHOWN_RUN_FIELDS):
                 state.pop(field_name, None)
             self._run_queue_time(state, out)
             return
@@ -182,6 +195,7 @@ class Transitions:
         state["inflight"] = phase
         state["member"] = inflight_member([values["repository"]], run_key(event.run_id, event.run_attempt))
         state["score"] = repr(score if score is not None else received_at)
+        state.update(head_branch=bounded(event.branch, self._labels.limit), html_url=web_url(event.html_url))
 
     def _run_queue_time(self, run: State, out: Effects) -> None:
         if run.get("queue_observed"):

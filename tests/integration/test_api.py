@@ -1,0 +1,97 @@
+"""``GET /api/v1/inflight`` against a real Redis, fed a real run's deliveries: jobs and runs appear,
+change phase and leave when completed, oldest first, filtered and limited."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from shared.envelope import Envelope
+from shared.metrics_http import MetricsServer
+from tests.corpus import SEQUENCE, load
+from worker.api import BadQuery, InflightApi, json_route
+
+pytestmark = pytest.mark.integration
+NOW = 1_697_191_900.0  # 2023-10-13T10:11:40Z, while the run was going on
+REPO = "krzko/webhook-testing"
+RUN = "https://github.com/krzko/webhook-testing/actions/runs/6454805877"
+
+
+def feed(exporter, count: int) -> None:
+    deliveries = [load(path) for path in SEQUENCE[:count]]
+    exporter.processor.process_batch(
+        [Envelope.from_bytes(d.event, f"d-{i}", "1", NOW, d.body).to_dict() for i, d in enumerate(deliveries)]
+    )
+
+
+def test_jobs_and_runs_appear_change_phase_and_leave(exporter):
+    api = InflightApi(exporter.ledger, clock=lambda: NOW)
+    feed(exporter, 1)
+    assert api.inflight({}) == {
+        "jobs": [{
+            "repository": REPO, "workflow": "Tests", "job": "pre-commit", "run_id": 6454805877,
+            "run_attempt": 10, "job_id": 17556730984, "runs_on": "ubuntu-latest", "runner_group": "",
+            "phase": "queued", "since": "2023-10-13T10:11:27Z", "age_seconds": 13.0,
+            "html_url": f"{RUN}/job/17556730984",
+        }],
+        "runs": [], "total_jobs": 1, "total_runs": 0,
+    }  # fmt: skip
+    feed(exporter, 4)  # the run and pre-commit in progress, test queued
+    seen = api.inflight({})
+    assert [(j["job"], j["phase"], j["since"]) for j in seen["jobs"]] == [
+        ("pre-commit", "in_progress", "2023-10-13T10:11:34Z"),
+        ("test", "queued", "2023-10-13T10:11:46Z"),
+    ]
+    assert seen["jobs"][0]["runner_group"] == "GitHub Actions"
+    assert seen["jobs"][1]["age_seconds"] == 0.0  # since is after the clock here: never negative
+    [run] = seen["runs"]
+    assert run == {
+        "repository": REPO, "workflow": "Tests", "run_id": 6454805877, "run_attempt": 10, "event": "push",
+        "branch": "main", "phase": "in_progress", "since": "2023-10-13T10:11:25Z", "age_seconds": 15.0,
+        "html_url": RUN,
+    }  # fmt: skip
+    feed(exporter, len(SEQUENCE))
+    assert api.inflight({}) == {"jobs": [], "runs": [], "total_jobs": 0, "total_runs": 0}
+
+
+def test_filters_and_limit(exporter):
+    api = InflightApi(exporter.ledger, clock=lambda: NOW)
+    feed(exporter, 4)
+    assert [j["job"] for j in api.inflight({"phase": "queued"})["jobs"]] == ["test"]
+    assert api.inflight({"phase": "queued"})["runs"] == []
+    assert [j["job"] for j in api.inflight({"runs_on": "ubuntu-latest"})["jobs"]] == ["pre-commit", "test"]
+    assert api.inflight({"runs_on": "ubuntu-latest"})["runs"] == []  # runs have no runs_on
+    assert api.inflight({"runs_on": "self-hosted"})["total_jobs"] == 0
+    assert api.inflight({"repository": REPO})["total_runs"] == 1
+    assert api.inflight({"repository": "other/repo"})["total_jobs"] == 0
+    limited = api.inflight({"limit": "1"})
+    assert [j["job"] for j in limited["jobs"]] == ["pre-commit"]
+    assert limited["total_jobs"] == 2
+    for bad in ({"limit": "0"}, {"limit": "x"}, {"phase": "completed"}, {"colour": "red"}):
+        with pytest.raises(BadQuery):
+            api.inflight(bad)
+
+
+def test_served_over_http_with_bad_queries_answered_400(exporter):
+    api = InflightApi(exporter.ledger, clock=lambda: NOW)
+    feed(exporter, 1)
+    server = MetricsServer(
+        "127.0.0.1", 0, lambda _accept: ([b""], "text/plain"), lambda: True,
+        {"/api/v1/inflight": json_route(api.inflight)},
+    )  # fmt: skip
+    server.start()
+    base = f"http://127.0.0.1:{server.port}/api/v1/inflight"
+    try:
+        with urllib.request.urlopen(f"{base}?phase=queued", timeout=5) as response:  # noqa: S310 - loopback
+            assert response.headers["Content-Type"] == "application/json"
+            assert json.loads(response.read())["total_jobs"] == 1
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            urllib.request.urlopen(f"{base}?limit=99999", timeout=5)  # noqa: S310
+        assert bad.value.code == 400
+        assert "limit" in json.loads(bad.value.read())["error"]
+        bad.value.close()
+    finally:
+        server.stop()

@@ -1,0 +1,134 @@
+"""``GET /api/v1/inflight``: the job and run attempts queued, waiting or in progress now, oldest
+first, read from Redis (so every worker replica answers the same).
+
+Query parameters: ``repository``, ``runs_on`` (jobs only: runs are left out when it is given),
+``phase`` (``queued``, ``waiting``, ``in_progress``), ``limit`` (per list, default 500, at most
+10,000). The answer says how many matched in all (``total_jobs``, ``total_runs``), so a page can
+say how many more there are. A job or run counted under ``__overflow__`` by the series guard shows
+that value for its labels.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from worker.ledger import InflightEntry, Ledger
+from worker.state import INFLIGHT_JOB_PHASES, SHOWN_JOB_FIELDS, SHOWN_RUN_FIELDS
+
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 10_000
+RUN_FIELDS = ("labels", *SHOWN_RUN_FIELDS)
+
+
+class BadQuery(ValueError):
+    """A query parameter the API cannot use: answered 400 with this message."""
+
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def attempt_of(key: str) -> tuple[int, int]:
+    """``job:<id>:<attempt>`` or ``run:<id>:<attempt>``: the id and the attempt."""
+    _kind, number, attempt = key.split(":")
+    return int(number), int(attempt)
+
+
+def parse_query(query: Mapping[str, str]) -> tuple[dict[str, str], int]:
+    unknown = set(query) - {"repository", "runs_on", "phase", "limit"}
+    if unknown:
+        raise BadQuery(f"unknown parameters: {', '.join(sorted(unknown))}")
+    phase = query.get("phase")
+    if phase is not None and phase not in INFLIGHT_JOB_PHASES:
+        raise BadQuery(f"phase must be one of {', '.join(INFLIGHT_JOB_PHASES)}")
+    limit_text = query.get("limit", str(DEFAULT_LIMIT))
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+        raise BadQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    filters = {k: v for k, v in query.items() if k in ("repository", "runs_on", "phase")}
+    return filters, int(limit_text)
+
+
+class InflightApi:
+    def __init__(self, ledger: Ledger, clock: Callable[[], float] = time.time) -> None:
+        self._ledger = ledger
+        self._clock = clock
+
+    def inflight(self, query: Mapping[str, str]) -> dict[str, Any]:
+        filters, limit = parse_query(query)
+        now = self._clock()
+        jobs, runs = [], []
+        for entry in self._ledger.read_inflight():
+            if "phase" in filters and entry.phase != filters["phase"]:
+                continue
+            if entry.kind == "job":
+                runs_on, _group, repository = entry.group
+                if (
+                    filters.get("runs_on", runs_on) == runs_on
+                    and filters.get("repository", repository) == repository
+                ):
+                    jobs.append(entry)
+            elif "runs_on" not in filters and filters.get("repository", entry.group[0]) == entry.group[0]:
+                runs.append(entry)
+        jobs.sort(key=lambda e: (e.since, e.key))
+        runs.sort(key=lambda e: (e.since, e.key))
+        return {
+            "jobs": self._jobs(jobs[:limit], now),
+            "runs": self._runs(runs[:limit], now),
+            "total_jobs": len(jobs),
+            "total_runs": len(runs),
+        }
+
+    def _jobs(self, entries: list[InflightEntry], now: float) -> list[dict[str, Any]]:
+        states = self._ledger.read_states([e.key for e in entries], SHOWN_JOB_FIELDS)
+        found = []
+        for entry, (workflow, job, run_id, html_url) in zip(entries, states, strict=True):
+            job_id, attempt = attempt_of(entry.key)
+            runs_on, runner_group, repository = entry.group
+            found.append({
+                "repository": repository, "workflow": workflow or "", "job": job or "",
+                "run_id": int(run_id) if run_id else None, "run_attempt": attempt, "job_id": job_id,
+                "runs_on": runs_on, "runner_group": runner_group, "phase": entry.phase,
+                "since": iso(entry.since), "age_seconds": round(max(0.0, now - entry.since), 3),
+                "html_url": html_url or "",
+            })  # fmt: skip
+        return found
+
+    def _runs(self, entries: list[InflightEntry], now: float) -> list[dict[str, Any]]:
+        states = self._ledger.read_states([e.key for e in entries], RUN_FIELDS)
+        found = []
+        for entry, (labels, head_branch, html_url) in zip(entries, states, strict=True):
+            run_id, attempt = attempt_of(entry.key)
+            values = json.loads(labels) if labels else {}
+            found.append({
+                "repository": entry.group[0] if entry.group else values.get("repository", ""),
+                "workflow": values.get("workflow", ""), "run_id": run_id, "run_attempt": attempt,
+                "event": values.get("event", ""), "branch": head_branch or "", "phase": entry.phase,
+                "since": iso(entry.since), "age_seconds": round(max(0.0, now - entry.since), 3),
+                "html_url": html_url or "",
+            })  # fmt: skip
+        return found
+
+
+def json_route(
+    answer: Callable[[Mapping[str, str]], Any],
+) -> Callable[[Mapping[str, str]], tuple[int, bytes, dict[str, str]]]:
+    """An API answer as an HTTP route: 200 with JSON, 400 for a bad query, 503 when Redis fails."""
+
+    def route(query: Mapping[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+        try:
+            body: Any = answer(query)
+            status = 200
+        except BadQuery as exc:
+            body, status = {"error": str(exc)}, 400
+        except RedisError as exc:
+            body, status = {"error": f"redis unavailable: {type(exc).__name__}"}, 503
+        return status, json.dumps(body, separators=(",", ":")).encode(), headers
+
+    return route
