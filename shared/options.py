@@ -289,6 +289,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("worker.max_scrape_bytes", integer(1024 * 1024), 64 * 1024 * 1024, False,
            "Most bytes one /metrics scrape renders (before gzip); past it the remaining series are"
            " left out and the scrape says so (scrape_truncated 1).", kind="integer"),
+    Option("worker.recent_failures", integer(1, 10_000), 200, False,
+           "Completed jobs that did not succeed kept for /api/v1/recent and the page (the newest).",
+           kind="integer"),
     Option("worker.max_batch", integer(1, 10_000), 500, False,
            "Deliveries the worker applies together: with the RQ job in hand it takes further queued jobs"
            " until their deliveries reach this many (RQ's bookkeeping costs about 25 round trips per job).",

@@ -85,6 +85,7 @@ class WorkerSettings:
     stall_seconds: int
     lease_seconds: int
     max_scrape_bytes: int
+    recent_failures: int
     max_batch: int
 
 

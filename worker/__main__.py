@@ -80,6 +80,7 @@ def build_processor(
         job_ttl=settings.state.job_ttl_seconds,
         run_ttl=settings.state.run_ttl_seconds,
         on_conflict=local.conflicts.inc,
+        recent=settings.worker.recent_failures,
     )
     transitions = Transitions(policy, LabelMaker(settings.metrics, cost), cost)
     processor = Processor(ledger, marks, policy, transitions, local)
@@ -132,7 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.worker.port,
             built.exposition.stream,
             lambda: not stop.is_set() and liveness.healthy(),
-            {"/api/v1/inflight": json_route(inflight.inflight)},
+            {
+                "/api/v1/inflight": json_route(inflight.inflight),
+                "/api/v1/recent": json_route(inflight.recent),
+            },
         )
     except OSError as exc:
         logger.error("cannot serve metrics on {}:{}: {}", settings.worker.host, settings.worker.port, exc)

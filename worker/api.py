@@ -1,5 +1,6 @@
 """``GET /api/v1/inflight``: the job and run attempts queued, waiting or in progress now, oldest
-first, read from Redis (so every worker replica answers the same).
+first, read from Redis (so every worker replica answers the same); ``GET /api/v1/recent``: the last
+``worker.recent_failures`` completed jobs that did not succeed, newest first.
 
 Query parameters: ``repository``, ``runs_on`` (jobs only: runs are left out when it is given),
 ``phase`` (``queued``, ``waiting``, ``in_progress``), ``limit`` (per list, default 500, at most
@@ -83,6 +84,18 @@ class InflightApi:
             "total_jobs": len(jobs),
             "total_runs": len(runs),
         }
+
+    def recent(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """``GET /api/v1/recent``: the completed jobs that did not succeed, newest first."""
+        unknown = set(query) - {"limit"}
+        if unknown:
+            raise BadQuery(f"unknown parameters: {', '.join(sorted(unknown))}")
+        _filters, limit = parse_query({"limit": query.get("limit", str(MAX_LIMIT))})
+        jobs = []
+        for entry in self._ledger.read_recent_failures()[:limit]:
+            completed = entry.get("completed_at")
+            jobs.append({**entry, "completed_at": iso(completed) if completed else None})
+        return {"jobs": jobs}
 
     def _jobs(self, entries: list[InflightEntry], now: float) -> list[dict[str, Any]]:
         states = self._ledger.read_states([e.key for e in entries], SHOWN_JOB_FIELDS)

@@ -10,7 +10,8 @@
 --          label set past `limit` to the overflow labels and counts it in the `folded` hash;
 --          op 'n' adds an integer, 'f' a float, 'l' keeps the value of the newest fact
 --          (ties: the larger value, so any order agrees), its time in the field with suffix `at`;
---   sep: between label text and suffix in a field name (worker/codec.py).
+--   sep: between label text and suffix in a field name (worker/codec.py);
+--   recent: {} or {list, most kept, entry, ...}: entries pushed at the head, the list cut to most.
 local batch = cjson.decode(ARGV[1])
 local limit = tonumber(batch.limit)
 local sep = batch.sep
@@ -57,5 +58,10 @@ for _, a in ipairs(batch.aggs) do
       end
     end
   end
+end
+local recent = batch.recent or {}
+if #recent > 0 then
+  for i = 3, #recent do redis.call('LPUSH', recent[1], recent[i]) end
+  redis.call('LTRIM', recent[1], 0, tonumber(recent[2]) - 1)
 end
 return 1

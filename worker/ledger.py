@@ -15,6 +15,7 @@ Keys (all under ``gha-exporter:``; the README's "Redis keys" lists them all):
 - ``inflight:job:<phase>``, ``inflight:run:<phase>``: sorted sets of attempts queued, waiting or in
   progress, scored by when they entered the phase (members: :func:`worker.codec.inflight_member`);
 - ``aggregate:<family>:<label names>``: one hash per family, in the form of :mod:`worker.codec`;
+- ``recent:failures``: a list of the last completed jobs that did not succeed (JSON), bounded;
 - ``labelsets:<family>:<label names>``: the label sets of the family, for the cardinality guard
   (the in-flight gauges' too: ``labelsets:jobs_queued:runs_on,runner_group``, ...).
 
@@ -55,6 +56,9 @@ def labelset_key(family: str, label_names: Sequence[str]) -> str:
     return key("labelsets", family, ",".join(label_names))
 
 
+RECENT_FAILURES_KEY = key("recent", "failures")
+
+
 def state_key(attempt_key: str) -> str:
     return key("state", attempt_key)
 
@@ -88,6 +92,7 @@ class Changes:
     states: Mapping[str, State] = field(default_factory=dict)
     updates: Sequence[Update] = ()
     applied: Sequence[str] = ()
+    failed: Sequence[str] = ()  # completed jobs that did not succeed (JSON), for the recent list
 
 
 Decide = Callable[[Snapshot], tuple[Changes, R]]
@@ -103,8 +108,10 @@ class Ledger:
         job_ttl: int,
         run_ttl: int,
         on_conflict: Callable[[], None] = lambda: None,
+        recent: int = 200,
     ) -> None:
         self._connection = connection
+        self._recent = recent
         self._marks = marks
         self._policy = policy
         self._job_ttl = job_ttl
@@ -119,7 +126,10 @@ class Ledger:
         """The same ledger on another connection (the scrape's, with its own socket timeout)."""
         if connection is self._connection:
             return self
-        return Ledger(connection, self._marks, self._policy, job_ttl=self._job_ttl, run_ttl=self._run_ttl)
+        return Ledger(
+            connection, self._marks, self._policy, job_ttl=self._job_ttl, run_ttl=self._run_ttl,
+            recent=self._recent,
+        )  # fmt: skip
 
     # -- names -------------------------------------------------------------------------------
     def agg_key(self, family: str) -> str:
@@ -198,9 +208,10 @@ class Ledger:
                         [inflight_key(kind, new[0]), new[2], new[1], *guard, state_key(attempt_key)]
                     )
         batch["aggs"] = [self._encode(update) for update in changes.updates]
+        batch["recent"] = [RECENT_FAILURES_KEY, self._recent, *changes.failed] if changes.failed else []
         folded = BY_NAME["series_folded_total"].name
         batch["folded"] = [self.agg_key(folded), codec.VALUE]
-        if not (batch["states"] or batch["aggs"]):
+        if not (batch["states"] or batch["aggs"] or batch["recent"]):
             return False
         self._write(pipe, (), [json.dumps(batch, separators=(",", ":"))])
         return True
@@ -285,6 +296,11 @@ class Ledger:
                 group, key = codec.inflight_parts(member)
                 entries.append(InflightEntry(kind, phase, group, float(score), key))
         return entries
+
+    def read_recent_failures(self) -> list[dict[str, Any]]:
+        """The completed jobs that did not succeed, newest first (by ``completed_at``)."""
+        entries = [json.loads(raw) for raw in self._connection.lrange(RECENT_FAILURES_KEY, 0, -1)]
+        return sorted(entries, key=lambda e: e.get("completed_at") or 0.0, reverse=True)
 
     def read_states(self, attempt_keys: Sequence[str], fields: Sequence[str]) -> list[list[str | None]]:
         """Some fields of the states of ``attempt_keys`` (``None`` where absent), in one round trip."""

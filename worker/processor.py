@@ -171,7 +171,7 @@ class Processor:
                     1,
                 )
             )
-        return Changes(states, effects.updates, sorted(seen)), outcomes
+        return Changes(states, effects.updates, sorted(seen), effects.failed), outcomes
 
     def _decide(self, item: Item, states: dict[str, State], effects: Effects) -> str:
         touched = item.state_keys()

@@ -40,6 +40,26 @@ SHOWN_RUN_FIELDS = ("head_branch", "html_url")
 MAX_URL = 512
 
 
+SUCCEEDED = ("success", "skipped", "neutral")
+
+
+def failed_job(
+    values: dict[str, str], event: JobEvent, started: float | None, completed: float | None
+) -> str:
+    """A completed job that did not succeed, as the recent-failures list keeps it (JSON)."""
+    took = seconds_between(started, completed)
+    return json.dumps(
+        {
+            "repository": values["repository"], "workflow": values["workflow"], "job": values["job"],
+            "run_id": event.run_id, "run_attempt": event.run_attempt, "job_id": event.job_id,
+            "runs_on": values["runs_on"], "runner_group": values["runner_group"],
+            "conclusion": values["conclusion"], "completed_at": completed, "duration_seconds": took,
+            "html_url": web_url(event.html_url),
+        },
+        separators=(",", ":"),
+    )  # fmt: skip
+
+
 def web_url(url: str) -> str:
     """A payload's page address as kept: empty when longer than any GitHub address."""
     return url if len(url) <= MAX_URL else ""
@@ -72,6 +92,7 @@ def run_key(run_id: int, attempt: int) -> str:
 class Effects:
     updates: list[Update] = field(default_factory=list)
     cut: list[str] = field(default_factory=list)  # label names whose values were cut (worker.labels)
+    failed: list[str] = field(default_factory=list)  # completed jobs that did not succeed, as JSON
 
 
 class Transitions:
@@ -134,6 +155,8 @@ class Transitions:
     ) -> None:
         update = self._policy.update
         out.updates.append(update("job_run_total", values, "inc", 1))
+        if (event.conclusion or "unknown") not in SUCCEEDED:
+            out.failed.append(failed_job(values, event, started, completed))
         if not event.ran_on_runner or values["runner_class"] == NO_RUNNER:
             return
         duration = seconds_between(started, completed)

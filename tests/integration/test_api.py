@@ -95,3 +95,31 @@ def test_served_over_http_with_bad_queries_answered_400(exporter):
         bad.value.close()
     finally:
         server.stop()
+
+
+def completed(job_id: int, conclusion: str, minute: int) -> dict:
+    data = load("grafana-ci-otel-collector/workflow_job/9_workflow_job_completed.json").data
+    data["workflow_job"].update(
+        id=job_id, conclusion=conclusion, completed_at=f"2023-10-13T10:{minute:02d}:08Z"
+    )
+    return Envelope.from_bytes("workflow_job", f"c-{job_id}", "1", NOW, json.dumps(data).encode()).to_dict()
+
+
+def test_recent_failures_newest_first_bounded_and_counted_once(make_exporter):
+    exporter = make_exporter(GHA_EXPORTER_WORKER__RECENT_FAILURES="2")
+    api = InflightApi(exporter.ledger, clock=lambda: NOW)
+    exporter.processor.process_batch(
+        [completed(1, "failure", 20), completed(2, "success", 21), completed(3, "cancelled", 22)]
+    )
+    exporter.processor.process_batch([completed(4, "timed_out", 15), completed(3, "cancelled", 22)])
+    jobs = api.recent({})["jobs"]
+    assert [(j["job_id"], j["conclusion"]) for j in jobs] == [(3, "cancelled"), (4, "timed_out")]
+    assert jobs[0] == {
+        "repository": REPO, "workflow": "Tests", "job": "test", "run_id": 6454805877, "run_attempt": 10,
+        "job_id": 3, "runs_on": "ubuntu-latest", "runner_group": "GitHub Actions", "conclusion": "cancelled",
+        "completed_at": "2023-10-13T10:22:08Z", "duration_seconds": 616.0,
+        "html_url": f"{RUN}/job/17556741424",
+    }  # fmt: skip
+    assert [j["job_id"] for j in api.recent({"limit": "1"})["jobs"]] == [3]
+    with pytest.raises(BadQuery):
+        api.recent({"phase": "queued"})

@@ -133,3 +133,9 @@ def test_reclaim_puts_old_claims_back_in_order_and_skips_deleted_jobs(redis):
     assert reclaim(redis, ["queue", "claims"], [50, "job:"]) == 3
     assert redis.lrange("queue", 0, -1) == [b"a", b"b", b"waiting"]
     assert redis.zrange("claims", 0, -1) == [b"young"]
+
+
+def test_ledger_apply_pushes_recent_entries_and_keeps_the_newest(redis):
+    apply(redis, recent=["recent", "3", "a", "b"])
+    apply(redis, recent=["recent", "3", "c", "d"])
+    assert redis.lrange("recent", 0, -1) == [b"d", b"c", b"b"]
