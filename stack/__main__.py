@@ -123,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "\ngha-exporter is running\n"
             f"  webhook URL     {base}{args.receiver_port}/webhook   (content type application/json)\n"
             f"  webhook secret  {secret_shown}\n"
+            f"  in-flight page  {base}{args.worker_port}/\n"
             f"  worker metrics  {base}{args.worker_port}/metrics\n"
             f"  receiver        {base}{args.receiver_port}/metrics\n"
             f"  redis           {redis.url}   (data in {redis.data_dir})\n"

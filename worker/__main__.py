@@ -33,6 +33,7 @@ from worker.ledger import Ledger
 from worker.liveness import Liveness
 from worker.metrics import LabelPolicy, LocalMetrics, ReconcileMetrics, label_problems
 from worker.migrate import EarlierLayout
+from worker.page import page_routes
 from worker.processor import Processor
 from worker.reconcile import ReconcileLoop, Reconciler, read_status
 from worker.rqworker import StopFlag, supervise
@@ -134,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             built.exposition.stream,
             lambda: not stop.is_set() and liveness.healthy(),
             {
+                **page_routes(),
                 "/api/v1/inflight": json_route(inflight.inflight),
                 "/api/v1/recent": json_route(inflight.recent),
             },

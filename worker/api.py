@@ -55,6 +55,21 @@ def parse_query(query: Mapping[str, str]) -> tuple[dict[str, str], int]:
     return filters, int(limit_text)
 
 
+def summary(jobs: list[InflightEntry], now: float) -> list[dict[str, Any]]:
+    """Per ``runs_on``: jobs queued, waiting and in progress, and the oldest wait (of all the jobs
+    that matched, not only the listed ones)."""
+    by: dict[str, dict[str, Any]] = {}
+    for entry in jobs:
+        runs_on = entry.group[0]
+        row = by.setdefault(runs_on, {"runs_on": runs_on, "queued": 0, "waiting": 0, "in_progress": 0,
+                                      "oldest_wait_seconds": None})  # fmt: skip
+        row[entry.phase] += 1
+        if entry.phase == "queued":
+            waited = round(max(0.0, now - entry.since), 3)
+            row["oldest_wait_seconds"] = max(row["oldest_wait_seconds"] or 0.0, waited)
+    return sorted(by.values(), key=lambda r: (-(r["oldest_wait_seconds"] or 0.0), r["runs_on"]))
+
+
 class InflightApi:
     def __init__(self, ledger: Ledger, clock: Callable[[], float] = time.time) -> None:
         self._ledger = ledger
@@ -83,6 +98,7 @@ class InflightApi:
             "runs": self._runs(runs[:limit], now),
             "total_jobs": len(jobs),
             "total_runs": len(runs),
+            "by_runs_on": summary(jobs, now),
         }
 
     def recent(self, query: Mapping[str, str]) -> dict[str, Any]:

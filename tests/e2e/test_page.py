@@ -1,0 +1,127 @@
+"""The worker's page in a real browser: Debian's headless Chromium, driven through WebDriver, against
+the real receiver and worker. A queued job appears within a refresh, leaves when it completes and
+shows under the recent failures; a hostile job name stays text; the page asks no other host for
+anything. A screenshot is kept (``$GHA_EXPORTER_ARTIFACTS``, default ``artifacts/``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stack.redis_server import RedisServer
+from tests.corpus import KRZKO, load
+from tests.e2e.system import ROOT, System
+
+pytestmark = pytest.mark.e2e
+SECRET = "e2e-page-secret"
+HOSTILE = "<img src=x onerror=alert(1)>"
+WAIT = 20.0  # at most this for a change to show: four refreshes; a guard, not a measure
+ARTIFACTS = Path(os.environ.get("GHA_EXPORTER_ARTIFACTS", ROOT / "artifacts"))
+
+
+@pytest.fixture(name="browser")
+def _browser() -> Iterator[Any]:
+    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
+        pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
+    from selenium import webdriver  # noqa: PLC0415 - only with a browser at hand
+    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or ""
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or ""))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(name="system")
+def _system(tmp_path: Path) -> Iterator[System]:
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    system = System(redis.url, SECRET, tmp_path)
+    system.start("receiver")
+    system.start("worker")
+    yield system
+    system.stop_all()
+    redis.stop()
+
+
+def job(action: str, name: str, conclusion: str | None = None) -> bytes:
+    step = {"queued": "1_workflow_job_queued", "completed": "9_workflow_job_completed"}[action]
+    data = load(KRZKO.format("job", step)).data
+    data["workflow_job"].update(id=4242, name=name, run_attempt=1)
+    moment = time.time() - 95  # a job of a minute and a half ago, so the page reads as in real use
+    for field in ("created_at", "started_at"):
+        data["workflow_job"][field] = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if action == "completed":
+        data["workflow_job"]["completed_at"] = datetime.fromtimestamp(moment + 80, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+    if conclusion:
+        data["workflow_job"]["conclusion"] = conclusion
+    return json.dumps(data).encode()
+
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def requested_urls(driver: Any) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def test_a_queued_job_shows_as_text_then_leaves_for_the_recent_failures(system, browser):
+    from selenium.common.exceptions import NoAlertPresentException  # noqa: PLC0415
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
+
+    base = f"http://127.0.0.1:{system.worker_port}/"
+    browser.get(base)
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "status").text.startswith("updated"))
+    assert browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr") == []
+
+    assert system.send("workflow_job", job("queued", HOSTILE)) == 202
+    row = WebDriverWait(browser, WAIT).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, '#jobs tr[data-job-id="4242"]')
+    )
+    cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+    assert cells[0] == "queued"
+    assert cells[2:6] == ["krzko/webhook-testing", "Tests", HOSTILE, "ubuntu-latest"]
+    assert row.find_element(By.TAG_NAME, "a").get_attribute("href").startswith("https://github.com/krzko/")
+    assert browser.find_elements(By.TAG_NAME, "img") == []  # the name stayed text: no element made of it
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert  # noqa: B018 - its onerror never ran
+    summary = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#summary tbody td")]
+    assert summary[:4] == ["ubuntu-latest", "1", "0", "0"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "inflight-page.png"))
+
+    assert system.send("workflow_job", job("completed", HOSTILE, "failure")) == 202
+    WebDriverWait(browser, WAIT).until(
+        lambda d: (
+            not d.find_elements(By.CSS_SELECTOR, '#jobs tr[data-job-id="4242"]')
+            and d.find_elements(By.CSS_SELECTOR, '#recent tr[data-job-id="4242"]')
+        )
+    )
+    failed = [td.text for td in browser.find_elements(By.CSS_SELECTOR, '#recent tr[data-job-id="4242"] td')]
+    assert failed[0] == "failure"
+    assert failed[5] == HOSTILE
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert  # noqa: B018
+    others = [url for url in requested_urls(browser) if not url.startswith(base)]
+    assert others == []  # no script, font or style from anywhere else
