@@ -7,7 +7,16 @@ import platform
 import sys
 from collections.abc import Callable
 
-from bench import burst, long_labels, receiver, scrape, slow_clients, worker_drain, worker_processing
+from bench import (
+    burst,
+    inflight_api,
+    long_labels,
+    receiver,
+    scrape,
+    slow_clients,
+    worker_drain,
+    worker_processing,
+)
 
 BENCHMARKS: dict[str, Callable[[], object]] = {
     "receiver": receiver.main,
@@ -17,6 +26,7 @@ BENCHMARKS: dict[str, Callable[[], object]] = {
     "worker_processing": worker_processing.main,
     "slow_clients": slow_clients.main,
     "long_labels": long_labels.main,
+    "inflight_api": inflight_api.main,
 }
 
 

@@ -89,9 +89,15 @@ def inflight_group(member: bytes) -> list[str]:
 
 def inflight_parts(member: bytes) -> tuple[list[str], str]:
     """An in-flight set member's gauge label values, and its attempt's key."""
-    text, _, key = member.partition(_SEP)
-    group: list[str] = json.loads(text)
-    return group, key.decode()
+    return inflight_parts_all([member])[0]
+
+
+def inflight_parts_all(members: Sequence[bytes]) -> list[tuple[list[str], str]]:
+    """:func:`inflight_parts` of many members, their JSON decoded in one call (at 10,000 members,
+    one ``json.loads`` each took most of a scrape's and the in-flight API's time)."""
+    split = [member.partition(_SEP) for member in members]
+    groups: list[list[str]] = json.loads(b"[" + b",".join(text for text, _, _ in split) + b"]")
+    return [(group, key.decode()) for group, (_, _, key) in zip(groups, split, strict=True)]
 
 
 # -- reading -----------------------------------------------------------------------------------

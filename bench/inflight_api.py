@@ -1,0 +1,94 @@
+"""In-flight API: ``GET /api/v1/inflight`` with 10,000 job attempts in flight (queued and in
+progress, 50 runner label sets, 200 repositories), applied through the worker's processor; the
+answer's time over HTTP (default limit 500, and all 10,000), with a filter, and the Redis memory the
+in-flight jobs take. Target: 100 ms or less at 10,000."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from redis import Redis
+
+from shared.envelope import Envelope
+from shared.metrics_http import MetricsServer
+from shared.settings import load_settings
+from stack.redis_server import RedisServer
+from worker.api import InflightApi, json_route
+
+JOBS = 10_000
+SAMPLE = Path(__file__).resolve().parent.parent / "stack" / "samples" / "1-workflow_job-queued.json"
+
+
+def deliveries() -> list[dict[str, Any]]:
+    data = json.loads(SAMPLE.read_text())
+    data = data.get("payload", data)
+    items = []
+    for i in range(JOBS):
+        job = data["workflow_job"]
+        job.update(id=20_000_000 + i, labels=[f"pool-{i % 50}"], name=f"job-{i}")
+        data["action"] = "queued" if i % 2 else "in_progress"
+        data["repository"]["full_name"] = f"org/repo-{i % 200}"
+        body = json.dumps(data).encode()
+        items.append(Envelope.from_bytes("workflow_job", f"inflight-{i}", "1", time.time(), body).to_dict())
+    return items
+
+
+def best_ms(url: str, times: int = 5) -> tuple[float, int]:
+    best, size = float("inf"), 0
+    for _ in range(times):
+        started = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - our loopback URL
+            size = len(response.read())
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1), size
+
+
+def main() -> dict[str, Any]:
+    from worker.__main__ import build_processor  # noqa: PLC0415 - the worker's own wiring
+
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
+        settings = load_settings(
+            environ={"GHA_EXPORTER_REDIS__URL": redis.url, "GHA_EXPORTER_WEBHOOK__SECRETS": "b"}
+        )
+        connection = Redis.from_url(redis.url)
+        built = build_processor(connection, settings, CollectorRegistry())
+        empty = int(connection.info("memory")["used_memory"])
+        items = deliveries()
+        for start in range(0, JOBS, 500):
+            built.processor.process_batch(items[start : start + 500])
+        used = int(connection.info("memory")["used_memory"]) - empty
+        api = InflightApi(built.ledger)
+        server = MetricsServer(
+            "127.0.0.1", 0, lambda _accept: ([b""], "text/plain"), lambda: True,
+            {"/api/v1/inflight": json_route(api.inflight)},
+        )  # fmt: skip
+        server.start()
+        base = f"http://127.0.0.1:{server.port}/api/v1/inflight"
+        try:
+            default_ms, default_bytes = best_ms(base)
+            all_ms, all_bytes = best_ms(f"{base}?limit={JOBS}")
+            filtered_ms, _ = best_ms(f"{base}?runs_on=pool-7&phase=queued")
+        finally:
+            server.stop()
+            connection.close()
+    result = {
+        "inflight_jobs": JOBS,
+        "limit_500_ms": default_ms,
+        "limit_500_bytes": default_bytes,
+        "all_ms": all_ms,
+        "all_bytes": all_bytes,
+        "filtered_ms": filtered_ms,
+        "redis_bytes_per_inflight_job": round(used / JOBS),
+    }
+    print(f"inflight_api {result}")  # noqa: T201 - a benchmark prints its figures
+    return result
+
+
+if __name__ == "__main__":
+    main()
