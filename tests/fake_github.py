@@ -141,7 +141,7 @@ class FakeGitHub:
     ) -> Record:
         """Send one delivery to the hook's URL now, and log the attempt as GitHub does."""
         hook = self.hooks[path]
-        return self._attempt(hook, guid or _guid(), event, payload, redelivery=False, at=at)
+        return self._attempt(hook, guid or str(uuid.uuid1()), event, payload, redelivery=False, at=at)
 
     def _attempt(
         self, hook: Hook, guid: str, event: str, payload: bytes, *, redelivery: bool, at: float | None
@@ -309,10 +309,6 @@ class FakeGitHub:
             handler.send_header(name, value)
         handler.end_headers()
         handler.wfile.write(data)
-
-
-def _guid() -> str:
-    return str(uuid.uuid1())
 
 
 def installation(base: str, app_id: int) -> dict[str, Any]:

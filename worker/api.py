@@ -48,11 +48,16 @@ def parse_query(query: Mapping[str, str]) -> tuple[dict[str, str], int]:
     phase = query.get("phase")
     if phase is not None and phase not in INFLIGHT_JOB_PHASES:
         raise BadQuery(f"phase must be one of {', '.join(INFLIGHT_JOB_PHASES)}")
-    limit_text = query.get("limit", str(DEFAULT_LIMIT))
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
-        raise BadQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     filters = {k: v for k, v in query.items() if k in ("repository", "runs_on", "phase")}
-    return filters, int(limit_text)
+    return filters, parse_limit(query.get("limit"), DEFAULT_LIMIT)
+
+
+def parse_limit(text: str | None, default: int) -> int:
+    if text is None:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    return int(text)
 
 
 def summary(jobs: list[InflightEntry], now: float) -> list[dict[str, Any]]:
@@ -106,9 +111,8 @@ class InflightApi:
         unknown = set(query) - {"limit"}
         if unknown:
             raise BadQuery(f"unknown parameters: {', '.join(sorted(unknown))}")
-        _filters, limit = parse_query({"limit": query.get("limit", str(MAX_LIMIT))})
         jobs = []
-        for entry in self._ledger.read_recent_failures()[:limit]:
+        for entry in self._ledger.read_recent_failures()[: parse_limit(query.get("limit"), MAX_LIMIT)]:
             completed = entry.get("completed_at")
             jobs.append({**entry, "completed_at": iso(completed) if completed else None})
         return {"jobs": jobs}

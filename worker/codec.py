@@ -82,11 +82,6 @@ def inflight_member(group: Sequence[str], attempt_key: str) -> str:
     return json.dumps(list(group), separators=(",", ":")) + SEPARATOR + attempt_key
 
 
-def inflight_group(member: bytes) -> list[str]:
-    """The gauge's label values of an in-flight set member."""
-    return inflight_parts(member)[0]
-
-
 def inflight_parts(member: bytes) -> tuple[list[str], str]:
     """An in-flight set member's gauge label values, and its attempt's key."""
     return inflight_parts_all([member])[0]

@@ -230,8 +230,7 @@ class Ledger:
         names = self.inflight_labels(kind)
         if not names:
             return ["", "", member, ""]
-        group = codec.inflight_group(member.encode())
-        attempt = member.split(codec.SEPARATOR, 1)[1]
+        group, attempt = codec.inflight_parts(member.encode())
         return [
             labelset_key(gauge, names),
             codec.label_text(names, group[: len(names)]),
