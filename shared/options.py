@@ -354,6 +354,10 @@ OPTIONS: tuple[Option, ...] = (
            "Add `repository` to the in-flight job and run gauges.", kind="boolean"),
     Option("metrics.step_metrics", boolean, False, False,
            "Also count steps: step conclusions and durations by job and step name.", kind="boolean"),
+    Option("metrics.exemplars", boolean, True, False,
+           "Keep, per bucket of the job duration, job queue time and run duration histograms, the"
+           " newest job (`run_id`, `job_id`) or run (`run_id`) observed there, shown as an exemplar"
+           " when the scraper asks for OpenMetrics.", kind="boolean"),
     Option("cost.effective_date", text, "2026-01-01", False,
            "Date from which `cost.rates` apply; shown on the rate metric."),
     Option("cost.rates", rates, RATES_2026, False,

@@ -130,6 +130,7 @@ class MetricsSettings:
     branches: tuple[str, ...]
     inflight_repository_label: bool
     step_metrics: bool
+    exemplars: bool
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,10 @@ One hash per family (:func:`worker.ledger.Ledger.agg_key`); one field per series
 - the suffix is ``v`` (a counter's or a gauge's value), ``at`` (a latest-value gauge: the time of
   the fact it holds), or, for a histogram, ``sum``, ``count`` and one field per bucket bound
   (``10.0``; ``+Inf`` for values above every bound) counting the observations that fell in that
-  bucket alone: buckets are made cumulative when read (:func:`histogram_lines`).
+  bucket alone: buckets are made cumulative when read (:func:`histogram_lines`);
+- a histogram bucket's exemplar, ``x`` and the bucket (``x10.0``): not a number but the exemplar as
+  OpenMetrics writes it after the ``#`` (``{run_id="1",job_id="2"} 7.5 1700000000.0``), of the
+  observation in that bucket whose fact is the newest (the time at the end; ties: the larger text).
 
 A member of an in-flight set (``inflight:<kind>:<phase>``) is the gauge's label values as JSON,
 then the attempt's key: :func:`inflight_member`.
@@ -34,10 +37,13 @@ AT = "at"
 SUM = "sum"
 COUNT = "count"
 INF = "+Inf"
+EXEMPLAR = "x"
 _SEP = SEPARATOR.encode()
+_EXEMPLAR = EXEMPLAR.encode()
 
-# How the apply script moves a field: add an integer, add a float, or keep the latest value.
-Op = Literal["n", "f", "l"]
+# How the apply script moves a field: add an integer, add a float, keep the latest value, or keep
+# the latest exemplar.
+Op = Literal["n", "f", "l", "x"]
 
 
 def escape_value(value: str) -> str:
@@ -73,8 +79,17 @@ def latest_fields(value: float, at: float) -> list[list[Any]]:
     return [[VALUE, "l", repr(float(value)), repr(float(at))]]
 
 
-def observation_fields(value: float, bounds: Sequence[float]) -> list[list[Any]]:
-    return [[bucket_of(value, bounds), "n", "1"], [SUM, "f", repr(float(value))], [COUNT, "n", "1"]]
+def observation_fields(
+    value: float, bounds: Sequence[float], exemplar: str = "", at: float = 0.0
+) -> list[list[Any]]:
+    """An observation; with ``exemplar`` (label text), also its bucket's exemplar if ``at`` is the
+    newest fact of that bucket."""
+    bucket = bucket_of(value, bounds)
+    fields: list[list[Any]] = [[bucket, "n", "1"], [SUM, "f", repr(float(value))], [COUNT, "n", "1"]]
+    if exemplar:
+        text = f"{{{exemplar}}} {number(value)} {number(at)}"  # as written after the '#'
+        fields.append([EXEMPLAR + bucket, "x", text, repr(float(at))])
+    return fields
 
 
 def inflight_member(group: Sequence[str], attempt_key: str) -> str:
@@ -97,10 +112,12 @@ def inflight_parts_all(members: Sequence[bytes]) -> list[tuple[list[str], str]]:
 
 # -- reading -----------------------------------------------------------------------------------
 def decode(fields: Mapping[bytes, bytes]) -> dict[str, dict[str, float]]:
-    """``{label text: {suffix: value}}``."""
+    """``{label text: {suffix: value}}`` (exemplars left out: they are not numbers)."""
     series: dict[str, dict[str, float]] = {}
     for field, value in fields.items():
         labels, suffix = split_field(field)
+        if suffix.startswith(_EXEMPLAR):
+            continue
         series.setdefault(labels.decode(), {})[suffix.decode()] = float(value)
     return series
 
@@ -121,31 +138,41 @@ def value_lines(name: str, fields: Mapping[bytes, bytes]) -> list[str]:
     return lines
 
 
-def histogram_lines(name: str, fields: Mapping[bytes, bytes], bounds: Sequence[float]) -> list[str]:
+def histogram_lines(
+    name: str, fields: Mapping[bytes, bytes], bounds: Sequence[float], exemplars: bool = False
+) -> list[str]:
     """A histogram's samples: cumulative buckets, ``+Inf`` (the count), count and sum; one string
-    per series (its lines together, so that a scrape cut short never leaves half a series)."""
+    per series (its lines together, so that a scrape cut short never leaves half a series). With
+    ``exemplars`` (OpenMetrics only), a bucket that has one carries it."""
     series: dict[bytes, dict[bytes, bytes]] = defaultdict(dict)
     for field, stored in fields.items():
         labels, _, suffix = field.rpartition(_SEP)  # split_field, inlined: this loop runs per field
         series[labels][suffix] = stored
     les = [repr(float(bound)) for bound in bounds]
-    encoded = [(le, le.encode()) for le in les]  # the label text, and the stored field
-    count_field, sum_field = COUNT.encode(), SUM.encode()
+    # the label text, the stored bucket field, its exemplar's field
+    encoded = [(le, le.encode(), _EXEMPLAR + le.encode()) for le in les]
+    count_field, sum_field, inf_exemplar = COUNT.encode(), SUM.encode(), _EXEMPLAR + INF.encode()
     lines = []
     for stored_labels, values in sorted(series.items()):
         text_labels = stored_labels.decode()
         comma = "," if text_labels else ""
         cumulative = 0.0
         one = []
-        for text, bucket in encoded:
+        for text, bucket, exemplar in encoded:
             cumulative += float(values.get(bucket, 0))
-            one.append(f'{name}_bucket{{{text_labels}{comma}le="{text}"}} {number(cumulative)}\n')
+            tail = _exemplar_tail(values.get(exemplar)) if exemplars else ""
+            one.append(f'{name}_bucket{{{text_labels}{comma}le="{text}"}} {number(cumulative)}{tail}\n')
         count = values.get(count_field, b"0").decode()
-        one.append(f'{name}_bucket{{{text_labels}{comma}le="{INF}"}} {count}\n')
+        tail = _exemplar_tail(values.get(inf_exemplar)) if exemplars else ""
+        one.append(f'{name}_bucket{{{text_labels}{comma}le="{INF}"}} {count}{tail}\n')
         one.append(sample(f"{name}_count", text_labels, count))
         one.append(sample(f"{name}_sum", text_labels, values.get(sum_field, b"0").decode()))
         lines.append("".join(one))
     return lines
+
+
+def _exemplar_tail(stored: bytes | None) -> str:
+    return "" if stored is None else " # " + stored.decode()
 
 
 # -- the earlier layout -----------------------------------------------------------------------

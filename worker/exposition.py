@@ -124,7 +124,7 @@ class Exposition:
         yield local
         left = self._max_bytes - len(local)
         truncated = False
-        for block in self.redis_blocks():
+        for block in self.redis_blocks(openmetrics):
             head = header(block.name, block.doc, block.kind, openmetrics).encode()
             data = head + "".join(block.lines).encode()
             if len(data) > left:  # keep the whole series that fit, then stop
@@ -177,8 +177,9 @@ class Exposition:
             reading = self._reading
         return reading.result(timeout=self._timeout)
 
-    def redis_blocks(self) -> Iterator[Block]:
-        """The families read from Redis, each built when asked for."""
+    def redis_blocks(self, openmetrics: bool = False) -> Iterator[Block]:
+        """The families read from Redis, each built when asked for (histograms with their exemplars
+        in OpenMetrics)."""
         up = self._block(REDIS_UP)
         try:
             view = self._view()
@@ -190,7 +191,7 @@ class Exposition:
         up.lines.append(sample(up.name, "", "1.0"))
         yield up
         for family in FAMILIES:
-            yield self._family(family, view.fields.get(family.name, {}))
+            yield self._family(family, view.fields.get(family.name, {}), openmetrics)
         yield from self._inflight(view.inflight)
         jobs = self._block(QUEUE_JOBS)
         for state, count in view.queue_counts.items():
@@ -217,10 +218,10 @@ class Exposition:
         yield last
         yield rate
 
-    def _family(self, family: Family, fields: dict[bytes, bytes]) -> Block:
+    def _family(self, family: Family, fields: dict[bytes, bytes], openmetrics: bool) -> Block:
         name = self._prefix + family.name
         if family.kind == "histogram":
-            lines = codec.histogram_lines(name, fields, self._policy.buckets_of(family.name))
+            lines = codec.histogram_lines(name, fields, self._policy.buckets_of(family.name), openmetrics)
         else:
             lines = codec.value_lines(name, fields)
         return Block(name, family.doc, family.kind, lines)

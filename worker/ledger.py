@@ -250,7 +250,9 @@ class Ledger:
         elif update.op == "set":
             fields = codec.latest_fields(update.value, update.at)
         else:
-            fields = codec.observation_fields(update.value, self._policy.buckets_of(update.family))
+            fields = codec.observation_fields(
+                update.value, self._policy.buckets_of(update.family), update.exemplar, update.at
+            )
         names = self._policy.names[update.family]
         return [
             self.agg_key(update.family),

@@ -207,7 +207,8 @@ class Update:
     """One movement of an aggregate: ``inc`` a counter, ``observe`` a histogram, ``set`` a gauge.
 
     A gauge set carries ``at``, the time of the fact it reports: the newest fact wins whatever the
-    order of processing, so replicas and replays agree.
+    order of processing, so replicas and replays agree. So does an observation's ``exemplar`` (the
+    label text of the job or run observed), the exemplar of its bucket.
     """
 
     family: str
@@ -215,6 +216,7 @@ class Update:
     op: Literal["inc", "observe", "set"]
     value: float
     at: float = 0.0
+    exemplar: str = ""
 
 
 class LabelPolicy:
@@ -235,9 +237,12 @@ class LabelPolicy:
         values: Mapping[str, str],
         op: Literal["inc", "observe", "set"],
         value: float,
+        *,
         at: float = 0.0,
+        exemplar: str = "",
     ) -> Update:
-        return Update(family, tuple(values.get(name, "") for name in self.names[family]), op, value, at)
+        labels = tuple(values.get(name, "") for name in self.names[family])
+        return Update(family, labels, op, value, at, exemplar if self.settings.exemplars else "")
 
     def buckets_of(self, family: str) -> tuple[float, ...]:
         return self.buckets[BY_NAME[family].buckets]

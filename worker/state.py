@@ -65,6 +65,16 @@ def web_url(url: str) -> str:
     return url if len(url) <= MAX_URL else ""
 
 
+def job_exemplar(event: JobEvent) -> str:
+    """The exemplar labels of a job's observations (label text: numbers need no escaping)."""
+    run = f'run_id="{event.run_id}",' if event.run_id is not None else ""
+    return f'{run}job_id="{event.job_id}"'
+
+
+def run_exemplar(event: RunEvent) -> str:
+    return f'run_id="{event.run_id}"'
+
+
 def epoch(moment: datetime | None) -> float | None:
     return moment.timestamp() if moment is not None else None
 
@@ -120,7 +130,14 @@ class Transitions:
             waited = seconds_between(created, started)
             if waited is not None:
                 out.updates.append(
-                    self._policy.update("job_queue_duration_seconds", values, "observe", waited)
+                    self._policy.update(
+                        "job_queue_duration_seconds",
+                        values,
+                        "observe",
+                        waited,
+                        at=started or 0.0,
+                        exemplar=job_exemplar(event),
+                    )
                 )
                 state["queue_observed"] = YES
         if really_started and run is not None and started is not None:
@@ -162,7 +179,16 @@ class Transitions:
         duration = seconds_between(started, completed)
         if duration is None:
             return
-        out.updates.append(update("job_run_duration_seconds", values, "observe", duration))
+        out.updates.append(
+            update(
+                "job_run_duration_seconds",
+                values,
+                "observe",
+                duration,
+                at=completed or 0.0,
+                exemplar=job_exemplar(event),
+            )
+        )
         cost = self._cost.job_cost(values["runner_class"], duration, event.public)
         out.updates.append(update("job_cost", values, "set", cost.usd, at=completed or 0.0))
         out.updates.append(update("job_cost_usd_total", values, "inc", cost.usd))
@@ -204,11 +230,18 @@ class Transitions:
         state["phase"] = phase
         if phase == "completed":
             out.updates.append(self._policy.update("workflow_run_total", values, "inc", 1))
-            started = epoch(event.run_started_at or event.created_at)
-            duration = seconds_between(started, epoch(event.updated_at))
+            started, updated = epoch(event.run_started_at or event.created_at), epoch(event.updated_at)
+            duration = seconds_between(started, updated)
             if duration is not None:
                 out.updates.append(
-                    self._policy.update("workflow_run_duration_seconds", values, "observe", duration)
+                    self._policy.update(
+                        "workflow_run_duration_seconds",
+                        values,
+                        "observe",
+                        duration,
+                        at=updated or 0.0,
+                        exemplar=run_exemplar(event),
+                    )
                 )
             for field_name in ("inflight", "member", "score", *SHOWN_RUN_FIELDS):
                 state.pop(field_name, None)
