@@ -16,6 +16,7 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 REPO = 'repository=~"$repository"'
 COST = "github_actions_job_cost_usd_total"
 RERUNS = REPO + ',attempt="rerun"'
+EXEMPLAR_HINT = "Stars: the newest {} of each bucket; hover for its ids, click for its page on GitHub."
 
 
 def replicas(expr: str) -> str:
@@ -31,8 +32,13 @@ def panel(
     kind: str = "timeseries",
     unit: str = "short",
     description: str = "",
+    exemplars: bool = False,
 ) -> dict[str, Any]:
+    """A panel; with ``exemplars``, its queries ask for the exemplars of the histograms they read
+    (the stars: the newest job or run of a bucket, linked to GitHub by the data source's exemplar
+    links, see deploy/grafana/provisioning/datasources)."""
     x, y, w, h = grid
+    extra = {"exemplar": True} if exemplars else {}
     return {
         "type": kind,
         "title": title,
@@ -43,6 +49,7 @@ def panel(
         "options": {"legend": {"displayMode": "list", "placement": "bottom"}} if kind == "timeseries" else {},
         "targets": [
             {"refId": chr(ord("A") + i), "expr": expr, "legendFormat": legend, "datasource": DATASOURCE}
+            | extra
             for i, (expr, legend) in enumerate(targets)
         ],
     }
@@ -93,25 +100,33 @@ def panels() -> list[dict[str, Any]]:
             quantiles("github_actions_workflow_run_duration_seconds", "workflow"),
             (0, 9, 12, 8),
             unit="s",
+            description=EXEMPLAR_HINT.format("run"),
+            exemplars=True,
         ),
         panel(
             "Job duration p50 / p95",
             quantiles("github_actions_job_run_duration_seconds", "job"),
             (12, 9, 12, 8),
             unit="s",
+            description=EXEMPLAR_HINT.format("job"),
+            exemplars=True,
         ),
         panel(
             "Queue time p50 / p95 by runner label",
             quantiles("github_actions_job_queue_duration_seconds", "runs_on"),
             (0, 17, 12, 8),
             unit="s",
-            description="How long jobs waited for a runner, by runs-on labels.",
+            description="How long jobs waited for a runner, by runs-on labels. "
+            + EXEMPLAR_HINT.format("job"),
+            exemplars=True,
         ),
         panel(
             "Queue time p95 by runner group",
             quantiles("github_actions_job_queue_duration_seconds", "runner_group")[1:],
             (12, 17, 12, 8),
             unit="s",
+            description=EXEMPLAR_HINT.format("job"),
+            exemplars=True,
         ),
         panel(
             "Jobs queued and running now",

@@ -198,3 +198,46 @@ def test_every_query_names_metrics_the_exporter_exposes(make_exporter):
     for expr in exprs:  # the only other metric: Prometheus's own `up`, for the exporter's targets
         others = set(re.findall(r"\b([a-z_]+)\{", expr)) - used
         assert others <= {"up"}, (others, expr)
+
+
+def test_exemplars_are_stored_requested_and_linked_to_github():
+    """Prometheus in compose keeps exemplars, the histogram panels ask for them, and the provisioned
+    data source links a star to the job (run) on GitHub from its ids and its series' repository."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert "--enable-feature=exemplar-storage" in compose["services"]["prometheus"]["command"]
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "gha-exporter.json").read_text())
+    asking = {
+        name
+        for p in dashboard["panels"]
+        for t in p.get("targets", [])
+        if t.get("exemplar")
+        for name in re.findall(r"github_actions_[a-z_]+_bucket", t["expr"])
+    }
+    assert asking == {
+        "github_actions_job_run_duration_seconds_bucket",
+        "github_actions_job_queue_duration_seconds_bucket",
+        "github_actions_workflow_run_duration_seconds_bucket",
+    }
+    provisioned = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )
+    [source] = provisioned["datasources"]
+    assert source["url"] == "http://prometheus:9090"  # the compose service
+    links = {d["name"]: d["url"] for d in source["jsonData"]["exemplarTraceIdDestinations"]}
+    expanded = {  # as Grafana reads it: ${VAR} from the environment, $$ a literal $
+        name: url.replace("${GITHUB_WEB_URL}", "https://github.com").replace("$$", "$")
+        for name, url in links.items()
+    }
+    fields = {"${__data.fields.repository}": "o/r", "${__data.fields.run_id}": "6454805877"}
+    for name, value in (("job_id", "17556730984"), ("run_id", "6454805877")):
+        url = expanded[name].replace("${__value.raw}", value)
+        for placeholder, filled in fields.items():
+            url = url.replace(placeholder, filled)
+        assert (
+            url
+            == {
+                "job_id": "https://github.com/o/r/actions/runs/6454805877/job/17556730984",
+                "run_id": "https://github.com/o/r/actions/runs/6454805877",
+            }[name]
+        )
+    assert "GITHUB_WEB_URL" in compose["services"]["grafana"]["environment"]

@@ -1,4 +1,5 @@
-"""A real Prometheus scrapes the real receiver and worker; the answers of PromQL queries are checked."""
+"""A real Prometheus (its exemplar storage on) scrapes the real receiver and worker; the answers of
+PromQL queries and of its exemplar API are checked."""
 
 import json
 import shutil
@@ -6,6 +7,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from typing import Any
 
 import pytest
 
@@ -48,6 +50,7 @@ def _stack(tmp_path_factory):
             f"--config.file={workdir / 'prometheus.yml'}",
             f"--storage.tsdb.path={workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            "--enable-feature=exemplar-storage",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -60,12 +63,17 @@ def _stack(tmp_path_factory):
     redis.stop()
 
 
-def query(base: str, expr: str) -> list[dict]:
-    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+def api(base: str, path: str, **params: str) -> Any:
+    """The data of a Prometheus HTTP API answer."""
+    url = f"{base}/api/v1/{path}?" + urllib.parse.urlencode(params)
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
         body = json.load(response)
     assert body["status"] == "success", body
-    return body["data"]["result"]
+    return body["data"]
+
+
+def query(base: str, expr: str) -> list[dict]:
+    return api(base, "query", query=expr)["result"]
 
 
 def eventually(base: str, expr: str, expected: float, timeout: float = 60.0) -> None:
@@ -83,7 +91,23 @@ def eventually(base: str, expr: str, expected: float, timeout: float = 60.0) -> 
     raise AssertionError(f"{expr} = {last}, expected {expected}")
 
 
-def test_prometheus_sees_counts_quantiles_cost_and_in_flight_jobs(stack):
+def exemplars(base: str, metric: str, timeout: float = 60.0) -> dict[str, list[dict]]:
+    """``{le: exemplars}`` that Prometheus stored for ``metric``'s buckets, once it has some for
+    every bucket that saw an observation (the exemplars carry the jobs' own 2023 times)."""
+    deadline, found = time.monotonic() + timeout, {}
+    window = {"start": "2023-10-13T00:00:00Z", "end": "2023-10-14T00:00:00Z"}
+    while time.monotonic() < deadline:
+        found = {
+            series["seriesLabels"]["le"]: series["exemplars"]
+            for series in api(base, "query_exemplars", query=f"{metric}_bucket", **window)
+        }
+        if found and all(found.values()):
+            return found
+        time.sleep(0.25)
+    raise AssertionError(f"no exemplars of {metric}: {found}")
+
+
+def test_prometheus_sees_counts_quantiles_cost_in_flight_jobs_and_exemplars(stack):
     system, prometheus = stack
     eventually(prometheus, 'sum(up{job=~"gha-exporter.*"})', 2)
     *first, last = [load(path) for path in SEQUENCE]
@@ -107,3 +131,20 @@ def test_prometheus_sees_counts_quantiles_cost_and_in_flight_jobs(stack):
     eventually(prometheus, "sum(github_actions_job_cost_usd_total)", 0.012)
     eventually(prometheus, "sum(github_actions_job_billable_minutes_total)", 2)
     eventually(prometheus, 'sum(github_actions_webhook_deliveries_total{outcome="queued"})', 9)
+    # every job's duration and queue time, the run's duration: an exemplar on the bucket it fell in
+    durations = exemplars(prometheus, "github_actions_job_run_duration_seconds")
+    assert {le: [(e["labels"]["job_id"], e["value"]) for e in found] for le, found in durations.items()} == {
+        "10.0": [("17556730984", "10")],  # pre-commit: 10 s
+        "30.0": [("17556741424", "16")],  # test: 16 s
+    }
+    assert {e["labels"]["run_id"] for found in durations.values() for e in found} == {"6454805877"}
+    # both waits (7 s, 6 s) fell in (5, 10]: the bucket ends with the job that started last ("test");
+    # Prometheus keeps the pre-commit job before it if a scrape came between the two
+    waits = exemplars(prometheus, "github_actions_job_queue_duration_seconds")
+    assert list(waits) == ["10.0"]
+    assert [e["labels"]["job_id"] for e in waits["10.0"]][-1] == "17556741424"
+    assert {e["labels"]["job_id"] for e in waits["10.0"]} <= {"17556730984", "17556741424"}
+    run = exemplars(prometheus, "github_actions_workflow_run_duration_seconds")
+    assert [(le, e["labels"], e["value"]) for le, found in run.items() for e in found] == [
+        ("60.0", {"run_id": "6454805877"}, "45")
+    ]
