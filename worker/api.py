@@ -19,7 +19,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from worker.ledger import InflightEntry, Ledger
+from worker.inflight import Accept, Inflight, InflightEntry
+from worker.ledger import Ledger
 from worker.state import INFLIGHT_JOB_PHASES, SHOWN_JOB_FIELDS, SHOWN_RUN_FIELDS
 
 DEFAULT_LIMIT = 500
@@ -60,19 +61,50 @@ def parse_limit(text: str | None, default: int) -> int:
     return int(text)
 
 
-def summary(jobs: list[InflightEntry], now: float) -> list[dict[str, Any]]:
+def summary(inflight: Inflight, accept: Accept, now: float) -> list[dict[str, Any]]:
     """Per ``runs_on``: jobs queued, waiting and in progress, and the oldest wait (of all the jobs
     that matched, not only the listed ones)."""
     by: dict[str, dict[str, Any]] = {}
-    for entry in jobs:
-        runs_on = entry.group[0]
-        row = by.setdefault(runs_on, {"runs_on": runs_on, "queued": 0, "waiting": 0, "in_progress": 0,
-                                      "oldest_wait_seconds": None})  # fmt: skip
-        row[entry.phase] += 1
-        if entry.phase == "queued":
-            waited = round(max(0.0, now - entry.since), 3)
-            row["oldest_wait_seconds"] = max(row["oldest_wait_seconds"] or 0.0, waited)
+    for phase in INFLIGHT_JOB_PHASES:
+        for found in inflight.groups("job", phase):
+            if not accept(phase, found.group):
+                continue
+            runs_on = found.group[0]
+            row = by.setdefault(runs_on, {"runs_on": runs_on, "queued": 0, "waiting": 0, "in_progress": 0,
+                                          "oldest_wait_seconds": None})  # fmt: skip
+            row[phase] += found.attempts
+            if phase == "queued":
+                waited = round(max(0.0, now - found.oldest), 3)
+                row["oldest_wait_seconds"] = max(row["oldest_wait_seconds"] or 0.0, waited)
     return sorted(by.values(), key=lambda r: (-(r["oldest_wait_seconds"] or 0.0), r["runs_on"]))
+
+
+def job_filter(filters: Mapping[str, str]) -> Accept:
+    """Whether a job's set and group (runs_on, runner_group, repository) match the filters."""
+
+    def accept(phase: str, group: list[str]) -> bool:
+        runs_on, _runner_group, repository = group
+        return (
+            filters.get("phase", phase) == phase
+            and filters.get("runs_on", runs_on) == runs_on
+            and filters.get("repository", repository) == repository
+        )
+
+    return accept
+
+
+def run_filter(filters: Mapping[str, str]) -> Accept:
+    """Whether a run's set and group ([repository]) match the filters: none does when ``runs_on``
+    is given (runs have no runner)."""
+
+    def accept(phase: str, group: list[str]) -> bool:
+        return (
+            "runs_on" not in filters
+            and filters.get("phase", phase) == phase
+            and filters.get("repository", group[0]) == group[0]
+        )
+
+    return accept
 
 
 class InflightApi:
@@ -83,27 +115,15 @@ class InflightApi:
     def inflight(self, query: Mapping[str, str]) -> dict[str, Any]:
         filters, limit = parse_query(query)
         now = self._clock()
-        jobs, runs = [], []
-        for entry in self._ledger.read_inflight():
-            if "phase" in filters and entry.phase != filters["phase"]:
-                continue
-            if entry.kind == "job":
-                runs_on, _group, repository = entry.group
-                if (
-                    filters.get("runs_on", runs_on) == runs_on
-                    and filters.get("repository", repository) == repository
-                ):
-                    jobs.append(entry)
-            elif "runs_on" not in filters and filters.get("repository", entry.group[0]) == entry.group[0]:
-                runs.append(entry)
-        jobs.sort(key=lambda e: (e.since, e.key))
-        runs.sort(key=lambda e: (e.since, e.key))
+        inflight = self._ledger.read_inflight()
+        jobs, total_jobs = inflight.oldest_first("job", job_filter(filters), limit)
+        runs, total_runs = inflight.oldest_first("run", run_filter(filters), limit)
         return {
-            "jobs": self._jobs(jobs[:limit], now),
-            "runs": self._runs(runs[:limit], now),
-            "total_jobs": len(jobs),
-            "total_runs": len(runs),
-            "by_runs_on": summary(jobs, now),
+            "jobs": self._jobs(jobs, now),
+            "runs": self._runs(runs, now),
+            "total_jobs": total_jobs,
+            "total_runs": total_runs,
+            "by_runs_on": summary(inflight, job_filter(filters), now),
         }
 
     def recent(self, query: Mapping[str, str]) -> dict[str, Any]:

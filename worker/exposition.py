@@ -33,7 +33,8 @@ from redis.exceptions import RedisError
 from shared.rqadapter import QueueJobs
 from shared.settings import CostSettings
 from worker import codec
-from worker.ledger import InflightEntry, Ledger
+from worker.inflight import Inflight
+from worker.ledger import Ledger
 from worker.metrics import (
     COST_RATE,
     FAMILIES,
@@ -69,7 +70,7 @@ class View(NamedTuple):
     """What a scrape reads from Redis."""
 
     fields: dict[str, dict[bytes, bytes]]
-    inflight: list[InflightEntry]
+    inflight: Inflight
     queue_counts: dict[str, int]
     reconcile: Status
 
@@ -226,29 +227,23 @@ class Exposition:
             lines = codec.value_lines(name, fields)
         return Block(name, family.doc, family.kind, lines)
 
-    def _inflight(self, entries: list[InflightEntry]) -> list[Block]:
+    def _inflight(self, inflight: Inflight) -> list[Block]:
         now = self._clock()
-        job_labels, run_labels = self._ledger.inflight_labels("job"), self._ledger.inflight_labels("run")
-        counts: dict[str, dict[tuple[str, ...], int]] = defaultdict(lambda: defaultdict(int))
-        oldest: dict[str, dict[str, float]] = {"queued": {}, "in_progress": {}}
-        for entry in entries:
-            if entry.kind == "job":
-                runs_on, group, repository = entry.group
-                values = (runs_on, group, repository)[: len(job_labels)]
-                counts[JOB_PHASE_GAUGES[entry.phase].name][values] += 1
-                if entry.phase in oldest:
-                    oldest[entry.phase][runs_on] = min(
-                        oldest[entry.phase].get(runs_on, entry.since), entry.since
-                    )
-            else:
-                counts[RUN_PHASE_GAUGES[entry.phase].name][tuple(entry.group[: len(run_labels)])] += 1
         blocks = []
-        for family in (*JOB_PHASE_GAUGES.values(), *RUN_PHASE_GAUGES.values()):
-            names = job_labels if family in JOB_PHASE_GAUGES.values() else run_labels
-            block = self._block(family)
-            for values, count in sorted(counts[family.name].items()):
-                block.lines.append(sample(block.name, codec.label_text(names, values), number(count)))
-            blocks.append(block)
+        oldest: dict[str, dict[str, float]] = {"queued": {}, "in_progress": {}}
+        for kind, gauges in (("job", JOB_PHASE_GAUGES), ("run", RUN_PHASE_GAUGES)):
+            names = self._ledger.inflight_labels(kind)
+            for phase, family in gauges.items():
+                counts: dict[tuple[str, ...], int] = defaultdict(int)
+                for found in inflight.groups(kind, phase):
+                    counts[tuple(found.group[: len(names)])] += found.attempts
+                    if kind == "job" and phase in oldest:
+                        runs_on = found.group[0]
+                        oldest[phase][runs_on] = min(oldest[phase].get(runs_on, found.oldest), found.oldest)
+                block = self._block(family)
+                for values, count in sorted(counts.items()):
+                    block.lines.append(sample(block.name, codec.label_text(names, values), number(count)))
+                blocks.append(block)
         for phase, family in OLDEST_BY_PHASE.items():
             block = self._block(family)
             for runs_on, since in sorted(oldest[phase].items()):

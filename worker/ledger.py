@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from redis import Redis
 from redis.client import Pipeline
@@ -37,6 +37,7 @@ from shared.marks import DeliveryMarks, MarkState
 from shared.queueing import KEY_PREFIX
 from shared.scripts import LuaScript
 from worker import codec
+from worker.inflight import Inflight, Phase
 from worker.metrics import BY_NAME, JOB_PHASE_GAUGES, OVERFLOW, RUN_PHASE_GAUGES, LabelPolicy, Update
 from worker.state import INFLIGHT_JOB_PHASES, INFLIGHT_RUN_PHASES, State
 
@@ -67,19 +68,13 @@ def inflight_key(kind: str, phase: str) -> str:
     return key("inflight", kind, phase)
 
 
-def score_pairs(reply: list[Any]) -> list[tuple[bytes, Any]]:
-    """``ZRANGE ... WITHSCORES`` unparsed: pairs under RESP3, a flat list under RESP2."""
+def score_pairs(reply: list[Any]) -> tuple[Sequence[bytes], Sequence[Any]]:
+    """``ZRANGE ... WITHSCORES`` unparsed: its members and their scores (pairs under RESP3, a flat
+    list under RESP2)."""
     if reply and isinstance(reply[0], list):
-        return [(member, score) for member, score in reply]
-    return list(zip(reply[0::2], reply[1::2], strict=True))
-
-
-class InflightEntry(NamedTuple):  # a tuple: 10,000 are built per scrape and per API call
-    kind: str  # job or run
-    phase: str
-    group: list[str]  # gauge label values: [runs_on, runner_group, repository] or [repository]
-    since: float
-    key: str = ""  # the attempt's: job:<id>:<attempt> or run:<id>:<attempt>
+        members, scores = zip(*reply, strict=True)
+        return members, scores
+    return reply[0::2], reply[1::2]
 
 
 @dataclass(frozen=True)
@@ -292,21 +287,14 @@ class Ledger:
         """``{family: {label text: {suffix: value}}}`` for every family."""
         return {name: codec.decode(raw) for name, raw in self.read_fields().items()}
 
-    def read_inflight(self) -> list[InflightEntry]:
+    def read_inflight(self) -> Inflight:
+        """Every in-flight set, read at once (:mod:`worker.inflight`)."""
         pipe = self._connection.pipeline(transaction=False)
         wanted = [("job", p) for p in INFLIGHT_JOB_PHASES] + [("run", p) for p in INFLIGHT_RUN_PHASES]
         for kind, phase in wanted:  # the reply as it comes: redis-py's pairing took most of the time
             pipe.execute_command("ZRANGE", inflight_key(kind, phase), 0, -1, "WITHSCORES")  # type: ignore[no-untyped-call]
-        found = [
-            (kind, phase, member, score)
-            for (kind, phase), reply in zip(wanted, pipe.execute(), strict=True)
-            for member, score in score_pairs(reply)
-        ]
-        parts = codec.inflight_parts_all([member for _kind, _phase, member, _score in found])
-        return [
-            InflightEntry(kind, phase, group, float(score), key)
-            for (kind, phase, _member, score), (group, key) in zip(found, parts, strict=True)
-        ]
+        replies = zip(wanted, pipe.execute(), strict=True)
+        return Inflight([Phase(kind, phase, *score_pairs(reply)) for (kind, phase), reply in replies])
 
     def read_recent_failures(self) -> list[dict[str, Any]]:
         """The completed jobs that did not succeed, newest first (by ``completed_at``)."""

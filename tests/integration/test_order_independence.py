@@ -39,7 +39,8 @@ def final_metrics(exporter, items, batch_size, ignore=frozenset()):
     processed = sum(values["v"] for values in everything[LEDGER].values())
     assert processed == len({item["delivery_id"] for item in items})  # each delivery accounted once
     aggregates = {k: v for k, v in everything.items() if k not in ignore and k != LEDGER}
-    inflight = sorted((e.kind, e.phase, tuple(e.group), e.since) for e in exporter.ledger.read_inflight())
+    entries = exporter.ledger.read_inflight().entries()
+    inflight = sorted((e.kind, e.phase, tuple(e.group), e.since) for e in entries)
     return aggregates, inflight
 
 
