@@ -1,5 +1,7 @@
 """Scrape: the worker's /metrics render time and size with 10,000 and 100,000 series in Redis, and
-the same over HTTP, plain and gzipped."""
+the same over HTTP, plain and gzipped; then 10,000 job duration histogram series with an exemplar
+in every bucket, rendered as text and as OpenMetrics (with the exemplars), and the Redis bytes per
+histogram series with and without exemplars."""
 
 from __future__ import annotations
 
@@ -22,6 +24,21 @@ from worker.metrics import LabelPolicy
 
 T = TypeVar("T")
 SIZES = (10_000, 100_000)
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+HISTOGRAMS = 10_000
+
+
+def job_values(i: int) -> dict[str, str]:
+    """The labels of the ``i``-th job of the benchmark: a series of its own."""
+    return {
+        "repository": f"org/repo-{i % 500}",
+        "workflow": "CI",
+        "job": f"job-{i}",
+        "conclusion": "success",
+        "runner_group": "GitHub Actions",
+        "runs_on": "ubuntu-latest",
+        "attempt": "first",
+    }
 
 
 def fill(ledger: Ledger, policy: LabelPolicy, series: int) -> None:
@@ -30,17 +47,61 @@ def fill(ledger: Ledger, policy: LabelPolicy, series: int) -> None:
     for start in range(0, series, batch):
         updates = []
         for i in range(start, min(series, start + batch)):
-            values = {
-                "repository": f"org/repo-{i % 500}",
-                "workflow": "CI",
-                "job": f"job-{i}",
-                "conclusion": "success",
-                "runner_group": "GitHub Actions",
-                "runs_on": "ubuntu-latest",
-                "attempt": "first",
-            }
-            updates.append(policy.update("job_run_total", values, "inc", 1))
+            updates.append(policy.update("job_run_total", job_values(i), "inc", 1))
         ledger.add(updates)
+
+
+def fill_histograms(ledger: Ledger, policy: LabelPolicy, series: int) -> None:
+    """``series`` job duration histograms, one observation in each of their buckets, each with its
+    job as exemplar (as the worker writes them: the newest job of a bucket)."""
+    bounds = policy.buckets_of("job_run_duration_seconds")
+    for start in range(0, series, 100):
+        updates = []
+        for i in range(start, min(series, start + 100)):
+            values = job_values(i)
+            for b, bound in enumerate((*bounds, bounds[-1] * 2)):
+                job = 17_000_000_000 + i * 100 + b
+                updates.append(policy.update(
+                    "job_run_duration_seconds", values, "observe", bound * 0.9, at=1_790_000_000.0 + b,
+                    exemplar=f'run_id="{9_000_000_000 + i}",job_id="{job}"',
+                ))  # fmt: skip
+        ledger.add(updates)
+
+
+def histograms() -> dict[str, int]:
+    """Histogram series with exemplars: render times per format, Redis bytes with and without."""
+    from worker.__main__ import build_processor  # noqa: PLC0415 - the worker's own wiring
+
+    result: dict[str, int] = {"histogram_series": HISTOGRAMS}
+    for exemplars in ("true", "false"):
+        with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
+            settings = load_settings(
+                environ={
+                    "GHA_EXPORTER_REDIS__URL": redis.url,
+                    "GHA_EXPORTER_WEBHOOK__SECRETS": "bench",
+                    "GHA_EXPORTER_METRICS__MAX_SERIES_PER_FAMILY": str(HISTOGRAMS * 2),
+                    "GHA_EXPORTER_METRICS__EXEMPLARS": exemplars,
+                }
+            )
+            connection = Redis.from_url(redis.url)
+            built = build_processor(connection, settings, CollectorRegistry())
+            empty = int(connection.info("memory")["used_memory"])
+            fill_histograms(built.ledger, built.policy, HISTOGRAMS)
+            per_series = (int(connection.info("memory")["used_memory"]) - empty) // HISTOGRAMS
+            if exemplars == "true":
+                result["redis_bytes_per_series"] = per_series
+                text_s, (text, _) = best_of(built.exposition.render)
+                om_s, (om, _) = best_of(functools.partial(built.exposition.render, OPENMETRICS))
+                result |= {
+                    "text_ms": round(text_s * 1000), "text_bytes": len(text),
+                    "openmetrics_ms": round(om_s * 1000), "openmetrics_bytes": len(om),
+                    "exemplars": om.count(b" # {"),
+                }  # fmt: skip
+            else:
+                result["redis_bytes_per_series_without_exemplars"] = per_series
+            connection.close()
+    print(f"scrape {result}")  # noqa: T201 - a benchmark prints its figures
+    return result
 
 
 def best_of(call: Callable[[], T], times: int = 5) -> tuple[float, T]:
@@ -92,6 +153,7 @@ def main() -> list[dict[str, int]]:
         }
         print(f"scrape {result}")  # noqa: T201 - a benchmark prints its figures
         results.append(result)
+    results.append(histograms())
     return results
 
 

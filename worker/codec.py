@@ -10,9 +10,11 @@ One hash per family (:func:`worker.ledger.Ledger.agg_key`); one field per series
   the fact it holds), or, for a histogram, ``sum``, ``count`` and one field per bucket bound
   (``10.0``; ``+Inf`` for values above every bound) counting the observations that fell in that
   bucket alone: buckets are made cumulative when read (:func:`histogram_lines`);
-- a histogram bucket's exemplar, ``x`` and the bucket (``x10.0``): not a number but the exemplar as
-  OpenMetrics writes it after the ``#`` (``{run_id="1",job_id="2"} 7.5 1700000000.0``), of the
-  observation in that bucket whose fact is the newest (the time at the end; ties: the larger text).
+- a histogram bucket's exemplar, ``x`` and the bucket (``x10.0``): not a number but the time of
+  the fact, then the exemplar as OpenMetrics writes it after the ``#`` less its timestamp
+  (``1700000000.0 {run_id="1",job_id="2"} 7.5``), of the observation in that bucket whose fact is
+  the newest (ties: the larger text). The time comes first so the apply script finds it with a
+  plain search (an unanchored pattern for the last word cost 28 µs per exemplar).
 
 A member of an in-flight set (``inflight:<kind>:<phase>``) is the gauge's label values as JSON,
 then the attempt's key: :func:`inflight_member`.
@@ -87,8 +89,8 @@ def observation_fields(
     bucket = bucket_of(value, bounds)
     fields: list[list[Any]] = [[bucket, "n", "1"], [SUM, "f", repr(float(value))], [COUNT, "n", "1"]]
     if exemplar:
-        text = f"{{{exemplar}}} {number(value)} {number(at)}"  # as written after the '#'
-        fields.append([EXEMPLAR + bucket, "x", text, repr(float(at))])
+        stored = f"{number(at)} {{{exemplar}}} {number(value)}"
+        fields.append([EXEMPLAR + bucket, "x", stored, repr(float(at))])
     return fields
 
 
@@ -172,7 +174,11 @@ def histogram_lines(
 
 
 def _exemplar_tail(stored: bytes | None) -> str:
-    return "" if stored is None else " # " + stored.decode()
+    """`` # {labels} value timestamp`` from the stored ``timestamp {labels} value``."""
+    if stored is None:
+        return ""
+    at, _, exemplar = stored.decode().partition(" ")
+    return f" # {exemplar} {at}"
 
 
 # -- the earlier layout -----------------------------------------------------------------------

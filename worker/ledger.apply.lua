@@ -10,7 +10,7 @@
 --          label set past `limit` to the overflow labels and counts it in the `folded` hash;
 --          op 'n' adds an integer, 'f' a float, 'l' keeps the value of the newest fact
 --          (ties: the larger value, so any order agrees), its time in the field with suffix `at`;
---          'x' keeps the exemplar of the newest fact, its time the last word of the value (ties:
+--          'x' keeps the exemplar of the newest fact, its time the first word of the value (ties:
 --          the larger text);
 --   sep: between label text and suffix in a field name (worker/codec.py);
 --   recent: {} or {list, most kept, entry, ...}: entries pushed at the head, the list cut to most.
@@ -53,7 +53,7 @@ for _, a in ipairs(batch.aggs) do
     elseif f[2] == 'x' then
       local old = redis.call('HGET', a[1], name)
       local new_at = tonumber(f[4])
-      local old_at = old and tonumber(string.match(old, '(%S+)$')) or -1
+      local old_at = old and tonumber(string.sub(old, 1, string.find(old, ' ', 1, true) - 1)) or -1
       if not old or new_at > old_at or (new_at == old_at and f[3] > old) then
         redis.call('HSET', a[1], name, f[3])
       end
