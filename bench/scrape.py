@@ -5,13 +5,14 @@ histogram series with and without exemplars."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import CollectorRegistry
 from redis import Redis
@@ -21,6 +22,9 @@ from shared.settings import load_settings
 from stack.redis_server import RedisServer
 from worker.ledger import Ledger
 from worker.metrics import LabelPolicy
+
+if TYPE_CHECKING:
+    from worker.__main__ import Built
 
 T = TypeVar("T")
 SIZES = (10_000, 100_000)
@@ -68,23 +72,33 @@ def fill_histograms(ledger: Ledger, policy: LabelPolicy, series: int) -> None:
         ledger.add(updates)
 
 
-def histograms() -> dict[str, int]:
-    """Histogram series with exemplars: render times per format, Redis bytes with and without."""
+@contextlib.contextmanager
+def worker_on_fresh_redis(series: int, **environ: str) -> Iterator[tuple[Redis, Built]]:
+    """The worker's wiring on a Redis of its own, room for ``series`` series per family."""
     from worker.__main__ import build_processor  # noqa: PLC0415 - the worker's own wiring
 
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
+        settings = load_settings(
+            environ={
+                "GHA_EXPORTER_REDIS__URL": redis.url,
+                "GHA_EXPORTER_WEBHOOK__SECRETS": "bench",
+                "GHA_EXPORTER_METRICS__MAX_SERIES_PER_FAMILY": str(series * 2),
+                **environ,
+            }
+        )
+        connection = Redis.from_url(redis.url)
+        try:
+            yield connection, build_processor(connection, settings, CollectorRegistry())
+        finally:
+            connection.close()
+
+
+def histograms() -> dict[str, int]:
+    """Histogram series with exemplars: render times per format, Redis bytes with and without."""
     result: dict[str, int] = {"histogram_series": HISTOGRAMS}
     for exemplars in ("true", "false"):
-        with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
-            settings = load_settings(
-                environ={
-                    "GHA_EXPORTER_REDIS__URL": redis.url,
-                    "GHA_EXPORTER_WEBHOOK__SECRETS": "bench",
-                    "GHA_EXPORTER_METRICS__MAX_SERIES_PER_FAMILY": str(HISTOGRAMS * 2),
-                    "GHA_EXPORTER_METRICS__EXEMPLARS": exemplars,
-                }
-            )
-            connection = Redis.from_url(redis.url)
-            built = build_processor(connection, settings, CollectorRegistry())
+        fresh = worker_on_fresh_redis(HISTOGRAMS, GHA_EXPORTER_METRICS__EXEMPLARS=exemplars)
+        with fresh as (connection, built):
             empty = int(connection.info("memory")["used_memory"])
             fill_histograms(built.ledger, built.policy, HISTOGRAMS)
             per_series = (int(connection.info("memory")["used_memory"]) - empty) // HISTOGRAMS
@@ -99,7 +113,6 @@ def histograms() -> dict[str, int]:
                 }  # fmt: skip
             else:
                 result["redis_bytes_per_series_without_exemplars"] = per_series
-            connection.close()
     print(f"scrape {result}")  # noqa: T201 - a benchmark prints its figures
     return result
 
@@ -119,21 +132,9 @@ def fetch(url: str, headers: dict[str, str]) -> bytes:
 
 
 def main() -> list[dict[str, int]]:
-    from worker.__main__ import build_processor  # noqa: PLC0415 - the worker's own wiring
-
     results = []
     for series in SIZES:
-        with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
-            settings = load_settings(
-                environ={
-                    "GHA_EXPORTER_REDIS__URL": redis.url,
-                    "GHA_EXPORTER_WEBHOOK__SECRETS": "bench",
-                    "GHA_EXPORTER_METRICS__MAX_SERIES_PER_FAMILY": str(series * 2),
-                }
-            )
-            connection = Redis.from_url(redis.url)
-            registry = CollectorRegistry()
-            built = build_processor(connection, settings, registry)
+        with worker_on_fresh_redis(series) as (_connection, built):
             fill(built.ledger, built.policy, series)
             render_s, (body, _) = best_of(built.exposition.render)
             server = MetricsServer("127.0.0.1", 0, built.exposition.stream, lambda: True)
@@ -142,7 +143,6 @@ def main() -> list[dict[str, int]]:
             http_s, _ = best_of(functools.partial(fetch, url, {}))
             gzip_s, gzipped = best_of(functools.partial(fetch, url, {"Accept-Encoding": "gzip"}))
             server.stop()
-            connection.close()
         result = {
             "series": series,
             "render_ms": round(render_s * 1000),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from stack.browser import chromium_available, headless_chromium
 from stack.redis_server import RedisServer
 from tests.corpus import KRZKO, load
 from tests.e2e.system import ROOT, System
@@ -29,17 +29,9 @@ ARTIFACTS = Path(os.environ.get("GHA_EXPORTER_ARTIFACTS", ROOT / "artifacts"))
 
 @pytest.fixture(name="browser")
 def _browser() -> Iterator[Any]:
-    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
+    if not chromium_available():
         pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
-    from selenium import webdriver  # noqa: PLC0415 - only with a browser at hand
-    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or ""
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or ""))
+    driver = headless_chromium()
     yield driver
     driver.quit()
 
