@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 from bench import (
+    backlog,
     burst,
     inflight_api,
     long_labels,
@@ -27,6 +28,7 @@ BENCHMARKS: dict[str, Callable[[], object]] = {
     "slow_clients": slow_clients.main,
     "long_labels": long_labels.main,
     "inflight_api": inflight_api.main,
+    "backlog": backlog.main,
 }
 
 

@@ -4,7 +4,8 @@ answers 202, started the same way in the same run (the ratio is what to compare 
 
 The server runs pinned to CPU 0 and wrk to CPU 1 where the machine has two. Needs ``wrk``
 (Debian's package: ``apt-get install wrk``). ``BENCH_MIN_REPLICAS_ACK=1`` runs the receiver with
-``redis.min_replicas_ack`` 1 against a Redis with one replica (the cost of Redis's ``WAIT``).
+``redis.min_replicas_ack`` 1 against a Redis with one replica (the cost of Redis's ``WAIT``);
+``BENCH_COMPRESS_BODIES=true`` (or ``false``) sets ``queue.compress_bodies``.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ def main() -> dict[str, dict[str, float]]:
             GHA_EXPORTER_LOG__LEVEL="warning",
             GHA_EXPORTER_REDIS__MIN_REPLICAS_ACK=str(replicas),
         )
+        if "BENCH_COMPRESS_BODIES" in os.environ:
+            env["GHA_EXPORTER_QUEUE__COMPRESS_BODIES"] = os.environ["BENCH_COMPRESS_BODIES"]
         servers = {
             "receiver": subprocess.Popen([sys.executable, "-m", "receiver"], env=env),
             "bare": subprocess.Popen([sys.executable, "-m", "bench.bare_app", str(bare_port), SECRET]),

@@ -1,7 +1,10 @@
 """Worker: a queue pre-filled with real-shaped deliveries (mixed workflow_run/workflow_job, ten
 repositories), queued through the receivers' intake in RQ jobs of 100, then of 10 (group commit
 batches are small when Redis answers fast); deliveries/s drained into metrics by one
-``python -m worker`` process, then by two."""
+``python -m worker`` process, then by two. Three workloads (:data:`bench.workload.WORKLOADS`):
+``distinct`` (copies of a real run in GitHub's order), ``lifecycles`` (the same, shuffled) and
+``repetition`` (seven in nine deliveries of one job, then distinct completed jobs); ``BENCH_WORKLOADS``
+picks some (comma-separated)."""
 
 from __future__ import annotations
 
@@ -14,10 +17,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from bench.workload import accepted
-from receiver.intake import Intake
-from shared.marks import DeliveryMarks
-from shared.queueing import make_queue
+from bench.workload import accepted, queue_through_intake
 from shared.settings import load_settings
 from stack.ports import free_port
 from stack.redis_server import RedisServer
@@ -33,16 +33,13 @@ def processed(connection: Redis) -> float:
     return sum(float(v) for v in connection.hgetall(PROCESSED_KEY).values())
 
 
-def drain(workers: int, job_size: int = BATCH) -> dict[str, float]:
+def drain(workers: int, job_size: int = BATCH, workload: str = "distinct") -> dict[str, float | str]:
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
         config = {"GHA_EXPORTER_REDIS__URL": redis.url, "GHA_EXPORTER_WEBHOOK__SECRETS": "bench"}
         settings = load_settings(environ=config)
         connection = Redis.from_url(redis.url)
-        marks = DeliveryMarks(connection, lambda: 3600)
-        intake = Intake(marks, make_queue(connection, settings.queue), settings.queue)
-        items = accepted(RUNS)
-        for start in range(0, len(items), job_size):
-            intake.submit(items[start : start + job_size])
+        items = accepted(RUNS, workload=workload)
+        queue_through_intake(connection, settings, items, job_size)
         env = {**os.environ, **config, "GHA_EXPORTER_LOG__LEVEL": "warning"}
         processes = [
             subprocess.Popen(
@@ -63,7 +60,8 @@ def drain(workers: int, job_size: int = BATCH) -> dict[str, float]:
                 process.terminate()
                 process.wait(30)
         connection.close()
-    result = {
+    result: dict[str, float | str] = {
+        "workload": workload,
         "workers": workers,
         "deliveries": len(items),
         "deliveries_per_job": job_size,
@@ -74,9 +72,15 @@ def drain(workers: int, job_size: int = BATCH) -> dict[str, float]:
     return result
 
 
-def main() -> list[dict[str, float]]:
-    # jobs of 100, and of 10 as a burst's group commit makes them (the worker takes several at once)
-    return [drain(1), drain(2), drain(1, job_size=10)]
+def main() -> list[dict[str, float | str]]:
+    chosen = os.environ.get("BENCH_WORKLOADS", "distinct,lifecycles,repetition").split(",")
+    results = []
+    for workload in chosen:
+        results.append(drain(1, workload=workload))
+        if workload == "distinct":
+            # two workers; and jobs of 10, as a burst's group commit makes them
+            results += [drain(2), drain(1, job_size=10)]
+    return results
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         async_connection,
         lambda: holder.current.webhook.dedupe_ttl_seconds,
         replicas=settings.redis.min_replicas_ack,
+        compress=settings.queue.compress_bodies,
     )
     intake = AsyncIntake(async_connection, marks, queue, settings.queue)
     metrics = ReceiverMetrics(registry, settings.metrics.prefix)

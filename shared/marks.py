@@ -4,7 +4,8 @@ One per (hook id, delivery id), at ``gha-exporter:delivery:<hook id>:<delivery i
 ``state`` is
 
 - ``queued``: written by the receiver in the same script as the delivery's RQ job, with ``body``,
-  the payload exactly as signed (the job itself stays small);
+  the payload exactly as signed, or LZ4-compressed (:mod:`shared.bodies`; the job itself stays
+  small);
 - ``applied``: written by the worker in the transaction that applies the delivery; the body is
   dropped, the mark stays to answer redeliveries.
 
@@ -36,6 +37,7 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.client import Pipeline
 from redis.exceptions import RedisError
 
+from shared import bodies as stored_bodies
 from shared.queueing import KEY_PREFIX
 from shared.scripts import LuaScript
 
@@ -57,7 +59,17 @@ class MarkState(StrEnum):
 @dataclass(frozen=True)
 class Mark:
     state: MarkState
-    body: bytes | None  # the payload while queued
+    body: bytes | None  # the payload (as signed) while queued
+    unreadable: bool = False  # queued, but its stored body does not decompress
+
+
+def read_mark(state: bytes, stored: bytes | None) -> Mark:
+    if state != b"queued" or stored is None:
+        return Mark(MarkState(state.decode()), None)
+    try:
+        return Mark(MarkState.QUEUED, stored_bodies.unpack(stored))
+    except stored_bodies.UnreadableBody:
+        return Mark(MarkState.QUEUED, None, unreadable=True)
 
 
 def mark_key(hook_id: str, delivery_id: str) -> str:
@@ -67,9 +79,10 @@ def mark_key(hook_id: str, delivery_id: str) -> str:
     return f"{KEY_PREFIX}:delivery:{hook_id}:{delivery_id}"
 
 
-def create_arguments(ttl: int, bodies: Sequence[bytes], then: Sequence[Command]) -> list[Any]:
-    """ARGV of ``marks.create``: the TTL, the bodies, then each command as its length and arguments."""
-    args: list[Any] = [ttl, *bodies]
+def create_arguments(ttl: int, bodies: Sequence[bytes], then: Sequence[Command], compress: bool) -> list[Any]:
+    """ARGV of ``marks.create``: the TTL, the bodies (packed if ``compress``), then each command as
+    its length and arguments."""
+    args: list[Any] = [ttl, *(map(stored_bodies.pack, bodies) if compress else bodies)]
     for command in then:
         args += [len(command), *command]
     return args
@@ -85,17 +98,18 @@ def replicated(taken: Sequence[int], acknowledged: int, wanted: int) -> list[int
 class DeliveryMarks:
     """Marks on a blocking connection: the worker's reads and writes, and a blocking create."""
 
-    def __init__(self, connection: Redis, ttl: Ttl, replicas: int = 0) -> None:
+    def __init__(self, connection: Redis, ttl: Ttl, replicas: int = 0, compress: bool = False) -> None:
         self._connection = connection
         self._ttl = ttl
         self._replicas = replicas
+        self._compress = compress
         self._create = LuaScript("shared", "marks.create")
         self._read = LuaScript("shared", "marks.read")
         self._apply = LuaScript("shared", "marks.apply")
 
     def create(self, keys: Sequence[str], bodies: Sequence[bytes], then: Sequence[Command]) -> list[int]:
         """Create the marks and run ``then``, unless a mark exists: then nothing, and 1 for each taken."""
-        args = create_arguments(self._ttl(), bodies, then)
+        args = create_arguments(self._ttl(), bodies, then, self._compress)
         if not self._replicas:
             return list(self._create(self._connection, keys, args))
         with self._connection.pipeline(transaction=False) as pipe:  # WAIT: on the same connection
@@ -109,10 +123,7 @@ class DeliveryMarks:
         if not keys:
             return []
         flat = self._read(self._connection, keys, ["1"])
-        return [
-            Mark(MarkState(state.decode()), body if state == b"queued" else None)
-            for state, body in zip(flat[::2], flat[1::2], strict=True)
-        ]
+        return [read_mark(state, body) for state, body in zip(flat[::2], flat[1::2], strict=True)]
 
     def held(self, keys: Sequence[str]) -> list[MarkState]:
         """Each mark's state (``MISSING`` when there is none), in one round trip."""
@@ -135,16 +146,17 @@ class DeliveryMarks:
 class AsyncDeliveryMarks:
     """The receiver's create, on its asyncio connection."""
 
-    def __init__(self, connection: AsyncRedis, ttl: Ttl, replicas: int = 0) -> None:
+    def __init__(self, connection: AsyncRedis, ttl: Ttl, replicas: int = 0, compress: bool = False) -> None:
         self._connection = connection
         self._ttl = ttl
         self._replicas = replicas
+        self._compress = compress
         self._create = LuaScript("shared", "marks.create")
 
     async def create(
         self, keys: Sequence[str], bodies: Sequence[bytes], then: Sequence[Command]
     ) -> list[int]:
-        args = create_arguments(self._ttl(), bodies, then)
+        args = create_arguments(self._ttl(), bodies, then, self._compress)
         if not self._replicas:
             return list(await self._create(self._connection, keys, args))
         async with self._connection.pipeline(transaction=False) as pipe:

@@ -113,6 +113,7 @@ class QueueSettings:
     failure_ttl_seconds: int
     max_retries: int
     maintenance_interval_seconds: int
+    compress_bodies: bool
 
 
 @dataclass(frozen=True)

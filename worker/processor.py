@@ -134,6 +134,10 @@ class Processor:
             mark = next(marks)
             if mark.state is MarkState.APPLIED:  # by an earlier attempt of this RQ job: replayed below
                 items.append(Item(envelope, None))
+            elif mark.unreadable:
+                logger.warning("delivery {} ({}): its stored body does not decompress", envelope.delivery_id,
+                               envelope.event)  # fmt: skip
+                items.append(Item(envelope, None, "body_unreadable"))
             elif mark.body is None:
                 logger.warning("delivery {} ({}): its body is gone", envelope.delivery_id, envelope.event)
                 items.append(Item(envelope, None, "body_missing"))

@@ -2,12 +2,14 @@
 layout are read and converted; the TTL follows reloads on the worker's side."""
 
 import dataclasses
+import json
 import time
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from receiver.intake import Accepted, Intake, Outcome
+from shared.bodies import LZ4_MAGIC
 from shared.envelope import Envelope
 from shared.marks import DeliveryMarks, Mark, MarkState, mark_key
 from shared.queueing import make_queue
@@ -113,3 +115,44 @@ def test_read_and_states_and_apply(connection):
         pipe.execute()
     assert marks.read(keys) == [Mark(MarkState.APPLIED, None)] * 3
     assert all(0 < connection.ttl(key) <= 45 for key in keys)
+
+
+def test_compressed_and_plain_bodies_share_a_queue_and_are_counted_once(connection, settings, exporter):
+    """A receiver with queue.compress_bodies and one without (or of an earlier version) fill the same
+    queue: the worker reads both; the compressed mark takes a fraction of the bytes."""
+    queue = make_queue(connection, settings.queue)
+    other = dict(COMPLETED.data, workflow_job=dict(COMPLETED.data["workflow_job"], id=987654321))
+    plain_body = json.dumps(other).encode()
+    Intake(DeliveryMarks(connection, lambda: 60, compress=True), queue, settings.queue).submit(
+        [accepted("packed")]
+    )
+    Intake(DeliveryMarks(connection, lambda: 60), queue, settings.queue).submit(
+        [accepted("plain", plain_body)]
+    )
+    packed = connection.hget(mark_key("hook", "packed"), "body")
+    assert packed.startswith(LZ4_MAGIC)
+    assert len(packed) < len(COMPLETED.body) / 3
+    assert connection.hget(mark_key("hook", "plain"), "body") == plain_body
+    marks = DeliveryMarks(connection, lambda: 60)
+    assert [m.body for m in marks.read([mark_key("hook", "packed"), mark_key("hook", "plain")])] == [
+        COMPLETED.body,
+        plain_body,
+    ]
+    exporter.processor.process_batch(queued_entries(connection, settings))
+    assert exporter.value("webhook_deliveries_processed_total", event="workflow_job", result="changed") == 2
+    assert exporter.total("webhook_processing_errors_total") == 0
+    assert connection.hgetall(mark_key("hook", "packed")) == {b"state": b"applied"}
+
+
+def test_a_compressed_body_that_does_not_decompress_is_counted_as_an_error(connection, settings, exporter):
+    queue = make_queue(connection, settings.queue)
+    Intake(DeliveryMarks(connection, lambda: 60, compress=True), queue, settings.queue).submit(
+        [accepted("broken"), accepted("fine", json.dumps(dict(COMPLETED.data, action="completed")).encode())]
+    )
+    connection.hset(mark_key("hook", "broken"), "body", LZ4_MAGIC + b"\xff" * 40)  # damaged in Redis
+    exporter.processor.process_batch(queued_entries(connection, settings))
+    assert (
+        exporter.value("webhook_processing_errors_total", event="workflow_job", reason="body_unreadable") == 1
+    )
+    assert exporter.value("webhook_deliveries_processed_total", event="workflow_job", result="invalid") == 1
+    assert exporter.value("webhook_deliveries_processed_total", event="workflow_job", result="changed") == 1
