@@ -6,8 +6,9 @@
 --          aggs below; a folded member is also written to the state's `member` field, so that
 --          the attempt's next move removes what was added;
 --   aggs: {hash, labelset ('' when the family is not guarded), labels, overflow labels,
---          folded labels, {{suffix, op, value[, at]}, ...}}: the cardinality guard sends a new
---          label set past `limit` to the overflow labels and counts it in the `folded` hash;
+--          folded labels, {{suffix, op, value[, at]}, ...}, updates}: the cardinality guard sends a
+--          new label set past `limit` to the overflow labels and counts the updates it stands for
+--          in the `folded` hash;
 --          op 'n' adds an integer, 'f' a float, 'l' keeps the value of the newest fact
 --          (ties: the larger value, so any order agrees), its time in the field with suffix `at`;
 --          'x' keeps the exemplar of the newest fact, its time the first word of the value (ties:
@@ -41,7 +42,7 @@ for _, a in ipairs(batch.aggs) do
   if a[2] ~= '' and redis.call('SISMEMBER', a[2], labels) == 0 then
     if redis.call('SCARD', a[2]) >= limit then
       labels = a[4]
-      redis.call('HINCRBY', batch.folded[1], a[5] .. sep .. batch.folded[2], 1)
+      redis.call('HINCRBY', batch.folded[1], a[5] .. sep .. batch.folded[2], a[7])
     else
       redis.call('SADD', a[2], labels)
     end

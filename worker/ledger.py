@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from redis import Redis
@@ -97,6 +97,27 @@ class Changes:
 
 
 Decide = Callable[[Snapshot], tuple[Changes, R]]
+
+
+def merged_increments(updates: Sequence[Update]) -> list[tuple[Update, int]]:
+    """Whole-number increments of one series summed into one update, at the place of the first,
+    with how many it stands for (a batch counts ``webhook_deliveries_processed_total`` once per
+    delivery, and a job redelivered over and over moves the same series many times); the other
+    updates as they are, in order, standing for one. Fractional increments (costs) are left apart,
+    so a total does not depend on how deliveries were batched."""
+    out: list[tuple[Update, int]] = []
+    first: dict[tuple[str, tuple[str, ...]], int] = {}
+    for update in updates:
+        if update.op != "inc" or not float(update.value).is_integer():
+            out.append((update, 1))
+            continue
+        at = first.setdefault((update.family, update.labels), len(out))
+        if at == len(out):
+            out.append((update, 1))
+        else:
+            merged, count = out[at]
+            out[at] = (replace(merged, value=merged.value + update.value), count + 1)
+    return out
 
 
 class Ledger:
@@ -208,7 +229,7 @@ class Ledger:
                     batch["zadd"].append(
                         [inflight_key(kind, new[0]), new[2], new[1], *guard, state_key(attempt_key)]
                     )
-        batch["aggs"] = [self._encode(update) for update in changes.updates]
+        batch["aggs"] = [self._encode(update, count) for update, count in merged_increments(changes.updates)]
         batch["recent"] = [RECENT_FAILURES_KEY, self._recent, *changes.failed] if changes.failed else []
         folded = BY_NAME["series_folded_total"].name
         batch["folded"] = [self.agg_key(folded), codec.VALUE]
@@ -238,7 +259,9 @@ class Ledger:
         repository = ("repository",) if self._policy.settings.inflight_repository_label else ()
         return ("runs_on", "runner_group", *repository) if kind == "job" else repository
 
-    def _encode(self, update: Update) -> list[Any]:
+    def _encode(self, update: Update, count: int = 1) -> list[Any]:
+        """An update for the apply script; ``count``: how many updates it stands for (each would
+        count once in ``series_folded_total`` if folded)."""
         family = BY_NAME[update.family]
         if update.op == "inc":
             fields = codec.counter_fields(update.value)
@@ -256,6 +279,7 @@ class Ledger:
             codec.label_text(names, [OVERFLOW] * len(names)),
             codec.label_text(BY_NAME["series_folded_total"].default, [update.family]),
             fields,
+            count,
         ]
 
     # -- expiry ------------------------------------------------------------------------------

@@ -185,6 +185,10 @@ def test_cardinality_guard_folds_new_label_sets_into_overflow(make_exporter):
     # a known label set keeps counting past the limit
     exporter.processor.process_batch([job_variant(9, "job-1")])
     assert exporter.total("job_run_total", job="job-1") == 2
+    # three jobs of one new label set in one batch: one write for the three (merged), three folded
+    exporter.processor.process_batch([job_variant(i, "job-7") for i in (71, 72, 73)])
+    assert exporter.total("job_run_total", job="__overflow__") == 6
+    assert exporter.value("series_folded_total", family="job_run_total") == 6
 
 
 def test_step_metrics_are_off_by_default_and_counted_once_when_on(make_exporter):

@@ -45,7 +45,7 @@ def apply(redis, **batch):
 
 
 def latest(value, at):
-    return ["agg", "", 'a="x"', 'a="__overflow__"', 'family="f"', [["v", "l", value, at]]]
+    return ["agg", "", 'a="x"', 'a="__overflow__"', 'family="f"', [["v", "l", value, at]], 1]
 
 
 def test_ledger_apply_keeps_the_newest_fact_and_on_a_tie_the_larger_value(redis):
@@ -64,8 +64,8 @@ def test_ledger_apply_replaces_states_moves_inflight_and_guards_cardinality(redi
     redis.hset("state", mapping={"old": "1"})
     redis.zadd("inflight:queued", {"member": 1})
 
-    def counter(labels):
-        return ["agg", "guard", labels, 'a="__overflow__"', 'family="f"', [["v", "n", "1"]]]
+    def counter(labels, updates=1):  # one entry standing for `updates` merged increments of 1
+        return ["agg", "guard", labels, 'a="__overflow__"', 'family="f"', [["v", "n", str(updates)]], updates]
 
     apply(
         redis,
@@ -82,6 +82,9 @@ def test_ledger_apply_replaces_states_moves_inflight_and_guards_cardinality(redi
     fields = {k.decode(): int(v) for k, v in redis.hgetall("agg").items()}
     assert fields == {f'a="1"{SEP}v': 2, f'a="2"{SEP}v': 1, f'a="__overflow__"{SEP}v': 1}
     assert redis.hgetall("folded") == {f'family="f"{SEP}v'.encode(): b"1"}
+    apply(redis, limit=2, aggs=[counter('a="4"', updates=3)])  # folded: counts the three updates
+    assert redis.hget("agg", f'a="__overflow__"{SEP}v') == b"4"
+    assert redis.hgetall("folded") == {f'family="f"{SEP}v'.encode(): b"4"}
 
 
 def test_ledger_apply_guards_the_inflight_gauges_and_records_a_folded_member_in_the_state(redis):
