@@ -317,9 +317,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("queue.max_retries", integer(1), 5, False,
            "How often a failed or abandoned job is retried before it is left in the failed registry.",
            kind="integer"),
-    Option("queue.compress_bodies", boolean, False, False,
-           "The receiver keeps each queued body LZ4-compressed (about a fifth of its size, for about"
-           " 9 us of CPU per delivery); the worker reads either form.", kind="boolean"),
+    Option("queue.compress_bodies", boolean, True, False,
+           "The receiver keeps each queued body LZ4-compressed: 3.2 KB of Redis per queued 12 KB"
+           " delivery instead of 12.8 KB, for about 10 us of CPU (and fewer bytes to send: faster at"
+           " 64 connections); the worker reads either form.", kind="boolean"),
     Option("queue.maintenance_interval_seconds", integer(1), 15, False,
            "How often the worker looks for abandoned jobs to retry.", kind="integer"),
     Option("metrics.prefix", text, "github_actions_", False, "Prefix of every metric name."),

@@ -30,7 +30,9 @@ def running_receiver(settings: Settings) -> Iterator[str]:
     connection = Redis.from_url(settings.redis.url)
     async_connection = connect_async(settings.redis)
     holder = SettingsHolder(settings)
-    marks = AsyncDeliveryMarks(async_connection, lambda: settings.webhook.dedupe_ttl_seconds)
+    marks = AsyncDeliveryMarks(
+        async_connection, lambda: settings.webhook.dedupe_ttl_seconds, compress=settings.queue.compress_bodies
+    )
     intake = AsyncIntake(async_connection, marks, make_queue(connection, settings.queue), settings.queue)
     registry = CollectorRegistry()
     services = Services(holder, intake, ReceiverMetrics(registry, settings.metrics.prefix), registry)
