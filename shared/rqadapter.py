@@ -10,8 +10,9 @@ that changes one fails there, with the piece named:
   written all or nothing.
 - **RQ's storage**: a queue is a list of job ids at ``Queue.key`` (head: next to run), a job is a
   hash at ``Job.redis_job_namespace_prefix + id``, and a job a worker took but has not started waits
-  in the list at ``Queue.intermediate_queue_key``. The worker claims further jobs from the head of
-  the list (:class:`QueueJobs`, scripts ``shared/rqadapter.*.lua``), and the scrape counts them.
+  in the list at ``Queue.intermediate_queue_key`` (the worker puts back those left there by a dead
+  worker: :meth:`QueueJobs.requeue_stuck`). The worker claims further jobs from the head of the
+  list (:class:`QueueJobs`, scripts ``shared/rqadapter.*.lua``), and the scrape counts them.
 - **The worker's hooks** (:class:`InProcessWorker`): ``SimpleWorker``'s private
   ``_install_signal_handlers``, ``_stop_requested`` and ``_set_connection``, ``get_heartbeat_ttl``,
   ``dequeue_job_and_maintain_ttl(timeout, max_idle_time)``, ``perform_job(job, queue, execution)``
@@ -102,6 +103,35 @@ class QueueJobs:
         """Put back at the head of the queue the claims older than ``cutoff`` whose job still exists."""
         prefix = self.queue.job_class.redis_job_namespace_prefix
         return int(self._reclaim(self.connection, [self.queue.key, claimed], [cutoff, prefix]))
+
+    def requeue_stuck(self, seen_key: str, now: float, cutoff: float) -> int:
+        """Put back at the head of the queue the RQ jobs a worker took but never started (it died
+        between RQ's dequeue and the start), once seen so since before ``cutoff``; ``seen_key`` (a
+        hash) keeps when each was first seen. A live worker starts what it takes within
+        milliseconds; RQ's own cleanup of this list runs behind its maintenance lock, which a worker
+        killed while holding it keeps for 15 minutes. Returns how many went back."""
+        intermediate = self.queue.intermediate_queue_key
+        waiting = [job_id.decode() for job_id in self.connection.lrange(intermediate, 0, -1)]
+        seen = {k.decode(): float(v) for k, v in self.connection.hgetall(seen_key).items()}
+        started = StartedJobRegistry(queue=self.queue)
+        moved = 0
+        for job_id in waiting:
+            if job_id in started:
+                continue
+            first = seen.get(job_id)
+            if first is None:
+                self.connection.hset(seen_key, job_id, repr(now))
+            elif first < cutoff:
+                with self.connection.pipeline() as pipe:
+                    pipe.lrem(intermediate, 1, job_id)
+                    pipe.lpush(self.queue.key, job_id)
+                    pipe.hdel(seen_key, job_id)
+                    pipe.execute()
+                moved += 1
+        gone = set(seen) - set(waiting)
+        if gone:
+            self.connection.hdel(seen_key, *gone)
+        return moved
 
     def requeue_abandoned(self) -> None:
         """Retry (or fail, past its retries) every started RQ job whose lease lapsed: its worker died."""

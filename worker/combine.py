@@ -38,6 +38,11 @@ def claimed_key(queue_name: str) -> str:
     return f"{KEY_PREFIX}:claimed:{queue_name}"
 
 
+def dequeued_seen_key(queue_name: str) -> str:
+    """When each RQ job found taken but not started was first seen so (:meth:`QueueJobs.requeue_stuck`)."""
+    return f"{KEY_PREFIX}:dequeued-seen:{queue_name}"
+
+
 def is_ours(job: Job) -> bool:
     try:
         return (
@@ -59,6 +64,7 @@ class Combiner:
         self._lease_seconds = lease_seconds
         self._clock = clock
         self._claimed = claimed_key(jobs.queue.name)
+        self._seen = dequeued_seen_key(jobs.queue.name)
         self._held: list[str] = []  # the ids of the RQ jobs this worker claimed and still holds
         self._held_lock = threading.Lock()
 
@@ -129,12 +135,15 @@ class Combiner:
         return self._jobs.reclaim(self._claimed, self._clock() - self._lease_seconds)
 
     def recover(self) -> int:
-        """A dead worker's batch back on the queue: its claims, and its RQ job in hand (RQ's started
-        registry, whose lease it renewed too). Run by every worker's sweeper; a short lock keeps two
-        from retrying the same RQ job at once. Returns how many claims went back."""
+        """A dead worker's batch back on the queue: its claims, its RQ job in hand (RQ's started
+        registry, whose lease it renewed too), and an RQ job it took but had not started yet (RQ's
+        intermediate list). Run by every worker's sweeper; a short lock keeps two from retrying the
+        same RQ job at once. Returns how many claims and taken jobs went back."""
         lock = f"{KEY_PREFIX}:lock:recover:{self._jobs.queue.name}"
         if not self._jobs.connection.set(lock, "1", nx=True, px=max(1000, self._lease_seconds * 1000 // 3)):
             return 0
         reclaimed = self.reclaim()
         self._jobs.requeue_abandoned()
+        now = self._clock()
+        reclaimed += self._jobs.requeue_stuck(self._seen, now, now - self._lease_seconds)
         return reclaimed

@@ -89,6 +89,42 @@ def test_a_job_taken_but_not_started_waits_in_the_intermediate_list(queue, conne
         worker.register_death()
 
 
+def test_a_job_a_dead_worker_took_but_never_started_goes_back_to_the_head_once_seen_long_enough(
+    queue, connection, settings
+):
+    """The worker is killed between RQ's dequeue and the start (the fault suite's kill -9 hit it):
+    the job waits in the intermediate list; the sweeper first notes it, and puts it back at the
+    head of the queue once it has been seen there, unstarted, since before the cutoff."""
+    stuck, later = enqueue(queue, "stuck"), enqueue(queue, "later")
+    worker = make_worker(connection, settings.queue, StopFlag())
+    worker.register_birth()
+    try:
+        job, _ = worker.dequeue_job_and_maintain_ttl(1)  # taken, then the worker "dies"
+    finally:
+        worker.register_death()
+    assert job.id == stuck
+    jobs, seen = QueueJobs(queue), "test:dequeued-seen"
+    assert jobs.requeue_stuck(seen, now=100.0, cutoff=90.0) == 0  # first seen now: a live worker may start it
+    assert jobs.requeue_stuck(seen, now=105.0, cutoff=95.0) == 0  # seen at 100: not before the cutoff
+    assert jobs.requeue_stuck(seen, now=111.0, cutoff=101.0) == 1
+    assert connection.lrange(queue.intermediate_queue_key, 0, -1) == []
+    assert connection.lrange(queue.key, 0, -1) == [stuck.encode(), later.encode()]  # at the head
+    assert connection.exists(seen) == 0  # nothing left to remember
+
+
+def test_a_started_job_in_the_intermediate_list_is_left_to_its_worker(queue, connection):
+    job_id = enqueue(queue, "x")
+    connection.lrem(queue.key, 1, job_id)  # taken, and started: RQ 3 scores "<job id>:<execution id>"
+    connection.rpush(queue.intermediate_queue_key, job_id)
+    connection.zadd(queue.started_job_registry.key, {f"{job_id}:execution": time.time() + 60})
+    assert job_id in queue.started_job_registry
+    jobs, seen = QueueJobs(queue), "test:dequeued-seen"
+    assert jobs.requeue_stuck(seen, now=100.0, cutoff=90.0) == 0
+    assert jobs.requeue_stuck(seen, now=200.0, cutoff=190.0) == 0
+    assert connection.lrange(queue.intermediate_queue_key, 0, -1) == [job_id.encode()]
+    assert connection.exists(seen) == 0
+
+
 def test_the_heartbeat_ttl_hook_decides_how_long_a_started_job_counts_as_alive(queue, connection, settings):
     enqueue(queue, "x")
     worker = make_worker(connection, settings.queue, StopFlag())
