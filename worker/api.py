@@ -42,10 +42,14 @@ def attempt_of(key: str) -> tuple[int, int]:
     return int(number), int(attempt)
 
 
-def parse_query(query: Mapping[str, str]) -> tuple[dict[str, str], int]:
-    unknown = set(query) - {"repository", "runs_on", "phase", "limit"}
+def known_only(query: Mapping[str, str], known: set[str]) -> None:
+    unknown = set(query) - known
     if unknown:
         raise BadQuery(f"unknown parameters: {', '.join(sorted(unknown))}")
+
+
+def parse_query(query: Mapping[str, str]) -> tuple[dict[str, str], int]:
+    known_only(query, {"repository", "runs_on", "phase", "limit"})
     phase = query.get("phase")
     if phase is not None and phase not in INFLIGHT_JOB_PHASES:
         raise BadQuery(f"phase must be one of {', '.join(INFLIGHT_JOB_PHASES)}")
@@ -115,22 +119,20 @@ class InflightApi:
     def inflight(self, query: Mapping[str, str]) -> dict[str, Any]:
         filters, limit = parse_query(query)
         now = self._clock()
-        inflight = self._ledger.read_inflight()
-        jobs, total_jobs = inflight.oldest_first("job", job_filter(filters), limit)
+        inflight, accept_job = self._ledger.read_inflight(), job_filter(filters)
+        jobs, total_jobs = inflight.oldest_first("job", accept_job, limit)
         runs, total_runs = inflight.oldest_first("run", run_filter(filters), limit)
         return {
             "jobs": self._jobs(jobs, now),
             "runs": self._runs(runs, now),
             "total_jobs": total_jobs,
             "total_runs": total_runs,
-            "by_runs_on": summary(inflight, job_filter(filters), now),
+            "by_runs_on": summary(inflight, accept_job, now),
         }
 
     def recent(self, query: Mapping[str, str]) -> dict[str, Any]:
         """``GET /api/v1/recent``: the completed jobs that did not succeed, newest first."""
-        unknown = set(query) - {"limit"}
-        if unknown:
-            raise BadQuery(f"unknown parameters: {', '.join(sorted(unknown))}")
+        known_only(query, {"limit"})
         jobs = []
         for entry in self._ledger.read_recent_failures()[: parse_limit(query.get("limit"), MAX_LIMIT)]:
             completed = entry.get("completed_at")

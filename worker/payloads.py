@@ -58,7 +58,7 @@ class JobEvent(Common):
     started_at: datetime | None
     completed_at: datetime | None
     steps: tuple[Step, ...] = ()
-    html_url: str = ""  # the job's page on GitHub (http(s) only, else empty)
+    html_url: str = ""  # the job's page on GitHub (http(s), at most MAX_URL; else empty)
 
     @property
     def ran_on_runner(self) -> bool:
@@ -77,7 +77,7 @@ class RunEvent(Common):
     created_at: datetime | None
     run_started_at: datetime | None
     updated_at: datetime | None
-    html_url: str = ""  # the run's page on GitHub (http(s) only, else empty)
+    html_url: str = ""  # the run's page on GitHub (http(s), at most MAX_URL; else empty)
 
 
 def _field(
@@ -127,11 +127,15 @@ def _timestamp(obj: dict[str, Any], key: str, where: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+MAX_URL = 512  # longer than any page address GitHub sends
+
+
 def _web_url(obj: dict[str, Any]) -> str:
-    """``html_url`` when it is an http(s) address of valid Unicode (a page links to it), else empty:
-    it is only shown, so a strange one never makes the payload unusable."""
+    """``html_url`` when it is an http(s) address of valid Unicode, at most :data:`MAX_URL`
+    characters (a page links to it), else empty: it is only shown, so a strange one never makes the
+    payload unusable."""
     value = obj.get("html_url")
-    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+    if not isinstance(value, str) or len(value) > MAX_URL or not value.startswith(("https://", "http://")):
         return ""
     try:
         return _unicode(value, "html_url")

@@ -37,7 +37,6 @@ YES = "1"
 # kept in a job's or run's state while it is in flight, for the in-flight page and API
 SHOWN_JOB_FIELDS = ("workflow", "job", "run_id", "html_url")
 SHOWN_RUN_FIELDS = ("head_branch", "html_url")
-MAX_URL = 512
 
 
 SUCCEEDED = ("success", "skipped", "neutral")
@@ -54,15 +53,10 @@ def failed_job(
             "run_id": event.run_id, "run_attempt": event.run_attempt, "job_id": event.job_id,
             "runs_on": values["runs_on"], "runner_group": values["runner_group"],
             "conclusion": values["conclusion"], "completed_at": completed, "duration_seconds": took,
-            "html_url": web_url(event.html_url),
+            "html_url": event.html_url,
         },
         separators=(",", ":"),
     )  # fmt: skip
-
-
-def web_url(url: str) -> str:
-    """A payload's page address as kept: empty when longer than any GitHub address."""
-    return url if len(url) <= MAX_URL else ""
 
 
 def job_exemplar(event: JobEvent) -> str:
@@ -159,7 +153,7 @@ class Transitions:
         state["score"] = repr(score)
         state.update(  # for the in-flight page and API (worker.api), while the job is in flight
             workflow=values["workflow"], job=values["job"], run_id=str(event.run_id or ""),
-            html_url=web_url(event.html_url),
+            html_url=event.html_url,
         )  # fmt: skip
 
     def _job_completed(
@@ -251,7 +245,7 @@ class Transitions:
         state["inflight"] = phase
         state["member"] = inflight_member([values["repository"]], run_key(event.run_id, event.run_attempt))
         state["score"] = repr(score if score is not None else received_at)
-        state.update(head_branch=bounded(event.branch, self._labels.limit), html_url=web_url(event.html_url))
+        state.update(head_branch=bounded(event.branch, self._labels.limit), html_url=event.html_url)
 
     def _run_queue_time(self, run: State, out: Effects) -> None:
         if run.get("queue_observed"):

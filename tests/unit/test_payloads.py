@@ -46,6 +46,22 @@ def test_job_fields():
     assert (event.completed_at - event.started_at).total_seconds() == 16
 
 
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://github.com/o/r/actions/runs/1/job/2", True),
+        ("https://github.com/" + "r" * (512 - 19), True),  # 512 characters: the longest kept
+        ("https://github.com/" + "r" * (512 - 18), False),
+        ("javascript:alert(1)", False),
+        (42, False),
+    ],
+)
+def test_a_page_address_is_kept_only_when_http_and_not_too_long(url, kept):
+    data = load("grafana-ci-otel-collector/workflow_job/9_workflow_job_completed.json").data
+    data["workflow_job"]["html_url"] = url
+    assert parse_job(json.dumps(data)).html_url == (url if kept else "")
+
+
 def test_old_run_without_attempt_or_run_started_at():
     event = parse_run(load("hub4j-github-api/workflow_run/workflow_run_pull_request.json").body.decode())
     assert event.run_attempt == 1
