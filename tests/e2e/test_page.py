@@ -54,11 +54,9 @@ def job(action: str, name: str, conclusion: str | None = None) -> bytes:
     data["workflow_job"].update(id=4242, name=name, run_attempt=1)
     moment = time.time() - 95  # a job of a minute and a half ago, so the page reads as in real use
     for field in ("created_at", "started_at"):
-        data["workflow_job"][field] = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        data["workflow_job"][field] = iso(moment)
     if action == "completed":
-        data["workflow_job"]["completed_at"] = datetime.fromtimestamp(moment + 80, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
+        data["workflow_job"]["completed_at"] = iso(moment + 80)
     if conclusion:
         data["workflow_job"]["conclusion"] = conclusion
     return json.dumps(data).encode()
