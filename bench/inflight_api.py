@@ -7,40 +7,29 @@ thread is while it refreshes every 5 s and counts ages up every second."""
 
 from __future__ import annotations
 
-import json
-import tempfile
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-from redis import Redis
-
-from shared.envelope import Envelope
+from bench.fresh_worker import used_memory, worker_on_fresh_redis
+from bench.workload import sample_variants
 from shared.metrics_http import MetricsServer
-from shared.settings import load_settings
 from stack.browser import chromium_available, headless_chromium
-from stack.redis_server import RedisServer
 from worker.api import InflightApi, json_route
 from worker.page import page_routes
 
 JOBS = 10_000
-SAMPLE = Path(__file__).resolve().parent.parent / "stack" / "samples" / "1-workflow_job-queued.json"
+
+
+def vary(data: dict[str, Any], i: int) -> None:
+    """Job ``i``: half queued, half in progress, 50 runner label sets, 200 repositories."""
+    data["workflow_job"].update(id=20_000_000 + i, labels=[f"pool-{i % 50}"], name=f"job-{i}")
+    data["action"] = "queued" if i % 2 else "in_progress"
+    data["repository"]["full_name"] = f"org/repo-{i % 200}"
 
 
 def deliveries() -> list[dict[str, Any]]:
-    data = json.loads(SAMPLE.read_text())
-    data = data.get("payload", data)
-    items = []
-    for i in range(JOBS):
-        job = data["workflow_job"]
-        job.update(id=20_000_000 + i, labels=[f"pool-{i % 50}"], name=f"job-{i}")
-        data["action"] = "queued" if i % 2 else "in_progress"
-        data["repository"]["full_name"] = f"org/repo-{i % 200}"
-        body = json.dumps(data).encode()
-        items.append(Envelope.from_bytes("workflow_job", f"inflight-{i}", "1", time.time(), body).to_dict())
-    return items
+    return sample_variants("1-workflow_job-queued.json", JOBS, "inflight", vary)
 
 
 def page_in_browser(url: str, watch_seconds: float = 15.0) -> dict[str, float]:
@@ -86,19 +75,12 @@ def best_ms(url: str, times: int = 5) -> tuple[float, int]:
 
 
 def main() -> dict[str, Any]:
-    from worker.__main__ import build_processor  # noqa: PLC0415 - the worker's own wiring
-
-    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
-        settings = load_settings(
-            environ={"GHA_EXPORTER_REDIS__URL": redis.url, "GHA_EXPORTER_WEBHOOK__SECRETS": "b"}
-        )
-        connection = Redis.from_url(redis.url)
-        built = build_processor(connection, settings, CollectorRegistry())
-        empty = int(connection.info("memory")["used_memory"])
+    with worker_on_fresh_redis() as (connection, built):
+        empty = used_memory(connection)
         items = deliveries()
         for start in range(0, JOBS, 500):
             built.processor.process_batch(items[start : start + 500])
-        used = int(connection.info("memory")["used_memory"]) - empty
+        used = used_memory(connection) - empty
         api = InflightApi(built.ledger)
         server = MetricsServer(
             "127.0.0.1", 0, lambda _accept: ([b""], "text/plain"), lambda: True,
@@ -114,7 +96,6 @@ def main() -> dict[str, Any]:
             page = page_in_browser(f"http://127.0.0.1:{server.port}/") if chromium_available() else {}
         finally:
             server.stop()
-            connection.close()
     result = {
         "inflight_jobs": JOBS,
         "limit_500_ms": default_ms,

@@ -9,35 +9,25 @@ process that did nothing bigger before.
 
 from __future__ import annotations
 
-import json
 import resource
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-from redis import Redis
-
-from shared.envelope import Envelope
-from shared.settings import load_settings
-from stack.redis_server import RedisServer
+from bench.fresh_worker import used_memory, worker_on_fresh_redis
+from bench.workload import sample_variants
 
 JOBS = 5_000
 NAME_BYTES = 1_000
-SAMPLE = Path(__file__).resolve().parent.parent / "stack" / "samples" / "9-workflow_job-completed.json"
+
+
+def vary(data: dict[str, Any], i: int) -> None:
+    """Job ``i``, completed, in a repository of its own with a ``NAME_BYTES`` name."""
+    data["repository"]["full_name"] = f"org/{i:06d}-" + "r" * (NAME_BYTES - 11)
+    data["workflow_job"]["id"] = 10_000_000 + i
 
 
 def deliveries() -> list[dict[str, Any]]:
-    data = json.loads(SAMPLE.read_text())
-    data = data.get("payload", data)
-    items = []
-    for i in range(JOBS):
-        data["repository"]["full_name"] = f"org/{i:06d}-" + "r" * (NAME_BYTES - 11)
-        data["workflow_job"]["id"] = 10_000_000 + i
-        body = json.dumps(data).encode()
-        items.append(Envelope.from_bytes("workflow_job", f"long-{i}", "1", time.time(), body).to_dict())
-    return items
+    return sample_variants("9-workflow_job-completed.json", JOBS, "long", vary)
 
 
 def peak_mb() -> float:
@@ -45,19 +35,12 @@ def peak_mb() -> float:
 
 
 def main() -> dict[str, float]:
-    from worker.__main__ import build_processor  # noqa: PLC0415 - the worker's own wiring
-
     items = deliveries()
-    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
-        settings = load_settings(
-            environ={"GHA_EXPORTER_REDIS__URL": redis.url, "GHA_EXPORTER_WEBHOOK__SECRETS": "bench"}
-        )
-        connection = Redis.from_url(redis.url)
-        built = build_processor(connection, settings, CollectorRegistry())
-        empty = int(connection.info("memory")["used_memory"])
+    with worker_on_fresh_redis() as (connection, built):
+        empty = used_memory(connection)
         for start in range(0, JOBS, 100):
             built.processor.process_batch(items[start : start + 100])
-        added = int(connection.info("memory")["used_memory"]) - empty
+        added = used_memory(connection) - empty
         del items
         before = peak_mb()
         started = time.perf_counter()
@@ -71,7 +54,6 @@ def main() -> dict[str, float]:
             "scrape_ms": round(took * 1000),
             "scrape_peak_rss_added_mb": round(peak_mb() - before, 1),
         }
-        connection.close()
     print(f"long_labels {result}")  # noqa: T201 - a benchmark prints its figures
     return result
 

@@ -5,26 +5,16 @@ histogram series with and without exemplars."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
-from prometheus_client import CollectorRegistry
-from redis import Redis
-
+from bench.fresh_worker import used_memory, worker_on_fresh_redis
 from shared.metrics_http import MetricsServer
-from shared.settings import load_settings
-from stack.redis_server import RedisServer
 from worker.ledger import Ledger
 from worker.metrics import LabelPolicy
-
-if TYPE_CHECKING:
-    from worker.__main__ import Built
 
 T = TypeVar("T")
 SIZES = (10_000, 100_000)
@@ -72,36 +62,20 @@ def fill_histograms(ledger: Ledger, policy: LabelPolicy, series: int) -> None:
         ledger.add(updates)
 
 
-@contextlib.contextmanager
-def worker_on_fresh_redis(series: int, **environ: str) -> Iterator[tuple[Redis, Built]]:
-    """The worker's wiring on a Redis of its own, room for ``series`` series per family."""
-    from worker.__main__ import build_processor  # noqa: PLC0415 - the worker's own wiring
-
-    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
-        settings = load_settings(
-            environ={
-                "GHA_EXPORTER_REDIS__URL": redis.url,
-                "GHA_EXPORTER_WEBHOOK__SECRETS": "bench",
-                "GHA_EXPORTER_METRICS__MAX_SERIES_PER_FAMILY": str(series * 2),
-                **environ,
-            }
-        )
-        connection = Redis.from_url(redis.url)
-        try:
-            yield connection, build_processor(connection, settings, CollectorRegistry())
-        finally:
-            connection.close()
+def room_for(series: int) -> dict[str, str]:
+    """Settings that let each family hold ``series`` series (and more)."""
+    return {"GHA_EXPORTER_METRICS__MAX_SERIES_PER_FAMILY": str(series * 2)}
 
 
 def histograms() -> dict[str, int]:
     """Histogram series with exemplars: render times per format, Redis bytes with and without."""
     result: dict[str, int] = {"histogram_series": HISTOGRAMS}
     for exemplars in ("true", "false"):
-        fresh = worker_on_fresh_redis(HISTOGRAMS, GHA_EXPORTER_METRICS__EXEMPLARS=exemplars)
+        fresh = worker_on_fresh_redis(**room_for(HISTOGRAMS), GHA_EXPORTER_METRICS__EXEMPLARS=exemplars)
         with fresh as (connection, built):
-            empty = int(connection.info("memory")["used_memory"])
+            empty = used_memory(connection)
             fill_histograms(built.ledger, built.policy, HISTOGRAMS)
-            per_series = (int(connection.info("memory")["used_memory"]) - empty) // HISTOGRAMS
+            per_series = (used_memory(connection) - empty) // HISTOGRAMS
             if exemplars == "true":
                 result["redis_bytes_per_series"] = per_series
                 text_s, (text, _) = best_of(built.exposition.render)
@@ -134,7 +108,7 @@ def fetch(url: str, headers: dict[str, str]) -> bytes:
 def main() -> list[dict[str, int]]:
     results = []
     for series in SIZES:
-        with worker_on_fresh_redis(series) as (_connection, built):
+        with worker_on_fresh_redis(**room_for(series)) as (_connection, built):
             fill(built.ledger, built.policy, series)
             render_s, (body, _) = best_of(built.exposition.render)
             server = MetricsServer("127.0.0.1", 0, built.exposition.stream, lambda: True)

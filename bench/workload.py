@@ -78,6 +78,21 @@ WORKLOADS: dict[str, Callable[[int], list[tuple[str, bytes]]]] = {
 }
 
 
+def sample_variants(
+    sample: str, count: int, prefix: str, change: Callable[[dict[str, Any], int], None]
+) -> list[dict[str, Any]]:
+    """``count`` queued envelopes (bodies inline) of one bundled sample (``stack/samples/<sample>``),
+    the ``i``-th changed by ``change(data, i)``."""
+    data = json.loads((SAMPLES / sample).read_text())
+    data = data.get("payload", data)
+    items = []
+    for i in range(count):
+        change(data, i)
+        body = json.dumps(data).encode()
+        items.append(Envelope.from_bytes("workflow_job", f"{prefix}-{i}", "1", time.time(), body).to_dict())
+    return items
+
+
 def envelopes(runs: int, prefix: str = "bench") -> list[Envelope]:
     now = time.time()
     return [
