@@ -5,14 +5,19 @@ While one batch is being written, newly arrived deliveries gather into the next 
 a batch is one delivery, so latency does not grow; under a burst batches grow by themselves, and
 one RQ job carries the whole batch (RQ's bookkeeping costs about 25 round trips per job).
 
-A request waits at most ``receiver.deadline_seconds`` (the handler's ``asyncio.timeout``): one that gave up
-while still waiting is left out of the next write; one whose batch was already being written may
-still reach Redis after its 503 (a redelivery is then answered as a duplicate, and it is counted once).
+A request waits until its deadline (``receiver.deadline_seconds`` after it started), then fails with
+``TimeoutError`` (answered 503): one that gave up while still waiting is left out of the next write;
+one whose batch was already being written may still reach Redis after its 503 (a redelivery is then
+answered as a duplicate, and it is counted once). One timer watches every waiting request's deadline,
+armed for the earliest: a timer per request (``asyncio.timeout``) cost the receiver about 7 µs per
+delivery, a tenth of what the group commit adds to a request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 from collections.abc import Awaitable, Callable, Sequence
 
 from redis.exceptions import RedisError
@@ -27,6 +32,7 @@ class CommitStopped(RedisError):
 
 Submit = Callable[[Sequence[Accepted]], Awaitable[list[Outcome]]]
 Observer = Callable[[int], None]
+Waiting = tuple[Accepted, "asyncio.Future[Outcome]", float]  # the delivery, its answer, its deadline
 
 
 class GroupCommit:
@@ -34,10 +40,11 @@ class GroupCommit:
         self._submit = submit
         self._max_batch = max_batch
         self._observe_batch = observe_batch
-        self._pending: list[tuple[Accepted, asyncio.Future[Outcome]]] = []
-        self._in_flight: list[tuple[Accepted, asyncio.Future[Outcome]]] = []
+        self._pending: list[Waiting] = []
+        self._in_flight: list[Waiting] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.TimerHandle | None = None  # fires at the earliest deadline of those waiting
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
@@ -46,17 +53,44 @@ class GroupCommit:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for _, future in self._in_flight + self._pending:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        for _, future, _ in self._in_flight + self._pending:
             if not future.done():
                 future.set_exception(CommitStopped("the receiver stopped before Redis answered"))
         self._in_flight, self._pending = [], []
 
-    async def submit(self, delivery: Accepted) -> Outcome:
-        """The outcome once the batch holding ``delivery`` is in Redis; raises what the write raised."""
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._pending.append((delivery, future))
+    async def submit(self, delivery: Accepted, deadline: float = math.inf) -> Outcome:
+        """The outcome once the batch holding ``delivery`` is in Redis; raises what the write raised,
+        or ``TimeoutError`` at ``deadline`` (the event loop's clock)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        self._pending.append((delivery, future, deadline))
         self._wakeup.set()
+        if deadline < math.inf and (self._watch is None or deadline < self._watch.when()):
+            self._arm(loop, deadline)
         return await future
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        self._watch = loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        """Fail those past their deadline, and watch for the next earliest."""
+        self._watch = None
+        loop = asyncio.get_running_loop()
+        now, earliest = loop.time(), math.inf
+        for _, future, deadline in itertools.chain(self._in_flight, self._pending):
+            if future.done():
+                continue
+            if deadline <= now:
+                future.set_exception(TimeoutError("the delivery's deadline passed before Redis answered"))
+            else:
+                earliest = min(earliest, deadline)
+        if earliest < math.inf:
+            self._arm(loop, earliest)
 
     async def _run(self) -> None:
         while True:
@@ -65,19 +99,19 @@ class GroupCommit:
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                batch = self._in_flight = [(d, f) for d, f in batch if not f.done()]  # not answered 503 yet
+                batch = self._in_flight = [w for w in batch if not w[1].done()]  # not answered 503 yet
                 if not batch:
                     continue
                 self._observe_batch(len(batch))
                 try:  # cancelled here (stop), the batch stays in flight for stop() to answer
-                    outcomes = await self._submit([delivery for delivery, _ in batch])
+                    outcomes = await self._submit([delivery for delivery, _, _ in batch])
                 except Exception as exc:  # every waiting request gets the error to answer
                     self._in_flight = []
-                    for _, future in batch:
+                    for _, future, _ in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
                 self._in_flight = []
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                for (_, future, _), outcome in zip(batch, outcomes, strict=True):
                     if not future.done():  # a client that went away is still queued: GitHub sees a failure
                         future.set_result(outcome)

@@ -9,7 +9,7 @@ a delivery that got 503 can be redelivered, and two receivers handed the same de
 queue it only once. (Under ``maxmemory`` with ``noeviction`` Redis refuses the script at its first
 write, before anything is written.)
 
-RQ builds the job without sending it (:func:`shared.rqadapter.enqueue_commands`). Two front ends
+RQ builds the job once (:class:`shared.rqadapter.JobTemplate`); each batch fills it in. Two front ends
 share that logic: :class:`Intake` (blocking) and :class:`AsyncIntake` (asyncio, used by the
 receiver so that its event loop never waits on a thread).
 """
@@ -26,9 +26,9 @@ from rq import Queue
 
 from shared.envelope import Envelope
 from shared.marks import AsyncDeliveryMarks, DeliveryMarks, mark_key
-from shared.queueing import job_data
+from shared.queueing import job_args, job_template
 from shared.redis_connect import close_async
-from shared.rqadapter import enqueue_commands
+from shared.rqadapter import JobTemplate
 from shared.settings import QueueSettings
 
 
@@ -75,14 +75,17 @@ class _Base:
     def __init__(self, queue: Queue, settings: QueueSettings) -> None:
         self._queue = queue
         self._settings = settings
+        self._template: JobTemplate | None = None  # built at the first batch (RQ asks Redis its version)
 
     def _create_call(
         self, deliveries: Sequence[Accepted], fresh: list[int]
-    ) -> tuple[list[str], list[bytes], list[tuple[Any, ...]]]:
+    ) -> tuple[list[str], list[bytes], list[list[Any]]]:
         """The marks, bodies and enqueue commands of the deliveries at ``fresh``."""
+        if self._template is None:
+            self._template = job_template(self._queue, self._settings)
         chosen = [deliveries[i] for i in fresh]
-        data = job_data(self._queue, [d.envelope for d in chosen], self._settings)
-        return [d.key for d in chosen], [d.body for d in chosen], enqueue_commands(self._queue, data)
+        commands = self._template.commands(*job_args([d.envelope for d in chosen]))
+        return [d.key for d in chosen], [d.body for d in chosen], commands
 
 
 class Intake(_Base):
@@ -122,4 +125,5 @@ class AsyncIntake(_Base):
         return bool(await self._connection.ping())
 
     async def close(self) -> None:
+        await self._marks.close()
         await close_async(self._connection)

@@ -10,6 +10,8 @@ Sample exposition (default prefix)::
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 KNOWN_EVENTS = ("workflow_run", "workflow_job", "ping")
@@ -76,14 +78,20 @@ class ReceiverMetrics:
         for reason in REJECTION_REASONS:
             self.rejections.labels(reason)
         self.enqueue_failures.inc(0)
+        # each request moves two series: their children looked up once (labels() takes a lock)
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def refused(self, reason: str) -> None:
         """A request the HTTP layer refused before it reached a route."""
         self.rejections.labels(reason).inc()
 
     def record(self, event: str | None, outcome: str, seconds: float, reason: str | None = None) -> None:
-        self.deliveries.labels(event_label(event), outcome).inc()
-        self.latency.labels(outcome).observe(seconds)
+        key = (event_label(event), outcome)
+        children = self._children.get(key)
+        if children is None:  # bounded: known events by the outcomes
+            children = self._children[key] = (self.deliveries.labels(*key), self.latency.labels(outcome))
+        children[0].inc()
+        children[1].observe(seconds)
         if reason is not None:
             self.rejections.labels(reason).inc()
         if outcome == "unavailable":

@@ -165,9 +165,9 @@ class Webhook:
         envelope = Envelope(event, delivery_id, hook_id, time.time(), None)
         accepted = Accepted(envelope, json_payload(headers, body))
         left = services.holder.current.receiver.deadline_seconds - (time.perf_counter() - started)
+        deadline = asyncio.get_running_loop().time() + left
         try:  # past the deadline the delivery is answered 503 (it may still reach Redis: see README)
-            async with asyncio.timeout(max(0.0, left)):  # no task of its own, unlike wait_for
-                outcome = await self._commit.submit(accepted)
+            outcome = await self._commit.submit(accepted, deadline)
         except (RedisError, TimeoutError) as exc:
             logger.error("cannot queue delivery {}: {}: {}", delivery_id, type(exc).__name__, exc)
             return 503, UNAVAILABLE, "unavailable"

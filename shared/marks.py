@@ -38,7 +38,9 @@ from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 from shared import bodies as stored_bodies
+from shared import resp
 from shared.queueing import KEY_PREFIX
+from shared.redis_lane import RedisLane
 from shared.scripts import LuaScript
 
 Command = Sequence[Any]
@@ -144,23 +146,28 @@ class DeliveryMarks:
 
 
 class AsyncDeliveryMarks:
-    """The receiver's create, on its asyncio connection."""
+    """The receiver's create: packed in one go and sent on a lane of the asyncio client's pool
+    (:mod:`shared.redis_lane`), with the ``WAIT`` behind it when replicas must acknowledge."""
 
-    def __init__(self, connection: AsyncRedis, ttl: Ttl, replicas: int = 0, compress: bool = False) -> None:
-        self._connection = connection
+    def __init__(self, client: AsyncRedis, ttl: Ttl, replicas: int = 0, compress: bool = False) -> None:
+        self._lane = RedisLane(client)
         self._ttl = ttl
         self._replicas = replicas
         self._compress = compress
-        self._create = LuaScript("shared", "marks.create")
+        script = LuaScript("shared", "marks.create")
+        self._eval = [b"EVAL", script.text.encode()]
+        self._wait = resp.command(["WAIT", replicas, WAIT_MILLISECONDS]) if replicas else b""
 
     async def create(
         self, keys: Sequence[str], bodies: Sequence[bytes], then: Sequence[Command]
     ) -> list[int]:
         args = create_arguments(self._ttl(), bodies, then, self._compress)
+        packed = resp.command([*self._eval, len(keys), *keys, *args]) + self._wait
         if not self._replicas:
-            return list(await self._create(self._connection, keys, args))
-        async with self._connection.pipeline(transaction=False) as pipe:
-            self._create(pipe, keys, args)
-            pipe.execute_command("WAIT", self._replicas, WAIT_MILLISECONDS)
-            taken, acknowledged = await pipe.execute()
+            [taken] = await self._lane.call(packed)
+            return list(taken)
+        taken, acknowledged = await self._lane.call(packed, replies=2)
         return replicated(taken, int(acknowledged), self._replicas)
+
+    async def close(self) -> None:
+        await self._lane.close()

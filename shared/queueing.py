@@ -20,6 +20,7 @@ from rq import Queue, Retry
 from rq.queue import EnqueueData
 
 from shared.envelope import Envelope
+from shared.rqadapter import Args, JobTemplate
 from shared.settings import QueueSettings
 
 JOB_FUNCTION = "worker.jobs.process_deliveries"
@@ -32,14 +33,33 @@ def make_queue(connection: Redis, settings: QueueSettings) -> Queue:
     return Queue(settings.name, connection=connection, serializer=SERIALIZER)
 
 
+def job_args(envelopes: Sequence[Envelope]) -> tuple[Args, str]:
+    """The arguments of the job function for ``envelopes``, and the job's description."""
+    return ([e.to_dict() for e in envelopes],), f"{len(envelopes)} deliveries"
+
+
 def job_data(queue: Queue, envelopes: Sequence[Envelope], settings: QueueSettings) -> EnqueueData:
     """One RQ job for ``envelopes``, with the options above."""
+    return _prepare(queue, settings, None, *job_args(envelopes))
+
+
+def job_template(queue: Queue, settings: QueueSettings) -> JobTemplate:
+    """The RQ job of the options above, built by RQ once (filled with :func:`job_args` per batch)."""
+    return JobTemplate(
+        queue, lambda job_id, args, description: _prepare(queue, settings, job_id, args, description)
+    )
+
+
+def _prepare(
+    queue: Queue, settings: QueueSettings, job_id: str | None, args: Args, description: str
+) -> EnqueueData:
     return queue.prepare_data(
         JOB_FUNCTION,
-        args=([e.to_dict() for e in envelopes],),
+        args=args,
         timeout=settings.job_timeout_seconds,
         result_ttl=settings.result_ttl_seconds,
         failure_ttl=settings.failure_ttl_seconds,
         retry=Retry(max=settings.max_retries),
-        description=f"{len(envelopes)} deliveries",
+        description=description,
+        job_id=job_id,
     )

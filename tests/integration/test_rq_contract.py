@@ -3,15 +3,18 @@ upgrade, a failure here names the piece of the adapter to change."""
 
 import signal
 import time
+from datetime import UTC, datetime
 
 import pytest
 from redis import Redis
 from rq import Queue, Retry
 from rq.job import Job
 from rq.registry import StartedJobRegistry
+from rq.utils import utcformat, utcparse
 
-from shared import rqadapter
-from shared.queueing import make_queue
+from shared import resp, rqadapter
+from shared.envelope import Envelope
+from shared.queueing import job_args, job_template, make_queue
 from shared.rqadapter import QueueJobs, enqueue_commands
 from worker.rqworker import StopFlag, make_worker
 
@@ -53,6 +56,60 @@ def test_enqueue_commands_are_buffered_not_sent_and_make_a_whole_job(queue, conn
     job = Job.fetch(job_id, connection=connection, serializer=queue.serializer)
     assert (job.func_name, list(job.args)) == ("worker.jobs.process_deliveries", [["x"]])
     assert job.get_status() == "queued"
+
+
+def envelopes(count: int) -> list[Envelope]:
+    return [Envelope("workflow_job", f"delivery-{i}", "7", 1764000000.25 + i, None) for i in range(count)]
+
+
+def test_a_filled_job_template_is_the_job_rq_builds(queue, settings):
+    """Byte for byte, but for the time RQ takes itself."""
+    at = datetime(2026, 12, 2, 17, 0, 0, 123456, tzinfo=UTC)
+
+    def same_time(value):
+        if isinstance(value, str):
+            try:
+                utcparse(value)
+            except ValueError:
+                return value
+            return utcformat(at)
+        return value
+
+    template = job_template(queue, settings.queue)
+    for count in (1, 3):
+        args, description = job_args(envelopes(count))
+        ours = template.commands(args, description, job_id="job-1", at=at)
+        theirs = template.rq_commands("job-1", args, description)
+        assert [[resp.encode(a) for a in c] for c in ours] == [
+            [resp.encode(same_time(a)) for a in c] for c in theirs
+        ], "RQ's job changed: JobTemplate no longer builds what RQ does"
+
+
+def run(connection, commands) -> None:
+    with connection.pipeline() as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        pipe.execute()
+
+
+def test_a_job_from_the_template_is_read_by_rq_as_it_enqueued_it(queue, connection, settings):
+    template = job_template(queue, settings.queue)
+    args, description = job_args(envelopes(2))
+    run(connection, template.commands(args, description))
+    [job_id] = queue.get_job_ids()
+    job = Job.fetch(job_id, connection=connection, serializer=queue.serializer)
+    assert (job.func_name, list(job.args), job.kwargs) == ("worker.jobs.process_deliveries", list(args), {})
+    assert (job.timeout, job.result_ttl, job.failure_ttl, job.retries_left) == (
+        settings.queue.job_timeout_seconds,
+        settings.queue.result_ttl_seconds,
+        settings.queue.failure_ttl_seconds,
+        settings.queue.max_retries,
+    )
+    assert (job.origin, job.description, job.get_status()) == (queue.name, "2 deliveries", "queued")
+    assert job.enqueued_at is not None
+    assert abs((job.enqueued_at.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds()) < 60
+    run(connection, template.commands(args, description))
+    assert len(set(queue.get_job_ids())) == 2, "every filled job has an id of its own"
 
 
 def test_a_queue_is_a_list_of_job_ids_whose_head_runs_next(queue, connection):

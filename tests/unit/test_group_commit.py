@@ -88,3 +88,42 @@ async def test_stopping_answers_the_batch_in_flight_and_the_pending_ones():
     for future in (in_flight, pending):
         with pytest.raises(CommitStopped):  # a RedisError: the handler answers 503
             await future
+
+
+async def settled(future: asyncio.Future) -> asyncio.Future:
+    """``future`` once done (a guard of 5 s, so that a broken watch fails instead of hanging)."""
+    done, _ = await asyncio.wait({future}, timeout=5)
+    assert done, "still waiting: its deadline never fired"
+    return future
+
+
+async def test_a_delivery_past_its_deadline_fails_and_is_left_out_of_the_next_write():
+    writes = SlowWrites()
+    commit = GroupCommit(writes, max_batch=10)
+    commit.start()
+    loop = asyncio.get_running_loop()
+    in_flight = asyncio.ensure_future(commit.submit(envelope(0)))
+    while not writes.batches:
+        await asyncio.sleep(0.001)
+    late = asyncio.ensure_future(commit.submit(envelope(1), loop.time() + 0.05))
+    with pytest.raises(TimeoutError):
+        (await settled(late)).result()
+    writes.release.set()
+    assert await in_flight is Outcome.QUEUED
+    await commit.stop()
+    assert writes.batches == [["d-0"]]
+
+
+async def test_deadlines_fire_earliest_first_whatever_order_they_came_in():
+    writes = SlowWrites()  # never released: nothing is answered but by its deadline
+    commit = GroupCommit(writes, max_batch=10)
+    commit.start()
+    loop = asyncio.get_running_loop()
+    patient = asyncio.ensure_future(commit.submit(envelope(0), loop.time() + 0.5))
+    hasty = asyncio.ensure_future(commit.submit(envelope(1), loop.time() + 0.02))
+    with pytest.raises(TimeoutError):
+        (await settled(hasty)).result()
+    assert not patient.done()
+    with pytest.raises(TimeoutError):
+        (await settled(patient)).result()
+    await commit.stop()
