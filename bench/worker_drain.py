@@ -25,6 +25,7 @@ from worker.ledger import aggregate_key
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3000"))  # x 9 deliveries
 BATCH = 100
+TARGET = 3000  # deliveries/s per process, on every workload
 PROCESSED_KEY = aggregate_key("webhook_deliveries_processed_total", ("event", "result"))
 
 
@@ -76,7 +77,10 @@ def main() -> list[dict[str, float | str]]:
     chosen = os.environ.get("BENCH_WORKLOADS", "distinct,lifecycles,repetition").split(",")
     results = []
     for workload in chosen:
-        results.append(drain(1, workload=workload))
+        one = drain(1, workload=workload)
+        results.append(one)
+        verdict = "met" if float(one["deliveries_per_second"]) >= TARGET else "not met"
+        print(f"worker_drain workload={workload} one worker: target >= {TARGET}/s {verdict}")  # noqa: T201
         if workload == "distinct":
             # two workers; and jobs of 10, as a burst's group commit makes them
             results += [drain(2), drain(1, job_size=10)]
