@@ -154,15 +154,14 @@ class AsyncDeliveryMarks:
         self._ttl = ttl
         self._replicas = replicas
         self._compress = compress
-        script = LuaScript("shared", "marks.create")
-        self._eval = [b"EVAL", script.text.encode()]
+        self._create = LuaScript("shared", "marks.create")
         self._wait = resp.command(["WAIT", replicas, WAIT_MILLISECONDS]) if replicas else b""
 
     async def create(
         self, keys: Sequence[str], bodies: Sequence[bytes], then: Sequence[Command]
     ) -> list[int]:
         args = create_arguments(self._ttl(), bodies, then, self._compress)
-        packed = resp.command([*self._eval, len(keys), *keys, *args]) + self._wait
+        packed = self._create.packed(keys, args) + self._wait
         if not self._replicas:
             [taken] = await self._lane.call(packed)
             return list(taken)

@@ -107,9 +107,7 @@ class JobTemplate:
         data = make(_TEMPLATE_ID, _TEMPLATE_ARGS, _TEMPLATE_DESCRIPTION)
         self._queue = queue
         self._make = make
-        self._function = (
-            data.func if isinstance(data.func, str) else f"{data.func.__module__}.{data.func.__name__}"
-        )
+        self._function: str = data.func  # named, as RQ stores it (shared.queueing.JOB_FUNCTION)
         template_data = self._data(_TEMPLATE_ARGS)
         self._commands = [
             [self._slot(arg, template_data) for arg in command] for command in enqueue_commands(queue, data)

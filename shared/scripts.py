@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
+from shared import resp
+
 
 @functools.cache
 def script_text(package: str, name: str) -> str:
@@ -27,6 +29,11 @@ class LuaScript:
     def __init__(self, package: str, name: str) -> None:
         self.name = f"{package}/{name}.lua"
         self.text = script_text(package, name)
+        self._encoded = self.text.encode()
 
     def __call__(self, client: Any, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
         return client.eval(self.text, len(keys), *keys, *args)
+
+    def packed(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> bytes:
+        """The same call as wire bytes (:mod:`shared.resp`), for a caller that sends them itself."""
+        return resp.command([b"EVAL", self._encoded, len(keys), *keys, *args])
