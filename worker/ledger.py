@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+import orjson
 from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import WatchError
@@ -42,6 +43,7 @@ from worker.metrics import BY_NAME, JOB_PHASE_GAUGES, OVERFLOW, RUN_PHASE_GAUGES
 from worker.state import INFLIGHT_JOB_PHASES, INFLIGHT_RUN_PHASES, State
 
 MAX_CONFLICT_RETRIES = 50
+MAX_KEPT_LABEL_TEXTS = 20_000  # series whose label text the ledger keeps (a few MB at most)
 R = TypeVar("R")
 
 
@@ -105,19 +107,36 @@ def merged_increments(updates: Sequence[Update]) -> list[tuple[Update, int]]:
     delivery, and a job redelivered over and over moves the same series many times); the other
     updates as they are, in order, standing for one. Fractional increments (costs) are left apart,
     so a total does not depend on how deliveries were batched."""
-    out: list[tuple[Update, int]] = []
+    kept: list[Update] = []
+    totals: list[float] = []
+    counts: list[int] = []
     first: dict[tuple[str, tuple[str, ...]], int] = {}
     for update in updates:
-        if update.op != "inc" or not float(update.value).is_integer():
-            out.append((update, 1))
-            continue
-        at = first.setdefault((update.family, update.labels), len(out))
-        if at == len(out):
-            out.append((update, 1))
-        else:
-            merged, count = out[at]
-            out[at] = (replace(merged, value=merged.value + update.value), count + 1)
-    return out
+        if update.op == "inc" and float(update.value).is_integer():
+            series = (update.family, update.labels)
+            at = first.get(series)
+            if at is not None:
+                totals[at] += update.value
+                counts[at] += 1
+                continue
+            first[series] = len(kept)
+        kept.append(update)
+        totals.append(update.value)
+        counts.append(1)
+    # one new update per merged series, made once (a copy per merge was a quarter of encoding a batch)
+    return [
+        (update if count == 1 else replace(update, value=total), count)
+        for update, total, count in zip(kept, totals, counts, strict=True)
+    ]
+
+
+def batch_json(batch: dict[str, Any]) -> bytes:
+    """The apply script's argument: by orjson (``json`` took a twentieth of the worker's time), or by
+    ``json`` for what orjson refuses (an integer past 64 bits, a lone surrogate); the same JSON."""
+    try:
+        return orjson.dumps(batch)
+    except orjson.JSONEncodeError:
+        return json.dumps(batch, separators=(",", ":")).encode()
 
 
 class Ledger:
@@ -141,6 +160,7 @@ class Ledger:
         self._on_conflict = on_conflict
         self._limit = policy.settings.max_series_per_family
         self._texts: dict[str, tuple[str, str, str, str]] = {}
+        self._label_texts: dict[tuple[str, tuple[str, ...]], str] = {}
         self._read = LuaScript("worker", "ledger.read")
         self._write = LuaScript("worker", "ledger.apply")
         self._sweep = LuaScript("worker", "ledger.sweep")
@@ -236,7 +256,7 @@ class Ledger:
         batch["folded"] = [self.agg_key(folded), codec.VALUE]
         if not (batch["states"] or batch["aggs"] or batch["recent"]):
             return False
-        self._write(pipe, (), [json.dumps(batch, separators=(",", ":"))])
+        self._write(pipe, (), [batch_json(batch)])
         return True
 
     def _inflight_guard(self, kind: str, phase: str, member: str) -> list[str]:
@@ -276,12 +296,22 @@ class Ledger:
         return [
             agg_key,
             series_key if family.configurable else "",
-            codec.label_text(self._policy.names[update.family], update.labels),
+            self._label_text(update.family, update.labels),
             overflow,
             folded,
             fields,
             count,
         ]
+
+    def _label_text(self, family: str, labels: tuple[str, ...]) -> str:
+        """A series' label text, kept for the next update of the same series (a fifth of encoding a
+        batch); forgotten all at once past :data:`MAX_KEPT_LABEL_TEXTS`."""
+        text = self._label_texts.get((family, labels))
+        if text is None:
+            if len(self._label_texts) >= MAX_KEPT_LABEL_TEXTS:
+                self._label_texts.clear()
+            text = self._label_texts[(family, labels)] = codec.label_text(self._policy.names[family], labels)
+        return text
 
     def _family_texts(self, family: str) -> tuple[str, str, str, str]:
         """A family's keys, its overflow label text and its ``series_folded_total`` labels: the same

@@ -241,7 +241,7 @@ class LabelPolicy:
         at: float = 0.0,
         exemplar: str = "",
     ) -> Update:
-        labels = tuple(values.get(name, "") for name in self.names[family])
+        labels = tuple([values.get(name, "") for name in self.names[family]])  # a list: faster here
         return Update(family, labels, op, value, at, exemplar if self.settings.exemplars else "")
 
     def buckets_of(self, family: str) -> tuple[float, ...]:

@@ -26,7 +26,7 @@ from shared.marks import DeliveryMarks, MarkState, mark_key
 from shared.queueing import QUEUED_EVENTS
 from worker import plausible
 from worker.ledger import Changes, Ledger, Snapshot
-from worker.metrics import LabelPolicy, LocalMetrics, action_label
+from worker.metrics import LabelPolicy, LocalMetrics, Update, action_label
 from worker.payloads import JobEvent, PayloadError, RunEvent, parse
 from worker.state import Effects, State, Transitions, job_key, run_key
 
@@ -45,8 +45,8 @@ class Item:
     def event_name(self) -> str:
         return self.envelope.event if self.envelope.event in QUEUED_EVENTS else "other"
 
-    @property
-    def mark(self) -> str:
+    @functools.cached_property
+    def mark(self) -> str:  # asked three times per delivery
         return mark_key(self.envelope.hook_id, self.envelope.delivery_id)
 
     def state_keys(self) -> list[str]:
@@ -85,6 +85,7 @@ class Processor:
         self._local = local
         self._clock = clock
         self._limits = plausible.Limits.of(policy.settings)
+        self._processed_updates: dict[tuple[str, str], Update] = {}
 
     def process_batch(self, entries: Sequence[Any]) -> None:
         envelopes = [envelope for envelope in map(self._envelope, entries) if envelope is not None]
@@ -167,15 +168,17 @@ class Processor:
             seen.add(item.mark)
             result = "invalid" if item.event is None else self._decide(item, states, effects)
             outcomes.append(Outcome(item, result))
-            effects.updates.append(
-                self._policy.update(
-                    "webhook_deliveries_processed_total",
-                    {"event": item.event_name, "result": result},
-                    "inc",
-                    1,
-                )
-            )
+            effects.updates.append(self._processed(item.event_name, result))
         return Changes(states, effects.updates, sorted(seen), effects.failed), outcomes
+
+    def _processed(self, event: str, result: str) -> Update:
+        """The count of one delivery processed (the same few updates, made once: updates are frozen)."""
+        update = self._processed_updates.get((event, result))
+        if update is None:
+            update = self._processed_updates[(event, result)] = self._policy.update(
+                "webhook_deliveries_processed_total", {"event": event, "result": result}, "inc", 1
+            )
+        return update
 
     def _decide(self, item: Item, states: dict[str, State], effects: Effects) -> str:
         touched = item.state_keys()
