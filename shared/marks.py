@@ -133,16 +133,12 @@ class DeliveryMarks:
             return []
         return [MarkState(state.decode()) for state in self._read(self._connection, keys, ["0"])]
 
-    def states(self, pipe: Pipeline, keys: Sequence[str]) -> list[MarkState]:
-        """On a pipeline that WATCHes them: each mark's state, in one round trip."""
-        if not keys:
-            return []
-        return [MarkState(state.decode()) for state in self._read(pipe, keys, ["0"])]
-
-    def apply(self, pipe: Pipeline, keys: Sequence[str]) -> None:
-        """Queue on a transaction (after MULTI): these deliveries are applied."""
+    def apply(self, pipe: Pipeline, keys: Sequence[str], read: Sequence[MarkState], gate: str = "") -> None:
+        """Queue on a transaction (after MULTI): these deliveries are applied, if each mark is still
+        in the state ``read`` says (``QUEUED`` or ``MISSING``); then ``gate`` is set. The
+        transaction's reply for it is 1, or 0 when a mark had changed and nothing was written."""
         if keys:
-            self._apply(pipe, keys, [self._ttl()])
+            self._apply(pipe, keys, [self._ttl(), gate, *(state.value for state in read)])
 
 
 class AsyncDeliveryMarks:

@@ -14,8 +14,13 @@
 --          'x' keeps the exemplar of the newest fact, its time the first word of the value (ties:
 --          the larger text);
 --   sep: between label text and suffix in a field name (worker/codec.py);
---   recent: {} or {list, most kept, entry, ...}: entries pushed at the head, the list cut to most.
+--   recent: {} or {list, most kept, entry, ...}: entries pushed at the head, the list cut to most;
+--   gate: '' or the key the marks' apply set just before in the same transaction, when the batch
+--         applies deliveries: without it (a delivery was applied by another worker) nothing is written.
 local batch = cjson.decode(ARGV[1])
+if batch.gate ~= '' and redis.call('DEL', batch.gate) == 0 then
+  return 0  -- the marks were not applied (shared/marks.apply.lua): nothing is written
+end
 local limit = tonumber(batch.limit)
 local sep = batch.sep
 for _, s in ipairs(batch.states) do

@@ -1,12 +1,15 @@
 """Job/run state and metric aggregates in Redis, changed together in one atomic step.
 
-:meth:`Ledger.apply` owns the transaction: ``WATCH`` the states a batch touches and the marks of its
-deliveries; read the states (one script) and which deliveries are already applied (one script of
-:mod:`shared.marks`); ask the caller's decision, a function of what was read; then ``MULTI`` + one
-script that writes the new states, moves the in-flight set members and the aggregates, + the
-marks turned to applied + ``EXEC``. If another worker changed one of those keys in between,
-``EXEC`` fails and the batch is decided again. So a job is counted with all its metrics or not at
-all, exactly once, by any number of workers.
+:meth:`Ledger.apply` owns the transaction: ``WATCH`` the states a batch touches; read them (one
+script) and the states of its deliveries' marks (one script of :mod:`shared.marks`); ask the
+caller's decision, a function of what was read; then ``MULTI`` + the marks turned to applied if
+each is still as read, which sets a gate key + one script that writes the new states, moves the
+in-flight set members and the aggregates, only if the gate is there + ``EXEC``. If another worker
+changed a state in between, ``EXEC`` fails; if it applied one of the deliveries, neither script
+writes; either way the batch is decided again. So a job is counted with all its metrics or not at
+all, exactly once, by any number of workers. The marks are checked rather than watched: Redis 7.0
+compares each key a ``WATCH`` adds with every key already watched, so 500 deliveries' marks beside
+their states made ``WATCH`` cost Redis more than reading the states.
 
 Keys (all under ``gha-exporter:``; the README's "Redis keys" lists them all):
 
@@ -17,7 +20,8 @@ Keys (all under ``gha-exporter:``; the README's "Redis keys" lists them all):
 - ``aggregate:<family>:<label names>``: one hash per family, in the form of :mod:`worker.codec`;
 - ``recent:failures``: a list of the last completed jobs that did not succeed (JSON), bounded;
 - ``labelsets:<family>:<label names>``: the label sets of the family, for the cardinality guard
-  (the in-flight gauges' too: ``labelsets:jobs_queued:runs_on,runner_group``, ...).
+  (the in-flight gauges' too: ``labelsets:jobs_queued:runs_on,runner_group``, ...);
+- ``gate:<random>``: set and deleted within one transaction (above).
 
 Redis Cluster is not supported (the scripts touch keys they are not given as KEYS).
 """
@@ -25,6 +29,7 @@ Redis Cluster is not supported (the scripts touch keys they are not given as KEY
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -182,38 +187,59 @@ class Ledger:
         return labelset_key(family, self._policy.names[family])
 
     # -- one batch ---------------------------------------------------------------------------
-    def apply(self, attempt_keys: Sequence[str], marks: Sequence[str], decide: Decide[R]) -> R:
+    def apply(
+        self,
+        attempt_keys: Sequence[str],
+        marks: Sequence[str],
+        decide: Decide[R],
+        held: Sequence[MarkState] | None = None,
+    ) -> R:
         """Decide on what is stored and write the decision, atomically; decided again on conflict.
 
         ``decide`` must depend only on the snapshot it is given: it may be called several times.
+        ``held``: the marks' states as the caller just read them, if it did (they are checked when
+        written, so a first attempt need not read them again; a retry does).
         """
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
-                return self._attempt(attempt_keys, marks, decide)
+                return self._attempt(attempt_keys, marks, decide, held)
             except WatchError:
                 self._on_conflict()
+                held = None
         raise RuntimeError(f"batch kept conflicting with other workers {MAX_CONFLICT_RETRIES} times")
 
     def add(self, updates: Sequence[Update]) -> None:
         """Move aggregates alone (no state, no delivery), e.g. to fill a benchmark's Redis."""
         self.apply((), (), lambda _snapshot: (Changes(updates=updates), None))
 
-    def _attempt(self, attempt_keys: Sequence[str], marks: Sequence[str], decide: Decide[R]) -> R:
+    def _attempt(
+        self,
+        attempt_keys: Sequence[str],
+        marks: Sequence[str],
+        decide: Decide[R],
+        read: Sequence[MarkState] | None,
+    ) -> R:
         with self._connection.pipeline() as pipe:
-            watched = [state_key(k) for k in attempt_keys] + list(marks)
-            if watched:
-                pipe.watch(*watched)  # type: ignore[no-untyped-call]
+            if attempt_keys:
+                pipe.watch(*[state_key(k) for k in attempt_keys])  # type: ignore[no-untyped-call]
             initial = self._states(pipe, attempt_keys)
-            states = self._marks.states(pipe, marks)
-            applied = frozenset(m for m, s in zip(marks, states, strict=True) if s is MarkState.APPLIED)
+            if read is None:
+                read = self._marks.held(marks)
+            held = dict(zip(marks, read, strict=True))  # not watched: checked when applied
+            applied = frozenset(m for m, s in held.items() if s is MarkState.APPLIED)
             changes, result = decide(Snapshot({k: dict(v) for k, v in initial.items()}, applied))
-            pipe.multi()
-            wrote = self._queue_write(pipe, initial, changes)
-            self._marks.apply(pipe, changes.applied)
-            if wrote or changes.applied:
-                pipe.execute()
-            else:
+            batch = self._write_batch(initial, changes)
+            if batch is None and not changes.applied:
                 pipe.reset()
+                return result
+            gate = key("gate", uuid.uuid4().hex) if batch is not None and changes.applied else ""
+            pipe.multi()
+            self._marks.apply(pipe, changes.applied, [held[m] for m in changes.applied], gate)
+            if batch is not None:
+                self._write(pipe, (), [batch_json({**batch, "gate": gate})])
+            replies = pipe.execute()
+            if changes.applied and not replies[0]:
+                raise WatchError("another worker applied a delivery of this batch meanwhile")
             return result
 
     def _states(self, pipe: Pipeline, attempt_keys: Sequence[str]) -> dict[str, State]:
@@ -226,8 +252,8 @@ class Ledger:
             states[attempt_key] = dict(zip(pairs[::2], pairs[1::2], strict=True))
         return states
 
-    def _queue_write(self, pipe: Pipeline, initial: Mapping[str, State], changes: Changes) -> bool:
-        """Queue the batch's write script on ``pipe`` (after MULTI); False when there is nothing to write."""
+    def _write_batch(self, initial: Mapping[str, State], changes: Changes) -> dict[str, Any] | None:
+        """The batch's write, for the apply script (``None`` when there is nothing to write)."""
         batch: dict[str, Any] = {
             "limit": self._limit, "sep": codec.SEPARATOR, "at": codec.AT,
             "states": [], "zrem": [], "zadd": [], "aggs": [],
@@ -255,9 +281,8 @@ class Ledger:
         folded = BY_NAME["series_folded_total"].name
         batch["folded"] = [self.agg_key(folded), codec.VALUE]
         if not (batch["states"] or batch["aggs"] or batch["recent"]):
-            return False
-        self._write(pipe, (), [batch_json(batch)])
-        return True
+            return None
+        return batch
 
     def _inflight_guard(self, kind: str, phase: str, member: str) -> list[str]:
         """The cardinality guard of an in-flight gauge, for the apply script: its label-set set (''

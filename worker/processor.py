@@ -40,6 +40,7 @@ class Item:
     envelope: Envelope
     event: JobEvent | RunEvent | None
     error: str = ""
+    held: MarkState | None = None  # its mark's state as read with the body (None: inline body, not read)
 
     @property
     def event_name(self) -> str:
@@ -93,8 +94,12 @@ class Processor:
             return
         items = self._items(envelopes)
         keys = sorted({k for item in items for k in item.state_keys()})
+        held = [item.held for item in items if item.held is not None]
         outcomes = self._ledger.apply(
-            keys, [item.mark for item in items], functools.partial(self.decide_batch, items)
+            keys,
+            [item.mark for item in items],
+            functools.partial(self.decide_batch, items),
+            held if len(held) == len(items) else None,  # the marks were all read with their bodies
         )
         now = self._clock()
         for outcome in outcomes:
@@ -134,26 +139,27 @@ class Processor:
                 continue
             mark = next(marks)
             if mark.state is MarkState.APPLIED:  # by an earlier attempt of this RQ job: replayed below
-                items.append(Item(envelope, None))
+                items.append(Item(envelope, None, held=mark.state))
             elif mark.unreadable:
                 logger.warning("delivery {} ({}): its stored body does not decompress", envelope.delivery_id,
                                envelope.event)  # fmt: skip
-                items.append(Item(envelope, None, "body_unreadable"))
+                items.append(Item(envelope, None, "body_unreadable", mark.state))
             elif mark.body is None:
                 logger.warning("delivery {} ({}): its body is gone", envelope.delivery_id, envelope.event)
-                items.append(Item(envelope, None, "body_missing"))
+                items.append(Item(envelope, None, "body_missing", mark.state))
             else:
-                items.append(self._parse(envelope, mark.body.decode("utf-8", "surrogateescape")))
+                body = mark.body.decode("utf-8", "surrogateescape")
+                items.append(self._parse(envelope, body, mark.state))
         return items
 
-    def _parse(self, envelope: Envelope, body: str) -> Item:
+    def _parse(self, envelope: Envelope, body: str, held: MarkState | None = None) -> Item:
         try:
             event = parse(envelope.event, body)
             plausible.check(event, self._limits)
-            return Item(envelope, event)
+            return Item(envelope, event, held=held)
         except PayloadError as exc:
             logger.warning("delivery {} ({}) unusable: {}", envelope.delivery_id, envelope.event, exc)
-            return Item(envelope, None, exc.reason)
+            return Item(envelope, None, exc.reason, held)
 
     def decide_batch(self, items: list[Item], snapshot: Snapshot) -> tuple[Changes, list[Outcome]]:
         """The batch's outcomes and changes, given what is stored (no I/O: the ledger may ask again)."""

@@ -97,7 +97,7 @@ def test_create_writes_nothing_when_a_mark_exists_and_says_which(connection):
     assert connection.exists("m:new", "m:other", "flag") == 0
 
 
-def test_read_and_states_and_apply(connection):
+def test_read_and_held_and_apply(connection):
     marks = DeliveryMarks(connection, lambda: 45)
     marks.create(["m:q"], [b"body"], [])
     connection.set("m:legacy", b"{}")
@@ -107,14 +107,29 @@ def test_read_and_states_and_apply(connection):
         Mark(MarkState.QUEUED, b"{}"),
         Mark(MarkState.MISSING, None),
     ]
+    read = marks.held(keys)
+    assert read == [MarkState.QUEUED, MarkState.QUEUED, MarkState.MISSING]
     with connection.pipeline() as pipe:
-        pipe.watch(*keys)
-        assert marks.states(pipe, keys) == [MarkState.QUEUED, MarkState.QUEUED, MarkState.MISSING]
-        pipe.multi()
-        marks.apply(pipe, keys)
-        pipe.execute()
+        marks.apply(pipe, keys, read, gate="m:gate")
+        assert pipe.execute() == [1]
     assert marks.read(keys) == [Mark(MarkState.APPLIED, None)] * 3
     assert all(0 < connection.ttl(key) <= 45 for key in keys)
+    assert 0 < connection.ttl("m:gate") <= 60
+
+
+def test_apply_writes_nothing_when_a_mark_changed_since_it_was_read(connection):
+    """Another worker applied one of them meanwhile: none is applied, no gate set, 0 answered."""
+    marks = DeliveryMarks(connection, lambda: 45)
+    marks.create(["m:a", "m:b"], [b"a", b"b"], [])
+    read = marks.held(["m:a", "m:b", "m:none"])
+    with connection.pipeline() as pipe:
+        marks.apply(pipe, ["m:b"], [MarkState.QUEUED])  # the other worker
+        pipe.execute()
+    with connection.pipeline() as pipe:
+        marks.apply(pipe, ["m:a", "m:b", "m:none"], read, gate="m:gate")
+        assert pipe.execute() == [0]
+    assert marks.read(["m:a", "m:none"]) == [Mark(MarkState.QUEUED, b"a"), Mark(MarkState.MISSING, None)]
+    assert connection.exists("m:gate") == 0
 
 
 def test_compressed_and_plain_bodies_share_a_queue_and_are_counted_once(connection, settings, exporter):

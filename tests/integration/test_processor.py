@@ -5,6 +5,7 @@ import json
 import pytest
 
 from shared.envelope import Envelope
+from shared.marks import DeliveryMarks, mark_key
 from tests.corpus import KRZKO, SEQUENCE, Delivery, load
 from worker.jobs import bind, process_deliveries, unbind
 
@@ -262,3 +263,31 @@ def test_every_delivery_is_accounted_once_in_redis_even_when_its_job_is_retried(
     assert exporter.total("webhook_events_processed_total", effect="replayed") == 9
     assert exporter.value("job_run_total", job="test", conclusion="success", attempt="rerun", **JOB) == 1
     assert exporter.connection.hgetall("gha-exporter:delivery:hook:d-3") == {b"state": b"applied"}
+
+
+@pytest.mark.parametrize("body", ["real", "unusable", "in its mark"])
+def test_a_delivery_another_worker_applies_between_reading_and_writing_is_counted_once(make_exporter, body):
+    """Worker B applies the delivery while worker A decides on it: A's write is refused (a changed
+    state fails its WATCH; a delivery without state, only its mark, fails the marks' check, also
+    when A read the mark's state with the body), A decides again, finds it applied, counts nothing."""
+    first, second = make_exporter(), make_exporter()
+    if body == "real":
+        batch = [envelope(load(SEQUENCE[-1]), "d-raced")]
+    else:
+        batch = [Envelope("workflow_job", "d-raced", "hook", 1000.0, "{not json").to_dict()]
+    if body == "in its mark":
+        DeliveryMarks(first.connection, lambda: 60).create([mark_key("hook", "d-raced")], [b"{not json"], [])
+        batch = [Envelope("workflow_job", "d-raced", "hook", 1000.0, None).to_dict()]
+    decide = first.processor.decide_batch
+    raced: list[None] = []
+
+    def decide_after_the_other_worker(*args):
+        if not raced:
+            raced.append(second.processor.process_batch(batch))
+        return decide(*args)
+
+    first.processor.decide_batch = decide_after_the_other_worker
+    first.processor.process_batch(batch)
+    assert first.total("webhook_deliveries_processed_total") == 1  # the Redis-side ledger
+    assert first.total("worker_batch_conflicts_total") == 1
+    assert first.total("webhook_events_processed_total", effect="replayed") == (body == "real")

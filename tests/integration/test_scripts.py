@@ -40,12 +40,23 @@ def test_ledger_read_returns_each_hash_in_order(redis):
 
 def apply(redis, **batch):
     batch = {"limit": 10, "sep": SEP, "at": "at", "states": [], "zrem": [], "zadd": [], "aggs": [],
-             "folded": ["folded", "v"], **batch}  # fmt: skip
+             "folded": ["folded", "v"], "gate": "", **batch}  # fmt: skip
     return LuaScript("worker", "ledger.apply")(redis, (), [json.dumps(batch)])
 
 
 def latest(value, at):
     return ["agg", "", 'a="x"', 'a="__overflow__"', 'family="f"', [["v", "l", value, at]], 1]
+
+
+def test_ledger_apply_writes_only_through_its_gate_and_closes_it(redis):
+    """The marks' apply sets the gate when it applied the batch's deliveries (test_marks.py)."""
+    counter = ["agg", "", 'a="x"', 'a="__overflow__"', 'family="f"', [["v", "n", "1"]], 1]
+    assert apply(redis, gate="gate", aggs=[counter]) == 0  # not set: the deliveries were not applied
+    assert redis.exists("agg") == 0
+    redis.set("gate", "1")
+    assert apply(redis, gate="gate", aggs=[counter]) == 1
+    assert redis.hget("agg", f'a="x"{SEP}v') == b"1"
+    assert redis.exists("gate") == 0
 
 
 def test_ledger_apply_keeps_the_newest_fact_and_on_a_tie_the_larger_value(redis):
