@@ -1,15 +1,16 @@
 """Job/run state and metric aggregates in Redis, changed together in one atomic step.
 
 :meth:`Ledger.apply` owns the transaction: ``WATCH`` the states a batch touches; read them (one
-script) and the states of its deliveries' marks (one script of :mod:`shared.marks`); ask the
-caller's decision, a function of what was read; then ``MULTI`` + the marks turned to applied if
-each is still as read, which sets a gate key + one script that writes the new states, moves the
-in-flight set members and the aggregates, only if the gate is there + ``EXEC``. If another worker
-changed a state in between, ``EXEC`` fails; if it applied one of the deliveries, neither script
-writes; either way the batch is decided again. So a job is counted with all its metrics or not at
-all, exactly once, by any number of workers. The marks are checked rather than watched: Redis 7.0
-compares each key a ``WATCH`` adds with every key already watched, so 500 deliveries' marks beside
-their states made ``WATCH`` cost Redis more than reading the states.
+script); take the states of its deliveries' marks as the caller read them with their bodies (else
+one script of :mod:`shared.marks`); ask the caller's decision, a function of what was read; then
+``MULTI`` + the marks turned to applied if each is still as read, which sets a gate key + one
+script that writes the new states, moves the in-flight set members and the aggregates, only if the
+gate is there + ``EXEC``. If another worker changed a state in between, ``EXEC`` fails; if it
+applied one of the deliveries, neither script writes; either way the batch is decided again. So a
+job is counted with all its metrics or not at all, exactly once, by any number of workers. The
+marks are checked rather than watched: Redis 7.0 compares each key a ``WATCH`` adds with every key
+already watched, so 500 deliveries' marks beside their states made ``WATCH`` cost Redis more than
+reading the states.
 
 Keys (all under ``gha-exporter:``; the README's "Redis keys" lists them all):
 
