@@ -38,11 +38,6 @@ def job_args(envelopes: Sequence[Envelope]) -> tuple[Args, str]:
     return ([e.to_dict() for e in envelopes],), f"{len(envelopes)} deliveries"
 
 
-def job_data(queue: Queue, envelopes: Sequence[Envelope], settings: QueueSettings) -> EnqueueData:
-    """One RQ job for ``envelopes``, with the options above."""
-    return _prepare(queue, settings, None, *job_args(envelopes))
-
-
 def job_template(queue: Queue, settings: QueueSettings) -> JobTemplate:
     """The RQ job of the options above, built by RQ once (filled with :func:`job_args` per batch)."""
     return JobTemplate(
@@ -50,9 +45,7 @@ def job_template(queue: Queue, settings: QueueSettings) -> JobTemplate:
     )
 
 
-def _prepare(
-    queue: Queue, settings: QueueSettings, job_id: str | None, args: Args, description: str
-) -> EnqueueData:
+def _prepare(queue: Queue, settings: QueueSettings, job_id: str, args: Args, description: str) -> EnqueueData:
     return queue.prepare_data(
         JOB_FUNCTION,
         args=args,
