@@ -3,7 +3,9 @@
 #   docker run IMAGE worker     -> python -m worker
 # Configure it with GHA_EXPORTER_* environment variables only (README, "Configuration").
 
-FROM python:3.12-slim-bookworm AS build
+ARG BASE_IMAGE=python:3.12-slim-bookworm
+
+FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 COPY pyproject.toml README.md ./
@@ -16,7 +18,7 @@ RUN python -m venv /opt/gha-exporter \
     && /opt/gha-exporter/bin/pip uninstall --yes pip \
     && /opt/gha-exporter/bin/python -m compileall -q /opt/gha-exporter/lib
 
-FROM python:3.12-slim-bookworm
+FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="gha-exporter" \
       org.opencontainers.image.description="Prometheus exporter for GitHub Actions webhooks"
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin exporter

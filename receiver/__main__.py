@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 import uvicorn
 from loguru import logger
 from prometheus_client import CollectorRegistry, disable_created_metrics
-from redis.exceptions import RedisError
 
 from receiver.app import build_app
 from receiver.http_protocol import http_options
@@ -21,6 +22,20 @@ from shared.metrics_http import MetricsServer, registry_render
 from shared.queueing import make_queue
 from shared.redis_connect import connect, connect_async
 from shared.settings import require_secrets
+from shared.stop_deadline import StopDeadline
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server; its first exit signal also arms the stop deadline, so the process is gone
+    by then even when the shutdown waits on a Redis that does not answer."""
+
+    def __init__(self, config: uvicorn.Config, deadline: StopDeadline) -> None:
+        super().__init__(config)
+        self.deadline = deadline
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.deadline.arm()
+        super().handle_exit(sig, frame)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,15 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if holder is None:
         return 2
     settings = holder.current
-    # RQ builds jobs with a blocking client (it asks the server's version once); the receiver's own
-    # reads and writes go through the asyncio client.
+    # RQ builds jobs for a queue with a client, which the receiver never sends a command on: its
+    # reads and writes go through the asyncio client, so a Redis that does not answer never blocks
+    # its event loop (RQ's one question, Redis's version, is asked there too: receiver.intake).
     connection = connect(settings.redis)
     async_connection = connect_async(settings.redis)
     queue = make_queue(connection, settings.queue)
-    try:
-        queue.get_redis_server_version()
-    except RedisError as exc:
-        logger.warning("Redis not reachable yet ({}); the receiver answers 503 until it is", exc)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
     marks = AsyncDeliveryMarks(
@@ -77,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         proxy_headers=False,  # client addresses are not used; skip the per-request middleware
         ssl_certfile=settings.receiver.tls_certfile,
         ssl_keyfile=settings.receiver.tls_keyfile,
-        timeout_graceful_shutdown=int(settings.receiver.graceful_shutdown_seconds),
+        # requests in flight get until 1 s before the stop deadline (the rest of it: closing)
+        timeout_graceful_shutdown=max(1, math.floor(settings.receiver.graceful_shutdown_seconds - 1)),
         # slow or idle clients: at most this many at once (503 past it), idle keep-alive closed soon;
         # a request head is capped by receiver.http_protocol. A reverse proxy in front should absorb
         # slow clients.
@@ -88,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     holder.start()
     try:
-        uvicorn.Server(config).run()
+        Server(config, StopDeadline(settings.receiver.graceful_shutdown_seconds, "receiver")).run()
     finally:
         if metrics_server is not None:
             metrics_server.stop()

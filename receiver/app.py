@@ -43,6 +43,10 @@ def build_app(services: Services, metrics_route: bool = True) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         commit.start()
+        try:
+            await asyncio.wait_for(services.intake.ping(), READY_SECONDS)
+        except (RedisError, TimeoutError) as exc:
+            logger.warning("Redis not reachable yet ({}); the receiver answers 503 until it is", exc)
         logger.info("receiver ready")
         yield
         await commit.stop()

@@ -28,7 +28,7 @@ from shared.envelope import Envelope
 from shared.marks import AsyncDeliveryMarks, DeliveryMarks, mark_key
 from shared.queueing import job_args, job_template
 from shared.redis_connect import close_async
-from shared.rqadapter import JobTemplate
+from shared.rqadapter import JobTemplate, know_server_version
 from shared.settings import QueueSettings
 
 
@@ -75,7 +75,9 @@ class _Base:
     def __init__(self, queue: Queue, settings: QueueSettings) -> None:
         self._queue = queue
         self._settings = settings
-        self._template: JobTemplate | None = None  # built at the first batch (RQ asks Redis its version)
+        # built at the first batch, with Redis's version (which RQ asks for with a blocking call: the
+        # asyncio front end reads it first on its own client)
+        self._template: JobTemplate | None = None
 
     def _create_call(
         self, deliveries: Sequence[Accepted], fresh: list[int]
@@ -113,6 +115,8 @@ class AsyncIntake(_Base):
         self._marks = marks
 
     async def submit(self, deliveries: Sequence[Accepted]) -> list[Outcome]:
+        if self._template is None and self._queue.redis_server_version is None:
+            know_server_version(self._queue, await self._connection.info("server"))
         outcomes, fresh = plan([d.key for d in deliveries])
         while fresh:
             taken = await self._marks.create(*self._create_call(deliveries, fresh))

@@ -273,7 +273,10 @@ OPTIONS: tuple[Option, ...] = (
            "Longest time a delivery waits for Redis before it is answered 503 (GitHub gives up at 10 s).",
            kind="number"),
     Option("receiver.graceful_shutdown_seconds", positive_number, 10.0, False,
-           "On SIGTERM, how long in-flight requests may take before the receiver exits.", kind="number"),
+           "On SIGTERM, the longest time until the receiver exits, whatever Redis does: requests in"
+           " flight get until 1 s before it; one still unanswered then is failed for GitHub, which"
+           " redelivers it. Keep it below the orchestrator's grace (compose 20 s here, Kubernetes 30 s).",
+           kind="number"),
     Option("worker.host", text, "0.0.0.0", False, "Address of the worker's /metrics and /health."),
     Option("worker.port", integer(0, 65535), 9100, False, "Port of the worker's /metrics and /health.",
            kind="integer"),
@@ -296,6 +299,10 @@ OPTIONS: tuple[Option, ...] = (
            "Deliveries the worker applies together: with the RQ job in hand it takes further queued jobs"
            " until their deliveries reach this many (RQ's bookkeeping costs about 25 round trips per job).",
            kind="integer"),
+    Option("worker.stop_grace_seconds", positive_number, 10.0, False,
+           "On SIGTERM, the longest time until the worker exits, whatever Redis does (an outage, a"
+           " failover): the batch in hand is applied or abandoned, and an abandoned one goes back to"
+           " the queue when its lease lapses. Keep it below the orchestrator's grace.", kind="number"),
     Option("state.job_ttl_seconds", integer(60), 7 * DAY, False,
            "How long a job attempt's state is kept after its last delivery, and how long a job may stay"
            " queued or in progress before it counts as expired (self-hosted jobs can run 5 days).",

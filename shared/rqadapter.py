@@ -10,15 +10,20 @@ that changes one fails there, with the piece named:
   written all or nothing. RQ builds one such job once per process (:class:`JobTemplate`); each
   batch's job is that one with its own id, timestamps, description and data (RQ's ``data`` field:
   zlib over the serializer's ``(function, None, args, kwargs)``).
+- **RQ's version cache**: ``Queue.redis_server_version``, which RQ fills with a blocking ``INFO`` on
+  first use; the receiver fills it from its asyncio client (:func:`know_server_version`).
 - **RQ's storage**: a queue is a list of job ids at ``Queue.key`` (head: next to run), a job is a
   hash at ``Job.redis_job_namespace_prefix + id``, and a job a worker took but has not started waits
   in the list at ``Queue.intermediate_queue_key`` (the worker puts back those left there by a dead
   worker: :meth:`QueueJobs.requeue_stuck`). The worker claims further jobs from the head of the
   list (:class:`QueueJobs`, scripts ``shared/rqadapter.*.lua``), and the scrape counts them.
 - **The worker's hooks** (:class:`InProcessWorker`): ``SimpleWorker``'s private
-  ``_install_signal_handlers``, ``_stop_requested`` and ``_set_connection``, ``get_heartbeat_ttl``,
-  ``dequeue_job_and_maintain_ttl(timeout, max_idle_time)``, ``perform_job(job, queue, execution)``
-  and ``maintain_heartbeats(job, execution)``; and ``StartedJobRegistry.cleanup`` retrying the RQ
+  ``_install_signal_handlers``, ``_stop_requested`` and ``_set_connection``, ``subscribe`` and
+  ``teardown`` (called by ``work()``), ``get_heartbeat_ttl``,
+  ``dequeue_job_and_maintain_ttl(timeout, max_idle_time)`` (with, inside it, ``heartbeat()`` at the
+  start of each try, ``reorder_queues`` first with a dequeued RQ job, ``max_connection_wait_time``
+  between tries), ``perform_job(job, queue, execution)`` and ``maintain_heartbeats(job, execution)``;
+  and ``StartedJobRegistry.cleanup`` retrying the RQ
   jobs whose heartbeat lapsed (:meth:`QueueJobs.requeue_abandoned`).
 """
 
@@ -34,6 +39,7 @@ from typing import Any, Protocol
 
 from redis.client import Pipeline
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job
 from rq.queue import EnqueueData
@@ -66,6 +72,20 @@ def enqueue_commands(queue: Queue, data: EnqueueData) -> list[tuple[Any, ...]]:
     commands = [args for args, _options in pipe.command_stack]
     pipe.reset()
     return commands
+
+
+def server_version(info: dict[str, Any]) -> tuple[int, int, int]:
+    """Redis's version from its ``INFO server``, as RQ reads it (``rq.utils.get_version``)."""
+    parts = [int(part) for part in str(info["redis_version"]).split(".")[:3]]
+    major, minor, patch = [*parts, 0, 0][:3]
+    return major, minor, patch
+
+
+def know_server_version(queue: Queue, info: dict[str, Any]) -> None:
+    """Give ``queue`` Redis's version, read elsewhere. RQ asks for it once per queue with a blocking
+    ``INFO`` (the receiver's first batch builds its job with it): an asyncio caller reads it on its
+    own client instead, so a Redis that does not answer never blocks its event loop."""
+    queue.redis_server_version = server_version(info)
 
 
 class RQChanged(RuntimeError):
@@ -274,6 +294,37 @@ class InProcessWorker(SimpleWorker):
     lease_seconds: int
     on_heartbeat: Callable[[], None] = staticmethod(lambda: None)
     on_progress: Callable[[], None] = staticmethod(lambda: None)  # each dequeue slice, each RQ job done
+    # RQ's dequeue retries a Redis that does not answer for ever, sleeping 1, 2, 4 ... 60 s between
+    # tries without looking at any flag. Its sleeps are held at POLL_SECONDS, and each try starts with
+    # a heartbeat, where a stop is honoured (below), so a stop asked during an outage takes effect
+    # within a try (connect timeout + POLL_SECONDS) instead of at the outage's end.
+    max_connection_wait_time = float(POLL_SECONDS)
+    _dequeuing = False  # inside RQ's dequeue loop ...
+    _dequeued = False  # ... and it has an RQ job in hand
+    _tries = 0  # RQ's tries in this dequeue slice: past the first, Redis failed
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if self._dequeuing and not self._dequeued:
+            self._tries += 1
+            if self.stop.is_set():
+                raise StopRequested  # work() ends on it; no RQ job is in hand
+        super().heartbeat(timeout, pipeline)
+
+    def subscribe(self) -> None:
+        """No subscription to RQ's command channel: its commands are for forked workers (kill the
+        work horse, stop a job) or a stop, which is a signal here. One connection and one thread
+        less, and none left blocked on a Redis that went away when the worker stops."""
+
+    def teardown(self) -> None:
+        """RQ unregisters the worker from Redis; when Redis just failed, the stop does not wait on
+        it: the registration expires by itself (RQ's ``worker_ttl``)."""
+        if self._tries > 1 and self.stop.is_set():
+            return
+        super().teardown()  # type: ignore[no-untyped-call]
+
+    def reorder_queues(self, reference_queue: Queue) -> None:
+        self._dequeued = True  # RQ calls it first thing with the RQ job it dequeued
+        super().reorder_queues(reference_queue)
 
     def _install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop.set)
@@ -316,7 +367,11 @@ class InProcessWorker(SimpleWorker):
             return super().dequeue_job_and_maintain_ttl(None)
         while not self.stop.is_set():
             self.on_progress()
-            result = super().dequeue_job_and_maintain_ttl(POLL_SECONDS, max_idle_time=POLL_SECONDS)
+            self._dequeuing, self._dequeued, self._tries = True, False, 0
+            try:
+                result = super().dequeue_job_and_maintain_ttl(POLL_SECONDS, max_idle_time=POLL_SECONDS)
+            finally:
+                self._dequeuing = False
             if result is not None:
                 return result
         return None

@@ -87,6 +87,7 @@ class WorkerSettings:
     max_scrape_bytes: int
     recent_failures: int
     max_batch: int
+    stop_grace_seconds: float
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from shared.redis_connect import connect
 from shared.reloading import SettingsHolder
 from shared.rqadapter import QueueJobs
 from shared.settings import Settings, SettingsError
+from shared.stop_deadline import StopDeadline
 from worker import reconcile_command
 from worker.api import InflightApi, json_route
 from worker.combine import Combiner, claimed_key
@@ -116,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if holder is None:
         return 2
     settings = holder.current
-    stop = StopFlag()
+    stop = StopFlag(StopDeadline(settings.worker.stop_grace_seconds, "worker"))
     signal.signal(signal.SIGTERM, stop.set)
     signal.signal(signal.SIGINT, stop.set)
 

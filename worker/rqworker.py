@@ -3,7 +3,10 @@ flag that is always honoured, kept alive through outages.
 
 - ``SimpleWorker`` runs each job in this process: metrics updated by a forked child would be lost.
 - SIGTERM/SIGINT only set a flag, which the worker looks at at least every second, so a stop
-  takes effect within about a second after the RQ job in hand.
+  takes effect within about a second after the RQ job in hand, also while Redis does not answer
+  (RQ's own reconnection loop is cut short: :class:`shared.rqadapter.InProcessWorker`). The signal
+  also arms the stop deadline (``worker.stop_grace_seconds``): whatever Redis does, the process is
+  gone by then (:mod:`shared.stop_deadline`).
 - A started RQ job is leased for ``worker.lease_seconds``, renewed every third of it while it runs
   (and the RQ jobs claimed with it, :mod:`worker.combine`), so a killed worker's RQ job is retried
   about ``lease_seconds`` after its death, by any worker's sweeper, instead of RQ's ``timeout + 60 s``.
@@ -27,15 +30,23 @@ from redis import Redis
 from shared.queueing import SERIALIZER
 from shared.rqadapter import InProcessWorker
 from shared.settings import QueueSettings
+from shared.stop_deadline import StopDeadline
 
 
 class StopFlag:
-    def __init__(self) -> None:
+    """Set by SIGTERM/SIGINT (or by hand). A signal also arms ``deadline``, when given: the process
+    then exits within its grace even if Redis keeps the cooperative stop waiting."""
+
+    def __init__(self, deadline: StopDeadline | None = None) -> None:
         self.event = threading.Event()
+        self.deadline = deadline
 
     def set(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None and not self.event.is_set():
-            logger.info("received {}, stopping after the job in hand", signal.Signals(signum).name)
+            grace = f" (exiting within {self.deadline.grace:g} s)" if self.deadline else ""
+            logger.info("received {}, stopping after the job in hand{}", signal.Signals(signum).name, grace)
+        if signum is not None and self.deadline is not None:
+            self.deadline.arm()
         self.event.set()
 
     def is_set(self) -> bool:

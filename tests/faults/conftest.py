@@ -1,10 +1,16 @@
-"""Collects each fault scenario's accounting and prints them all at the end of the run."""
+"""Collects each fault scenario's accounting and prints them all at the end of the run; the cluster
+behind the fault proxy."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
+from bench.cluster import Cluster
 from tests.faults.harness import Accounting
+from tests.faults.proxy import FaultProxy
 
 ACCOUNTS: list[Accounting] = []
 
@@ -12,6 +18,18 @@ ACCOUNTS: list[Accounting] = []
 @pytest.fixture(name="accounts")
 def _accounts() -> list[Accounting]:
     return ACCOUNTS
+
+
+@pytest.fixture(name="proxied")
+def _proxied(tmp_path: Path) -> Iterator[tuple[Cluster, FaultProxy]]:
+    """One receiver and one worker reaching Redis through the fault proxy."""
+    cluster = Cluster(tmp_path, receivers=1, workers=1)
+    proxy = FaultProxy(cluster.redis.port).start()
+    cluster.client_url = proxy.url
+    cluster.start()
+    yield cluster, proxy
+    cluster.shutdown()
+    proxy.stop()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

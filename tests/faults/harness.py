@@ -5,13 +5,21 @@ benchmarks.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
+
+from redis import Redis
 
 from bench.cluster import Cluster, wait_drained
-from bench.load import SECRET, Send, Stats, sends
+from bench.load import SECRET, LoadGenerator, Send, Stats, sends
+from bench.worker_drain import processed
+from stack.redis_server import RedisServer
 from tests.corpus import Delivery, run_copies
 
 P = "github_actions_"
+RATE = 50.0  # deliveries a second of the scenarios that play GitHub at a steady pace
 
 
 def stream(runs: int, prefix: str = "g") -> list[Send]:
@@ -98,3 +106,40 @@ def check(  # noqa: PLR0917 - the inputs of a scenario's accounting
         assert figures["inflight"] == 0  # every job completed: nothing queued or running remains
     connection.close()
     return figures
+
+
+def play_in_background(cluster: Cluster, runs: int) -> tuple[list[Send], Stats, threading.Thread]:
+    """``runs`` copies of the real run played at :data:`RATE` to the cluster's receivers, redelivering
+    what is not acknowledged (as GitHub's redelivery would), for up to 300 s."""
+    sends = stream(runs)
+    stats = Stats()
+    generator = LoadGenerator(cluster.receiver_ports, threads=32, rate=RATE, deadline_seconds=300)
+    player = threading.Thread(target=generator.play, args=(sends, stats))
+    player.start()
+    return sends, stats, player
+
+
+def seconds_until_applying(connection: Redis, since: float, timeout: float = 120.0) -> float:
+    """From ``since`` until the count of deliveries applied moves (read straight from Redis)."""
+    before = processed(connection)
+    while time.monotonic() < since + timeout:
+        if processed(connection) > before:
+            return time.monotonic() - since
+        time.sleep(0.05)
+    raise AssertionError(f"the worker applied nothing for {timeout:.0f} s")
+
+
+def synced_replica(workdir: Path, primary_port: int) -> tuple[RedisServer, Redis]:
+    """A replica of the primary at ``primary_port``, started and in sync; and a client of it."""
+    replica = RedisServer(
+        workdir / "replica",
+        log_file=workdir / "replica.log",
+        extra_args=["--replicaof", "127.0.0.1", str(primary_port)],
+    )
+    replica.start()
+    client = Redis(port=replica.port, socket_timeout=5)
+    deadline = time.monotonic() + 60
+    while client.info("replication").get("master_link_status") != "up":
+        assert time.monotonic() < deadline, "the replica did not sync"
+        time.sleep(0.05)
+    return replica, client

@@ -11,22 +11,15 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from redis import Redis
 
 from bench.cluster import Cluster
-from bench.load import LoadGenerator, Stats
-from bench.worker_drain import processed
-from stack.redis_server import RedisServer
-from tests.faults.harness import Accounting, check, stream
-from tests.faults.proxy import FaultProxy
+from tests.faults.harness import Accounting, check, play_in_background, seconds_until_applying, synced_replica
 from tests.redis_topology import SentinelSet, wait_for
 
 pytestmark = pytest.mark.faults
-RATE = 50.0
 
 
 class ScrapeWatch:
@@ -58,36 +51,6 @@ class ScrapeWatch:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-@pytest.fixture(name="proxied")
-def _proxied(tmp_path: Path) -> Iterator[tuple[Cluster, FaultProxy]]:
-    cluster = Cluster(tmp_path, receivers=1, workers=1)
-    proxy = FaultProxy(cluster.redis.port).start()
-    cluster.client_url = proxy.url
-    cluster.start()
-    yield cluster, proxy
-    cluster.shutdown()
-    proxy.stop()
-
-
-def play_in_background(cluster: Cluster, runs: int) -> tuple[list, Stats, threading.Thread]:
-    sends = stream(runs)
-    stats = Stats()
-    generator = LoadGenerator(cluster.receiver_ports, threads=32, rate=RATE, deadline_seconds=300)
-    player = threading.Thread(target=generator.play, args=(sends, stats))
-    player.start()
-    return sends, stats, player
-
-
-def seconds_until_applying(connection: Redis, since: float, timeout: float = 120.0) -> float:
-    """From ``since`` until the count of deliveries applied moves (read straight from Redis)."""
-    before = processed(connection)
-    while time.monotonic() < since + timeout:
-        if processed(connection) > before:
-            return time.monotonic() - since
-        time.sleep(0.05)
-    raise AssertionError(f"the worker applied nothing for {timeout:.0f} s")
 
 
 def test_a_silent_partition_of_20_s_then_heal(proxied, accounts: list[Accounting]):
@@ -143,17 +106,7 @@ def test_failover_to_a_promoted_replica_behind_the_proxy(proxied, tmp_path, acco
     replication; ``redis.min_replicas_ack`` closes that): the loss bound is what was acknowledged in
     the 0.5 s before the failover; the rest is counted once."""
     cluster, proxy = proxied
-    replica = RedisServer(
-        tmp_path / "replica",
-        log_file=tmp_path / "replica.log",
-        extra_args=["--replicaof", "127.0.0.1", str(cluster.redis.port)],
-    )
-    replica.start()
-    promoted = Redis(port=replica.port, socket_timeout=5)
-    deadline = time.monotonic() + 60
-    while promoted.info("replication").get("master_link_status") != "up":
-        assert time.monotonic() < deadline, "the replica did not sync"
-        time.sleep(0.05)
+    replica, promoted = synced_replica(tmp_path, cluster.redis.port)
     runs = 200
     sends, stats, player = play_in_background(cluster, runs)
     with ScrapeWatch(cluster.worker_ports[0]) as scrapes:

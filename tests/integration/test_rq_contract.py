@@ -2,6 +2,7 @@
 upgrade, a failure here names the piece of the adapter to change."""
 
 import signal
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -10,12 +11,13 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.job import Job
 from rq.registry import StartedJobRegistry
-from rq.utils import utcformat, utcparse
+from rq.utils import get_version, utcformat, utcparse
 
 from shared import resp, rqadapter
 from shared.envelope import Envelope
 from shared.queueing import job_args, job_template, make_queue
 from shared.rqadapter import QueueJobs, enqueue_commands
+from tests.faults.proxy import FaultProxy
 from worker.rqworker import StopFlag, make_worker
 
 pytestmark = pytest.mark.integration
@@ -207,6 +209,38 @@ def test_the_stop_flag_is_what_the_work_loop_looks_at(connection, settings):
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+
+
+def test_a_stop_during_an_outage_ends_rqs_reconnection_loop(redis_url, settings):
+    """RQ's dequeue retries an unanswering Redis for ever and looks at no flag (InProcessWorker's
+    heartbeat hook ends it): a worker asked to stop while Redis is partitioned away returns."""
+    proxy = FaultProxy(Redis.from_url(redis_url).connection_pool.connection_kwargs["port"]).start()
+    connection = Redis.from_url(proxy.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    stop = StopFlag()
+    worker = make_worker(connection, settings.queue, stop)
+    worker._install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
+    thread = threading.Thread(target=worker.work)
+    try:
+        thread.start()
+        while worker.get_state() != "idle":  # listening: inside RQ's dequeue loop
+            time.sleep(0.01)
+        proxy.partition()
+        while worker._tries < 2:  # a try failed: RQ is in its reconnection loop
+            time.sleep(0.01)
+        stop.set()
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "RQ's reconnection loop no longer starts each try with heartbeat()"
+    finally:
+        proxy.heal()
+        thread.join()
+        connection.close()
+        proxy.stop()
+
+
+def test_a_known_server_version_is_the_one_rq_reads_and_spares_its_question(connection, settings):
+    unreachable = make_queue(Redis(port=1), settings.queue)  # nothing listens: RQ must not ask
+    rqadapter.know_server_version(unreachable, connection.info("server"))
+    assert unreachable.get_redis_server_version() == get_version(connection)
 
 
 def test_the_worker_keeps_the_socket_timeout_its_connection_was_given(redis_url, settings):
