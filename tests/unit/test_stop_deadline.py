@@ -41,9 +41,11 @@ def test_a_stop_signal_arms_the_deadline_and_a_stop_by_hand_does_not():
     by_hand = StopFlag(StopDeadline(3600, "worker", on_expiry=exits))
     by_hand.set()
     assert by_hand.is_set()
-    assert by_hand.deadline is not None and not by_hand.deadline.armed
+    assert by_hand.deadline is not None
+    assert not by_hand.deadline.armed
     signalled = StopFlag(StopDeadline(3600, "worker", on_expiry=exits))
     signalled.set(signal.SIGTERM)
     assert signalled.is_set()
-    assert signalled.deadline is not None and signalled.deadline.armed
+    assert signalled.deadline is not None
+    assert signalled.deadline.armed
     assert exits.codes == []
