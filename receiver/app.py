@@ -46,7 +46,8 @@ def build_app(services: Services, metrics_route: bool = True) -> ASGIApp:
         try:
             await asyncio.wait_for(services.intake.ping(), READY_SECONDS)
         except (RedisError, TimeoutError) as exc:
-            logger.warning("Redis not reachable yet ({}); the receiver answers 503 until it is", exc)
+            reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            logger.warning("Redis not reachable yet ({}); the receiver answers 503 until it is", reason)
         logger.info("receiver ready")
         yield
         await commit.stop()

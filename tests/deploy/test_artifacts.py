@@ -53,9 +53,16 @@ def test_compose_stack_is_wired_as_documented():
         assert flag in redis_command
     assert services["redis"]["healthcheck"]
     assert "/data" in services["redis"]["volumes"][0]
-    for name in ("receiver", "worker"):
-        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
-    assert services["receiver"]["deploy"]["replicas"] >= 2
+    for service in services.values():
+        assert "depends_on" not in service  # the processes wait for Redis: no engine's start order needed
+    assert services["receiver"]["deploy"] == {"mode": "replicated", "replicas": 2}  # what every engine reads
+    for name, image in (
+        ("redis", "REDIS_IMAGE"),
+        ("entry", "PROXY_IMAGE"),
+        ("prometheus", "PROMETHEUS_IMAGE"),
+    ):
+        assert services[name]["image"].startswith("${" + image + ":-"), name  # official by default
+    assert services["receiver"]["build"]["args"]["BASE_IMAGE"].startswith("${PYTHON_IMAGE:-python:")
     assert "ports" not in services["receiver"]  # replicas sit behind the one entry point
     assert services["entry"]["ports"]
     assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["monitoring"]

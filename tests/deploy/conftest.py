@@ -1,0 +1,40 @@
+"""The container engine and the stand-in images for the deployment tests, and the figures they
+measure (build time, image size, stack start time), printed at the end of the run."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.containers.engine import Engine, find_engine
+from tests.containers.standin import NAMES, missing_tools, standin
+
+FIGURES: list[str] = []
+
+
+@pytest.fixture(name="figures", scope="session")
+def _figures() -> list[str]:
+    return FIGURES
+
+
+@pytest.fixture(name="engine", scope="session")
+def _engine() -> Engine:
+    engine, why = find_engine()
+    if engine is None:
+        pytest.skip(why)
+    return engine
+
+
+@pytest.fixture(name="standins", scope="session")
+def _standins(engine: Engine) -> dict[str, str]:
+    """Each stand-in image's name (built from Debian's packages the first time on a machine)."""
+    why = missing_tools()
+    if why:
+        pytest.skip(why)
+    return {name: standin(engine, name) for name in NAMES}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.section("deployment figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
