@@ -92,10 +92,10 @@ def test_kustomization_renders_valid_kubernetes_objects(manifests):
         "ServiceMonitor",
     ])  # fmt: skip
     for doc in manifests:
+        assert doc["metadata"].get("namespace", "gha-exporter") == "gha-exporter"
         if doc["kind"] == "ServiceMonitor":
             continue  # a CRD: checked against the Services below
         kubernetes_validate.validate(doc, "1.33", strict=True)
-        assert doc["metadata"].get("namespace", "gha-exporter") == "gha-exporter"
 
 
 def by_kind(manifests, kind, name):
@@ -103,15 +103,15 @@ def by_kind(manifests, kind, name):
 
 
 def test_workloads_are_hardened_and_probed(manifests):
-    receiver = by_kind(manifests, "Deployment", "receiver")
-    assert receiver["spec"]["replicas"] >= 2
+    receiver = by_kind(manifests, "Deployment", "gha-exporter-receiver")
     [container] = receiver["spec"]["template"]["spec"]["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert container["image"] == "gha-exporter:0.1.0"  # kustomize's images: rewrites it
     for workload in (
         receiver,
-        by_kind(manifests, "Deployment", "worker"),
-        by_kind(manifests, "StatefulSet", "redis"),
+        by_kind(manifests, "Deployment", "gha-exporter-worker"),
+        by_kind(manifests, "StatefulSet", "gha-exporter-redis"),
     ):
         pod = workload["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -124,18 +124,25 @@ def test_workloads_are_hardened_and_probed(manifests):
             assert container["resources"]["limits"]
     configmap = by_kind(manifests, "ConfigMap", "gha-exporter")
     assert set(configmap["data"]) <= KNOWN_ENV
-    assert by_kind(manifests, "HorizontalPodAutoscaler", "receiver")["spec"]["minReplicas"] >= 2
-    assert by_kind(manifests, "PodDisruptionBudget", "receiver")["spec"]["minAvailable"] >= 1
+    assert by_kind(manifests, "HorizontalPodAutoscaler", "gha-exporter-receiver")["spec"]["minReplicas"] >= 2
+    assert by_kind(manifests, "PodDisruptionBudget", "gha-exporter-receiver")["spec"]["minAvailable"] >= 1
+    secret = by_kind(manifests, "Secret", "gha-exporter-webhook")
+    mounted = receiver["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "webhook-secret", "secret": {"secretName": secret["metadata"]["name"]}} in mounted
 
 
 def test_service_monitor_and_network_policy_match_the_services(manifests):
     monitor = by_kind(manifests, "ServiceMonitor", "gha-exporter")
-    wanted = set(monitor["spec"]["selector"]["matchExpressions"][0]["values"])
-    services = [doc for doc in manifests if doc["kind"] == "Service" and doc["metadata"]["name"] != "redis"]
-    assert {s["metadata"]["labels"]["app.kubernetes.io/name"] for s in services} == wanted
+    wanted = {e["key"]: set(e["values"]) for e in monitor["spec"]["selector"]["matchExpressions"]}
+    services = [
+        doc for doc in manifests if doc["kind"] == "Service" and not doc["metadata"]["name"].endswith("redis")
+    ]
+    for service in services:
+        labels = service["metadata"]["labels"]
+        assert all(labels[key] in values for key, values in wanted.items()), service["metadata"]["name"]
     port_names = {port["name"] for s in services for port in s["spec"]["ports"]}
     assert {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]} == port_names
-    policy = by_kind(manifests, "NetworkPolicy", "worker-metrics-from-prometheus")
+    policy = by_kind(manifests, "NetworkPolicy", "gha-exporter-worker")
     [rule] = policy["spec"]["ingress"]
     assert rule["from"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
     assert rule["ports"] == [{"port": 9100, "protocol": "TCP"}]
