@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import ResponseError
 from rq import Queue
 
 from shared.envelope import Envelope
@@ -116,7 +117,11 @@ class AsyncIntake(_Base):
 
     async def submit(self, deliveries: Sequence[Accepted]) -> list[Outcome]:
         if self._template is None and self._queue.redis_server_version is None:
-            know_server_version(self._queue, await self._connection.info("server"))
+            try:
+                info = await self._connection.info("server")
+            except ResponseError:  # a server without INFO (fakeredis): RQ's assumption
+                info = None
+            know_server_version(self._queue, info)
         outcomes, fresh = plan([d.key for d in deliveries])
         while fresh:
             taken = await self._marks.create(*self._create_call(deliveries, fresh))

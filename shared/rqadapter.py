@@ -30,6 +30,7 @@ that changes one fails there, with the piece named:
 from __future__ import annotations
 
 import signal
+import threading
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from loguru import logger
 from redis.client import Pipeline
 from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
@@ -74,14 +76,20 @@ def enqueue_commands(queue: Queue, data: EnqueueData) -> list[tuple[Any, ...]]:
     return commands
 
 
-def server_version(info: dict[str, Any]) -> tuple[int, int, int]:
-    """Redis's version from its ``INFO server``, as RQ reads it (``rq.utils.get_version``)."""
+UNKNOWN_SERVER_VERSION = (5, 0, 9)  # what RQ assumes of a server without INFO (fakeredis)
+
+
+def server_version(info: dict[str, Any] | None) -> tuple[int, int, int]:
+    """Redis's version from its ``INFO server`` (None: it has no INFO), as RQ reads it
+    (``rq.utils.get_version``)."""
+    if info is None:
+        return UNKNOWN_SERVER_VERSION
     parts = [int(part) for part in str(info["redis_version"]).split(".")[:3]]
     major, minor, patch = [*parts, 0, 0][:3]
     return major, minor, patch
 
 
-def know_server_version(queue: Queue, info: dict[str, Any]) -> None:
+def know_server_version(queue: Queue, info: dict[str, Any] | None) -> None:
     """Give ``queue`` Redis's version, read elsewhere. RQ asks for it once per queue with a blocking
     ``INFO`` (the receiver's first batch builds its job with it): an asyncio caller reads it on its
     own client instead, so a Redis that does not answer never blocks its event loop."""
@@ -276,6 +284,7 @@ class Stop(Protocol):
 
 
 POLL_SECONDS = 1
+UNREGISTER_SECONDS = 1.0
 
 
 class InProcessWorker(SimpleWorker):
@@ -301,13 +310,10 @@ class InProcessWorker(SimpleWorker):
     max_connection_wait_time = float(POLL_SECONDS)
     _dequeuing = False  # inside RQ's dequeue loop ...
     _dequeued = False  # ... and it has an RQ job in hand
-    _tries = 0  # RQ's tries in this dequeue slice: past the first, Redis failed
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
-        if self._dequeuing and not self._dequeued:
-            self._tries += 1
-            if self.stop.is_set():
-                raise StopRequested  # work() ends on it; no RQ job is in hand
+        if self._dequeuing and not self._dequeued and self.stop.is_set():
+            raise StopRequested  # work() ends on it; no RQ job is in hand
         super().heartbeat(timeout, pipeline)
 
     def subscribe(self) -> None:
@@ -316,11 +322,22 @@ class InProcessWorker(SimpleWorker):
         less, and none left blocked on a Redis that went away when the worker stops."""
 
     def teardown(self) -> None:
-        """RQ unregisters the worker from Redis; when Redis just failed, the stop does not wait on
-        it: the registration expires by itself (RQ's ``worker_ttl``)."""
-        if self._tries > 1 and self.stop.is_set():
+        """RQ unregisters the worker from Redis. A stopping worker gives that
+        :data:`UNREGISTER_SECONDS`, not the timeouts of a Redis that does not answer: past it the
+        registration expires by itself (RQ's ``worker_ttl``)."""
+        if not self.stop.is_set():
+            super().teardown()  # type: ignore[no-untyped-call]
             return
-        super().teardown()  # type: ignore[no-untyped-call]
+
+        def unregister() -> None:
+            try:
+                super(InProcessWorker, self).teardown()  # type: ignore[no-untyped-call]
+            except Exception as exc:
+                logger.debug("worker not unregistered from RQ: {}", exc)
+
+        thread = threading.Thread(target=unregister, name="rq-unregister", daemon=True)
+        thread.start()
+        thread.join(UNREGISTER_SECONDS)
 
     def reorder_queues(self, reference_queue: Queue) -> None:
         self._dequeued = True  # RQ calls it first thing with the RQ job it dequeued
@@ -367,7 +384,7 @@ class InProcessWorker(SimpleWorker):
             return super().dequeue_job_and_maintain_ttl(None)
         while not self.stop.is_set():
             self.on_progress()
-            self._dequeuing, self._dequeued, self._tries = True, False, 0
+            self._dequeuing, self._dequeued = True, False
             try:
                 result = super().dequeue_job_and_maintain_ttl(POLL_SECONDS, max_idle_time=POLL_SECONDS)
             finally:

@@ -31,6 +31,22 @@ def host_limits() -> list[str]:
     return [f"nofile={nofile}:{nofile}", f"nproc={nproc}:{nproc}"]
 
 
+def command(
+    program: str, *args: str, env: dict[str, str], timeout: float = 300, check: bool = True, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """Run ``program`` (the engine, or a compose tool driving it); with ``check``, a failure raises
+    with its output."""
+    result = subprocess.run(
+        [program, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        name = Path(program).name
+        raise AssertionError(
+            f"{name} {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}"
+        )
+    return result
+
+
 @dataclass
 class Engine:
     """``podman`` with the tests' configuration; ``run`` raises with the output on failure."""
@@ -41,20 +57,7 @@ class Engine:
     def run(
         self, *args: str, timeout: float = 300, check: bool = True, cwd: Path = ROOT
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [self.podman, *args],
-            env=self.env,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"podman {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}"
-            )
-        return result
+        return command(self.podman, *args, env=self.env, timeout=timeout, check=check, cwd=cwd)
 
     def image_exists(self, name: str) -> bool:
         return self.run("image", "exists", name, check=False).returncode == 0

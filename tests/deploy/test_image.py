@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +19,7 @@ import pytest
 from stack.ports import free_port
 from stack.sample import SAMPLES, event_of, post
 from tests.containers.engine import ROOT, Engine
+from tests.containers.waiting import get, until
 
 pytestmark = pytest.mark.containers
 IMAGE = "gha-exporter:local"
@@ -61,15 +61,8 @@ def test_the_dockerfile_runs_exec_form_as_non_root_on_an_official_base_by_defaul
     assert "pip install" not in final_stage  # nothing is built in the final stage
 
 
-def wait_health(port: int, deadline: float = 60) -> None:
-    until = time.monotonic() + deadline
-    while time.monotonic() < until:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing answered /health on port {port}")
+def wait_health(port: int) -> None:
+    until(lambda: get(f"http://127.0.0.1:{port}/health"), 60, f"/health on port {port}")
 
 
 class Containers:
@@ -116,8 +109,7 @@ def _containers(engine: Engine, image: str) -> Iterator[Containers]:  # noqa: AR
 
 
 def worker_counted(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
+    text = get(f"http://127.0.0.1:{port}/metrics")
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
@@ -142,10 +134,7 @@ def test_both_commands_run_as_non_root_answer_health_and_count_a_signed_delivery
             f"http://127.0.0.1:{receiver_port}/webhook", SECRET, event_of(sample, None), sample.read_bytes()
         )
         assert status == 202
-    until = time.monotonic() + 60
-    while worker_counted(worker_port) < len(samples):
-        assert time.monotonic() < until, containers.logs(worker)
-        time.sleep(0.2)
+    until(lambda: worker_counted(worker_port) >= len(samples), 60, "the worker counting the deliveries")
     assert worker_counted(worker_port) == len(samples)  # each once
     exits = {name: containers.stop(name) for name in (receiver, worker)}
     figures.append(
@@ -168,11 +157,9 @@ def test_both_commands_stop_on_sigterm_while_redis_cannot_be_reached(
     worker = containers.start("worker", unreachable, worker_port)
     wait_health(receiver_port)
     wait_health(worker_port)
-    until = time.monotonic() + 60
     # retrying Redis (RQ's reconnection loop, or the supervisor's backoff): what ended in SIGKILL
-    while not re.search("could not connect to Redis|worker loop failed", containers.logs(worker)):
-        assert time.monotonic() < until, containers.logs(worker)
-        time.sleep(0.2)
+    retrying = re.compile("could not connect to Redis|worker loop failed")
+    until(lambda: retrying.search(containers.logs(worker)), 60, "the worker retrying Redis")
     exits = {name: containers.stop(name) for name in (receiver, worker)}
     figures.append(
         "image: SIGTERM with Redis down: "
