@@ -27,11 +27,18 @@ def build_app(services: Services, metrics_route: bool = True) -> ASGIApp:
     async def health(_request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    async def ready(_request: Request) -> Response:
-        try:  # bounded: a partitioned Redis makes it false within READY_SECONDS
+    async def redis_problem() -> Exception | None:
+        """Why Redis did not answer a PING, or None. Bounded: a partitioned Redis is a problem
+        within READY_SECONDS."""
+        try:
             await asyncio.wait_for(services.intake.ping(), READY_SECONDS)
         except (RedisError, TimeoutError) as exc:
-            return PlainTextResponse(f"redis unavailable: {type(exc).__name__}", 503)
+            return exc
+        return None
+
+    async def ready(_request: Request) -> Response:
+        if problem := await redis_problem():
+            return PlainTextResponse(f"redis unavailable: {type(problem).__name__}", 503)
         return PlainTextResponse("ready")
 
     async def metrics(request: Request) -> Response:
@@ -43,10 +50,8 @@ def build_app(services: Services, metrics_route: bool = True) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         commit.start()
-        try:
-            await asyncio.wait_for(services.intake.ping(), READY_SECONDS)
-        except (RedisError, TimeoutError) as exc:
-            reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        if problem := await redis_problem():
+            reason = f"{type(problem).__name__}: {problem}".rstrip(": ")
             logger.warning("Redis not reachable yet ({}); the receiver answers 503 until it is", reason)
         logger.info("receiver ready")
         yield

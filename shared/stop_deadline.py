@@ -32,18 +32,14 @@ class StopDeadline:
         self.grace = grace
         self.component = component
         self._on_expiry = on_expiry
-        self._armed_at: float | None = None
+        self.armed = False
         self._lock = threading.Lock()
-
-    @property
-    def armed(self) -> bool:
-        return self._armed_at is not None
 
     def arm(self) -> None:
         with self._lock:
-            if self._armed_at is not None:
+            if self.armed:
                 return
-            self._armed_at = time.monotonic()
+            self.armed = True
         thread = threading.Thread(target=self._expire, name="stop-deadline", daemon=True)
         thread.start()
 

@@ -28,6 +28,7 @@ from stack.ports import free_port
 from stack.sample import SAMPLES, event_of, post
 from tests.containers.engine import Engine, command
 from tests.containers.waiting import get, until
+from tests.e2e.system import parse, scrape, total
 
 pytestmark = pytest.mark.containers
 PROJECT = "gha-exporter"  # docker-compose.yml's `name`
@@ -62,9 +63,10 @@ class Stack:
         listed = self.engine.run("ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}").stdout
         return sorted(name for name in listed.split() if name.startswith(f"{PROJECT}_"))
 
-    def in_container(self, name: str, url: str) -> str:
+    def in_container(self, name: str, url: str, check: bool = True) -> str:
+        """What ``url`` answers inside container ``name`` ('' when it fails and ``check`` is off)."""
         script = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
-        return self.engine.run("exec", name, "python", "-c", script).stdout
+        return self.engine.run("exec", name, "python", "-c", script, check=check).stdout
 
     def leftovers(self) -> dict[str, list[str]]:
         label = f"label=io.podman.compose.project={PROJECT}"
@@ -92,10 +94,6 @@ def unsigned_refused(url: str) -> bool:
     return False
 
 
-def total(text: str, family: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(family + "{"))
-
-
 def send_samples(stack: Stack) -> int:
     samples = sorted(SAMPLES.glob("*.json"))
     for sample in samples:  # each with a new delivery id
@@ -107,12 +105,8 @@ def send_samples(stack: Stack) -> int:
 
 
 def queued_by(stack: Stack, receiver: str) -> float:
-    metrics = stack.in_container(receiver, "http://127.0.0.1:8000/metrics")
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith("github_actions_webhook_deliveries_total{") and 'outcome="queued"' in line
-    )
+    metrics = parse(stack.in_container(receiver, "http://127.0.0.1:8000/metrics"))
+    return total(metrics, "github_actions_webhook_deliveries_total", outcome="queued")
 
 
 @pytest.fixture(name="stack", scope="module")
@@ -140,8 +134,10 @@ def _stack(engine: Engine, standins: dict[str, str], figures: list[str]) -> Iter
 
 
 def processed(stack: Stack) -> float:
-    metrics = get(stack.url("WORKER_METRICS_PORT", "/metrics"))
-    return total(metrics, "github_actions_webhook_deliveries_processed_total")
+    return total(
+        scrape(stack.url("WORKER_METRICS_PORT", "/metrics")),
+        "github_actions_webhook_deliveries_processed_total",
+    )
 
 
 def test_deliveries_are_spread_over_both_receivers_and_counted_once(stack: Stack):
@@ -158,7 +154,7 @@ def test_deliveries_are_spread_over_both_receivers_and_counted_once(stack: Stack
 
     until(both_took_some, 90, "deliveries reaching both receivers")
     until(lambda: processed(stack) >= sent, 60, "the worker counting every delivery")
-    metrics = get(stack.url("WORKER_METRICS_PORT", "/metrics"))
+    metrics = scrape(stack.url("WORKER_METRICS_PORT", "/metrics"))
     assert total(metrics, "github_actions_webhook_deliveries_processed_total") == sent  # each once
     assert total(metrics, "github_actions_job_run_total") == 2  # the sample's two jobs, counted once
     assert sum(queued_by(stack, name) for name in receivers) == sent  # each acknowledged delivery queued once
@@ -169,6 +165,11 @@ def test_a_scaled_receiver_is_found_by_the_entry_point(stack: Stack):
     receivers = stack.containers("receiver")
     assert len(receivers) == 3
     newest = receivers[-1]
+    until(
+        lambda: stack.in_container(newest, "http://127.0.0.1:8000/health", check=False),
+        60,
+        "the third receiver answering",
+    )
     until(
         lambda: send_samples(stack) and queued_by(stack, newest) > 0,
         90,

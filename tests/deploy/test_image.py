@@ -20,6 +20,7 @@ from stack.ports import free_port
 from stack.sample import SAMPLES, event_of, post
 from tests.containers.engine import ROOT, Engine
 from tests.containers.waiting import get, until
+from tests.e2e.system import scrape, total
 
 pytestmark = pytest.mark.containers
 IMAGE = "gha-exporter:local"
@@ -109,12 +110,8 @@ def _containers(engine: Engine, image: str) -> Iterator[Containers]:  # noqa: AR
 
 
 def worker_counted(port: int) -> float:
-    text = get(f"http://127.0.0.1:{port}/metrics")
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("github_actions_webhook_deliveries_processed_total{")
-    )
+    metrics = scrape(f"http://127.0.0.1:{port}/metrics")
+    return total(metrics, "github_actions_webhook_deliveries_processed_total")
 
 
 def test_both_commands_run_as_non_root_answer_health_and_count_a_signed_delivery(

@@ -23,7 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our loopback URL
-        text = response.read().decode()
+        return parse(response.read().decode())
+
+
+def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Each sample of a /metrics text by (name, labels)."""
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(text)
