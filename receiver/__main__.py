@@ -12,6 +12,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from receiver.app import build_app
+from receiver.headroom import Headroom
 from receiver.http_protocol import http_options
 from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
@@ -58,8 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         replicas=settings.redis.min_replicas_ack,
         compress=settings.queue.compress_bodies,
     )
-    intake = AsyncIntake(async_connection, marks, queue, settings.queue)
+    headroom = Headroom(async_connection, settings.redis.memory_high_water)
+    intake = AsyncIntake(async_connection, marks, queue, settings.queue, headroom)
     metrics = ReceiverMetrics(registry, settings.metrics.prefix)
+    metrics.paused.set_function(lambda: float(headroom.full))
     services = Services(
         holder,
         intake,

@@ -39,6 +39,9 @@ def build_app(services: Services, metrics_route: bool = True) -> ASGIApp:
     async def ready(_request: Request) -> Response:
         if problem := await redis_problem():
             return PlainTextResponse(f"redis unavailable: {type(problem).__name__}", 503)
+        headroom = services.intake.headroom
+        if headroom is not None and (full := headroom.problem()):
+            return PlainTextResponse(f"redis full: {full}", 503)
         return PlainTextResponse("ready")
 
     async def metrics(request: Request) -> Response:
@@ -50,11 +53,15 @@ def build_app(services: Services, metrics_route: bool = True) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         commit.start()
+        if services.intake.headroom is not None:
+            services.intake.headroom.start()
         if problem := await redis_problem():
             reason = f"{type(problem).__name__}: {problem}".rstrip(": ")
             logger.warning("Redis not reachable yet ({}); the receiver answers 503 until it is", reason)
         logger.info("receiver ready")
         yield
+        if services.intake.headroom is not None:
+            await services.intake.headroom.stop()
         await commit.stop()
         await services.intake.close()
         logger.info("receiver stopped")

@@ -22,9 +22,10 @@ from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis as AsyncRedis
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 from rq import Queue
 
+from receiver.headroom import Headroom
 from shared.envelope import Envelope
 from shared.marks import AsyncDeliveryMarks, DeliveryMarks, mark_key
 from shared.queueing import job_args, job_template
@@ -108,12 +109,21 @@ class Intake(_Base):
 
 
 class AsyncIntake(_Base):
+    """With ``headroom``, a batch is refused (:class:`receiver.headroom.RedisFull`) while Redis is
+    above the receivers' memory high-water mark."""
+
     def __init__(
-        self, connection: AsyncRedis, marks: AsyncDeliveryMarks, queue: Queue, settings: QueueSettings
+        self,
+        connection: AsyncRedis,
+        marks: AsyncDeliveryMarks,
+        queue: Queue,
+        settings: QueueSettings,
+        headroom: Headroom | None = None,
     ) -> None:
         super().__init__(queue, settings)
         self._connection = connection
         self._marks = marks
+        self.headroom = headroom
 
     async def submit(self, deliveries: Sequence[Accepted]) -> list[Outcome]:
         if self._template is None and self._queue.redis_server_version is None:
@@ -122,10 +132,19 @@ class AsyncIntake(_Base):
             except ResponseError:  # a server without INFO (fakeredis): RQ's assumption
                 info = None
             know_server_version(self._queue, info)
+        if self.headroom is not None:
+            self.headroom.check()
         outcomes, fresh = plan([d.key for d in deliveries])
         while fresh:
-            taken = await self._marks.create(*self._create_call(deliveries, fresh))
+            try:
+                taken = await self._marks.create(*self._create_call(deliveries, fresh))
+            except OutOfMemoryError:
+                if self.headroom is not None:
+                    self.headroom.refused()
+                raise
             if not taken:
+                if self.headroom is not None:
+                    self.headroom.wrote(sum(len(deliveries[i].body) for i in fresh), len(fresh))
                 break
             fresh = retry_without(fresh, taken, outcomes)
         return outcomes

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 KNOWN_EVENTS = ("workflow_run", "workflow_job", "ping")
 REJECTION_REASONS = (
@@ -60,6 +60,12 @@ class ReceiverMetrics:
         self.enqueue_failures = Counter(
             f"{prefix}webhook_enqueue_failures",
             "Deliveries answered 503 because Redis was unreachable or refused the write.",
+            registry=registry,
+        )
+        self.paused = Gauge(
+            f"{prefix}webhook_intake_paused",
+            "1 while this receiver answers 503 because Redis is above its memory high-water mark"
+            " (redis.memory_high_water of maxmemory).",
             registry=registry,
         )
         self.latency = Histogram(

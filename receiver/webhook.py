@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from receiver.asgi import Headers, Receive, Rejected, Scope, Send, header, headers_of, read_body, respond
 from receiver.group_commit import GroupCommit
+from receiver.headroom import RedisFull
 from receiver.intake import Accepted, AsyncIntake, Outcome
 from receiver.metrics import ReceiverMetrics
 from receiver.signature import rejection_reason
@@ -107,6 +108,7 @@ QUEUED = json_body({"status": "queued"})
 DUPLICATE = json_body({"status": "duplicate"})
 PONG = json_body({"status": "pong"})
 UNAVAILABLE = json_body({"status": "unavailable", "reason": "queue unavailable"})
+FULL = json_body({"status": "unavailable", "reason": "queue full"})
 FAILED = json_body({"status": "error"})
 METHOD_NOT_ALLOWED = json_body({"status": "method not allowed"})
 
@@ -168,6 +170,8 @@ class Webhook:
         deadline = asyncio.get_running_loop().time() + left
         try:  # past the deadline the delivery is answered 503 (it may still reach Redis: see README)
             outcome = await self._commit.submit(accepted, deadline)
+        except RedisFull:  # logged once when it began (receiver.headroom)
+            return 503, FULL, "unavailable"
         except (RedisError, TimeoutError) as exc:
             logger.error("cannot queue delivery {}: {}: {}", delivery_id, type(exc).__name__, exc)
             return 503, UNAVAILABLE, "unavailable"

@@ -106,6 +106,16 @@ def positive_number(value: Any) -> float:
     return number
 
 
+def fraction(low: float, high: float) -> Parser:
+    def parse(value: Any) -> float:
+        number = _number(value)
+        if not low <= number <= high:
+            raise OptionError(f"must be between {low:g} and {high:g}, got {number:g}")
+        return number
+
+    return parse
+
+
 def boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -240,6 +250,10 @@ OPTIONS: tuple[Option, ...] = (
            " wait for new RQ jobs is cut into 1 s slices below it.", kind="number"),
     Option("redis.connect_timeout_seconds", positive_number, 2.0, False,
            "Longest wait for a connection to Redis.", kind="number"),
+    Option("redis.memory_high_water", fraction(0.5, 0.99), 0.9, False,
+           "The receivers answer 503 once Redis uses this share of its maxmemory (read every 0.5 s),"
+           " keeping the rest for the worker, which must write before it can free anything.",
+           kind="number"),
     Option("webhook.secrets", secrets, (), True,
            "Webhook secrets; a delivery signed with any of them is accepted (rotation). Required.",
            secret=True, kind="list of strings"),

@@ -52,6 +52,7 @@ class RedisSettings:
     min_replicas_ack: int = 0
     socket_timeout_seconds: float = 5.0
     connect_timeout_seconds: float = 2.0
+    memory_high_water: float = 0.9
 
 
 @dataclass(frozen=True)

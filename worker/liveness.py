@@ -1,7 +1,7 @@
 """Is this worker wedged? ``/health`` says no when its RQ loop has made no progress (no wait for
 RQ jobs, no RQ job finished) for ``worker.stall_seconds`` while deliveries wait in the queue, so an
-orchestrator restarts it. A worker whose Redis is gone is not wedged (a restart would not help):
-the queue is then not known to hold anything."""
+orchestrator restarts it, whatever the reason (Redis refusing its writes, a bug). When the queue
+cannot be read, what was last read stands: an error while checking is no progress."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ class Liveness:
             self._last_progress = self._clock()
 
     def saw_queue(self, waiting: int | None) -> None:
-        """RQ jobs waiting in the queue as just read; None when Redis could not be read."""
+        """RQ jobs waiting in the queue as just read; None when Redis could not be read (what was
+        read last stands)."""
+        if waiting is None:
+            return
         with self._lock:
             self._waiting = bool(waiting)
 

@@ -15,6 +15,8 @@ def test_a_worker_is_wedged_only_when_it_made_no_progress_while_deliveries_wait(
     liveness.saw_queue(0)
     assert liveness.healthy()  # nothing to do is not a stall
     liveness.saw_queue(None)
-    assert liveness.healthy()  # Redis unreadable: a restart would not help
+    assert liveness.healthy()  # unreadable after an empty read: still nothing known to wait
     liveness.saw_queue(3)
     assert not liveness.healthy()
+    liveness.saw_queue(None)
+    assert not liveness.healthy()  # an error while checking is no progress (Redis refusing writes)

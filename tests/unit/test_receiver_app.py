@@ -213,6 +213,8 @@ def test_health_and_metrics(client):
 class StuckIntake:
     """An intake whose Redis never answers (a silent partition), then answers when released."""
 
+    headroom = None
+
     def __init__(self) -> None:
         self.release = asyncio.Event()
         self.written: list[str] = []
