@@ -36,6 +36,7 @@ class Cluster:
         self.worker_ports = [free_port() for _ in range(workers)]
         self.client_url: str | None = None  # where the processes reach Redis (a proxy), else its own URL
         self.extra_env: dict[str, str] = {}  # more settings of both processes (e.g. Sentinel)
+        self.config_file: Path | None = None  # a YAML file of both processes, holding the webhook secret
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.expected_exits: set[str] = set()
 
@@ -51,6 +52,9 @@ class Cluster:
             GHA_EXPORTER_QUEUE__JOB_TIMEOUT_SECONDS="2",
             GHA_EXPORTER_QUEUE__MAINTENANCE_INTERVAL_SECONDS="1",
         )
+        if self.config_file is not None:
+            env["GHA_EXPORTER_CONFIG"] = str(self.config_file)
+            del env["GHA_EXPORTER_WEBHOOK__SECRETS"]
         env.update(self.extra_env)
         return env
 

@@ -22,6 +22,7 @@ from shared.marks import AsyncDeliveryMarks
 from shared.metrics_http import MetricsServer, registry_render
 from shared.queueing import make_queue
 from shared.redis_connect import connect, connect_async
+from shared.reloading import count_failures
 from shared.settings import require_secrets
 from shared.stop_deadline import StopDeadline
 
@@ -62,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     headroom = Headroom(async_connection, settings.redis.memory_high_water)
     intake = AsyncIntake(async_connection, marks, queue, settings.queue, headroom)
     metrics = ReceiverMetrics(registry, settings.metrics.prefix)
+    count_failures(holder, registry, settings.metrics.prefix)
     metrics.paused.set_function(lambda: float(headroom.full))
     services = Services(
         holder,

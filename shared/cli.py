@@ -25,7 +25,8 @@ def start(
     config: str | None,
     check: Callable[[Settings], None] | None = None,
 ) -> SettingsHolder | None:
-    """Load and validate settings (printing every problem), configure logging, arm reloading."""
+    """Load and validate settings (printing every problem), configure logging, arm reloading (each
+    reload validated as the start, ``check`` included)."""
     try:
         settings = load_settings(config)
         if check is not None:
@@ -34,7 +35,7 @@ def start(
         print(f"{component}: {exc}", file=sys.stderr)  # noqa: T201 - logging is not set up yet
         return None
     configure_logging(component, settings.log.level, settings.log.format, settings.secret_values())
-    holder = SettingsHolder(settings)
+    holder = SettingsHolder(settings, check=check)
 
     def relog(new: Settings) -> None:
         configure_logging(component, new.log.level, new.log.format, new.secret_values())

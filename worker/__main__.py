@@ -19,7 +19,7 @@ from shared.marks import DeliveryMarks
 from shared.metrics_http import MetricsServer
 from shared.queueing import make_queue
 from shared.redis_connect import connect
-from shared.reloading import SettingsHolder
+from shared.reloading import SettingsHolder, count_failures
 from shared.rqadapter import QueueJobs
 from shared.settings import Settings, SettingsError
 from shared.stop_deadline import StopDeadline
@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scrape_connection = connect(settings.redis, socket_timeout=settings.worker.scrape_timeout_seconds)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
+    count_failures(holder, registry, settings.metrics.prefix)
     built = build_processor(connection, holder, registry, scrape_connection)
     token = bind(built.processor, built.combiner)
     liveness = Liveness(settings.worker.stall_seconds)
