@@ -24,11 +24,14 @@ that changes one fails there, with the piece named:
   start of each try, ``reorder_queues`` first with a dequeued RQ job, ``max_connection_wait_time``
   between tries), ``perform_job(job, queue, execution)`` and ``maintain_heartbeats(job, execution)``;
   and ``StartedJobRegistry.cleanup`` retrying the RQ
-  jobs whose heartbeat lapsed (:meth:`QueueJobs.requeue_abandoned`).
+  jobs whose heartbeat lapsed (:meth:`QueueJobs.requeue_abandoned`);
+  its ``log`` and the message its dequeue loop logs at each failed try
+  (:data:`RQ_CONNECTION_RETRY`), reported to the outage tracker instead (:class:`OutageLog`).
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import uuid
@@ -50,6 +53,7 @@ from rq.utils import now, utcformat, utcparse
 
 from shared import resp
 from shared.heartbeat import Heartbeat
+from shared.outage import Outage
 from shared.scripts import LuaScript
 
 TESTED_RQ = ((3, 0), (3, 1))  # at least, below: keep in step with pyproject.toml
@@ -285,6 +289,23 @@ class Stop(Protocol):
 
 POLL_SECONDS = 1
 UNREGISTER_SECONDS = 1.0
+RQ_CONNECTION_RETRY = "Worker %s: could not connect to Redis instance"  # the start of RQ's message
+
+
+class OutageLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """RQ's worker log, but the line its dequeue loop writes at every failed try (once a second
+    during an outage) goes to the outage tracker, which logs an outage once."""
+
+    def __init__(self, log: logging.Logger, outage: Outage) -> None:
+        super().__init__(log, {})
+        self.outage = outage
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if isinstance(msg, str) and msg.startswith(RQ_CONNECTION_RETRY) and len(args) >= 2:
+            error = args[1]
+            self.outage.failed(error if isinstance(error, BaseException) else OSError(error), "worker loop")
+            return
+        super().log(level, msg, *args, **kwargs)
 
 
 class InProcessWorker(SimpleWorker):
@@ -301,6 +322,7 @@ class InProcessWorker(SimpleWorker):
 
     stop: Stop
     lease_seconds: int
+    outage: Outage | None = None  # told when RQ's dequeue loop gets an answer again
     on_heartbeat: Callable[[], None] = staticmethod(lambda: None)
     on_progress: Callable[[], None] = staticmethod(lambda: None)  # each dequeue slice, each RQ job done
     # RQ's dequeue retries a Redis that does not answer for ever, sleeping 1, 2, 4 ... 60 s between
@@ -389,6 +411,8 @@ class InProcessWorker(SimpleWorker):
                 result = super().dequeue_job_and_maintain_ttl(POLL_SECONDS, max_idle_time=POLL_SECONDS)
             finally:
                 self._dequeuing = False
+            if self.outage is not None:  # RQ's loop returns once Redis answered a dequeue
+                self.outage.answered()
             if result is not None:
                 return result
         return None

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from shared.cli import parse_args, start
 from shared.marks import DeliveryMarks
 from shared.metrics_http import MetricsServer
+from shared.outage import Outage
 from shared.queueing import make_queue
 from shared.redis_connect import connect
 from shared.reloading import SettingsHolder, count_failures
@@ -150,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.info("converted {} aggregate keys of an earlier version", converted)
     except RedisError as exc:
         logger.warning("could not look for aggregates of an earlier version (the sweeper will): {}", exc)
+    outage = Outage()
     sweeper = Sweeper(
         built.ledger,
         settings.state.sweep_interval_seconds,
@@ -157,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         earlier=built.earlier,
         liveness=liveness,
         waiting=lambda: int(built.queue_jobs.queue.count),
+        outage=outage,
     )
     reconcile_loop = ReconcileLoop(connection, built.reconciler, lambda: bool(holder.current.github.hooks))
     server.start()
@@ -172,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lease_seconds=settings.worker.lease_seconds,
             on_heartbeat=built.combiner.renew,
             on_progress=liveness.progressed,
+            outage=outage,
         )
     finally:
         server.stop()

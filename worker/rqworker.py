@@ -10,8 +10,10 @@ flag that is always honoured, kept alive through outages.
 - A started RQ job is leased for ``worker.lease_seconds``, renewed every third of it while it runs
   (and the RQ jobs claimed with it, :mod:`worker.combine`), so a killed worker's RQ job is retried
   about ``lease_seconds`` after its death, by any worker's sweeper, instead of RQ's ``timeout + 60 s``.
-- RQ's ``work()`` returns on an unexpected error (e.g. Redis gone during a heartbeat); the
-  supervisor starts a fresh worker with backoff until it is asked to stop.
+- RQ's ``work()`` returns on an unexpected error (e.g. Redis gone during a heartbeat, or not there
+  yet when it registers); the supervisor starts a fresh worker until it is asked to stop, at most
+  :data:`MAX_BACKOFF_SECONDS` apart, so the worker is back within seconds of Redis.
+- An outage is logged once when it begins and once when it ends (:mod:`shared.outage`).
 """
 
 from __future__ import annotations
@@ -26,11 +28,16 @@ from types import FrameType
 
 from loguru import logger
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared.outage import Outage
 from shared.queueing import SERIALIZER
-from shared.rqadapter import InProcessWorker
+from shared.rqadapter import InProcessWorker, OutageLog
 from shared.settings import QueueSettings
 from shared.stop_deadline import StopDeadline
+
+MAX_BACKOFF_SECONDS = 2.0
 
 
 class StopFlag:
@@ -62,6 +69,7 @@ def make_worker(
     lease_seconds: int = 10,
     on_heartbeat: Callable[[], None] = lambda: None,
     on_progress: Callable[[], None] = lambda: None,
+    outage: Outage | None = None,
 ) -> InProcessWorker:
     worker = InProcessWorker(
         [settings.name],
@@ -75,6 +83,9 @@ def make_worker(
     worker.lease_seconds = lease_seconds
     worker.on_heartbeat = on_heartbeat
     worker.on_progress = on_progress
+    if outage is not None:
+        worker.outage = outage
+        worker.log = OutageLog(worker.log, outage)  # type: ignore[assignment]
     return worker
 
 
@@ -86,9 +97,12 @@ def supervise(
     lease_seconds: int,
     on_heartbeat: Callable[[], None],
     on_progress: Callable[[], None],
-    max_backoff: float = 30.0,
+    outage: Outage | None = None,
+    max_backoff: float = MAX_BACKOFF_SECONDS,
 ) -> None:
-    """Run workers until ``stop`` is set, restarting after failures with exponential backoff."""
+    """Run workers until ``stop`` is set, restarting after failures with backoff (1 s, then
+    ``max_backoff``)."""
+    outage = outage or Outage()
     backoff = 1.0
     for generation in count(1):
         if stop.is_set():
@@ -103,10 +117,13 @@ def supervise(
                 lease_seconds=lease_seconds,
                 on_heartbeat=on_heartbeat,
                 on_progress=on_progress,
+                outage=outage,
             )
             worker.work(logging_level=None)
             backoff = 1.0
-        except Exception as exc:  # Redis unreachable while starting: keep trying
+        except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis unreachable: keep trying
+            outage.failed(exc, "worker start")
+        except Exception as exc:
             logger.error("worker loop failed: {}: {}; retrying in {:.0f}s", type(exc).__name__, exc, backoff)
         if not stop.is_set():
             stop.event.wait(backoff)

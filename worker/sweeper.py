@@ -10,8 +10,11 @@ import time
 from collections.abc import Callable
 
 from loguru import logger
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared.outage import Outage
 from worker.combine import Combiner
 from worker.ledger import Ledger
 from worker.liveness import Liveness
@@ -30,8 +33,10 @@ class Sweeper:
         earlier: EarlierLayout | None = None,
         liveness: Liveness | None = None,
         waiting: Callable[[], int] = lambda: 0,
+        outage: Outage | None = None,
     ) -> None:
         self._ledger = ledger
+        self._outage = outage or Outage()
         self._earlier = earlier
         self._liveness = liveness
         self._waiting = waiting
@@ -54,6 +59,7 @@ class Sweeper:
             try:
                 if self._liveness is not None:
                     self._liveness.saw_queue(self._waiting())
+                self._outage.answered()
                 if self._combiner is not None and (reclaimed := self._combiner.recover()):
                     logger.warning("{} jobs claimed by a worker that died went back on the queue", reclaimed)
                 if time.monotonic() - last_sweep < self._interval:
@@ -62,7 +68,12 @@ class Sweeper:
                 if self._earlier is not None and (converted := self._earlier.convert()):
                     logger.info("converted {} aggregate keys of an earlier version", converted)
                 expired = self._ledger.sweep(time.time())
-            except RedisError as exc:
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if self._liveness is not None:
+                    self._liveness.saw_queue(None)
+                self._outage.failed(exc, "sweeper")
+                continue
+            except RedisError as exc:  # Redis answered, with an error (e.g. refusing writes for memory)
                 if self._liveness is not None:
                     self._liveness.saw_queue(None)
                 logger.warning("sweep skipped: {}", exc)
