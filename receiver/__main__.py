@@ -18,6 +18,7 @@ from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
 from receiver.webhook import Services
 from shared.cli import parse_args, start
+from shared.dataset import DatasetWatch
 from shared.marks import AsyncDeliveryMarks
 from shared.metrics_http import MetricsServer, registry_render
 from shared.queueing import make_queue
@@ -64,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     intake = AsyncIntake(async_connection, marks, queue, settings.queue, headroom)
     metrics = ReceiverMetrics(registry, settings.metrics.prefix)
     count_failures(holder, registry, settings.metrics.prefix)
+    dataset = DatasetWatch()
+    dataset.expose(registry, settings.metrics.prefix)
     metrics.paused.set_function(lambda: float(headroom.full))
     services = Services(
         holder,
@@ -71,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics,
         registry,
         settings.receiver.max_batch,
+        dataset,
     )
     separate_metrics = settings.receiver.metrics_port != 0
     metrics_server = None

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +22,7 @@ from receiver.group_commit import GroupCommit
 from receiver.webhook import Services, Webhook
 
 READY_SECONDS = 2.0
+DATASET_SECONDS = 2.0
 
 
 def build_app(services: Services, metrics_route: bool = True) -> ASGIApp:
@@ -50,16 +52,28 @@ def build_app(services: Services, metrics_route: bool = True) -> ASGIApp:
 
     commit = GroupCommit(services.intake.submit, services.max_batch, services.metrics.batch_size.observe)
 
+    async def watch_dataset() -> None:
+        """Redis's dataset epoch (shared.dataset), looked at every DATASET_SECONDS."""
+        if services.dataset is None:
+            return
+        while True:
+            with contextlib.suppress(RedisError, TimeoutError):  # unreachable: /ready and the 503s say so
+                await asyncio.wait_for(services.dataset.acheck(services.intake.connection), READY_SECONDS)
+            await asyncio.sleep(DATASET_SECONDS)
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         commit.start()
         if services.intake.headroom is not None:
             services.intake.headroom.start()
+        dataset = asyncio.get_running_loop().create_task(watch_dataset(), name="dataset-epoch")
         if problem := await redis_problem():
             reason = f"{type(problem).__name__}: {problem}".rstrip(": ")
             logger.warning("Redis not reachable yet ({}); the receiver answers 503 until it is", reason)
         logger.info("receiver ready")
         yield
+        dataset.cancel()
+        await asyncio.gather(dataset, return_exceptions=True)
         if services.intake.headroom is not None:
             await services.intake.headroom.stop()
         await commit.stop()

@@ -121,14 +121,14 @@ class AsyncIntake(_Base):
         headroom: Headroom | None = None,
     ) -> None:
         super().__init__(queue, settings)
-        self._connection = connection
+        self.connection = connection
         self._marks = marks
         self.headroom = headroom
 
     async def submit(self, deliveries: Sequence[Accepted]) -> list[Outcome]:
         if self._template is None and self._queue.redis_server_version is None:
             try:
-                info = await self._connection.info("server")
+                info = await self.connection.info("server")
             except ResponseError:  # a server without INFO (fakeredis): RQ's assumption
                 info = None
             know_server_version(self._queue, info)
@@ -150,8 +150,8 @@ class AsyncIntake(_Base):
         return outcomes
 
     async def ping(self) -> bool:
-        return bool(await self._connection.ping())
+        return bool(await self.connection.ping())
 
     async def close(self) -> None:
         await self._marks.close()
-        await close_async(self._connection)
+        await close_async(self.connection)

@@ -21,6 +21,7 @@ from receiver.headroom import RedisFull
 from receiver.intake import Accepted, AsyncIntake, Outcome
 from receiver.metrics import ReceiverMetrics
 from receiver.signature import rejection_reason
+from shared.dataset import DatasetWatch
 from shared.envelope import Envelope
 from shared.queueing import QUEUED_EVENTS
 from shared.reloading import SettingsHolder
@@ -39,6 +40,7 @@ class Services:
     metrics: ReceiverMetrics
     registry: CollectorRegistry
     max_batch: int = 100
+    dataset: DatasetWatch | None = None  # Redis's dataset epoch, looked at every DATASET_SECONDS
 
     def secrets(self) -> tuple[bytes, ...]:
         return encoded(self.holder.current.webhook.secrets)

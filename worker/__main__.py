@@ -15,6 +15,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from shared.cli import parse_args, start
+from shared.dataset import DatasetWatch
 from shared.marks import DeliveryMarks
 from shared.metrics_http import MetricsServer
 from shared.outage import Outage
@@ -59,6 +60,7 @@ class Built:
     earlier: EarlierLayout
     queue_jobs: QueueJobs
     reconciler: Reconciler
+    dataset: DatasetWatch
 
 
 def build_processor(
@@ -67,7 +69,8 @@ def build_processor(
     registry: CollectorRegistry,
     scrape_connection: Redis | None = None,
 ) -> Built:
-    """The worker's pieces, wired; the registry gets the process-local metrics. Given a holder,
+    """The worker's pieces, wired; the registry gets the process-local metrics (its refused reloads
+    and Redis's dataset epoch among them). Given a holder,
     the reloadable options (the delivery marks' TTL) follow its reloads. The scrape reads Redis on
     ``scrape_connection`` (its socket timeout is the scrape's), else on ``connection``."""
     holder = settings if isinstance(settings, SettingsHolder) else SettingsHolder(settings)
@@ -75,6 +78,9 @@ def build_processor(
     policy = LabelPolicy(settings.metrics)
     cost = CostModel(settings.cost)
     local = LocalMetrics(registry, settings.metrics)
+    count_failures(holder, registry, settings.metrics.prefix)
+    dataset = DatasetWatch()
+    dataset.expose(registry, settings.metrics.prefix)
     marks = DeliveryMarks(connection, lambda: holder.current.webhook.dedupe_ttl_seconds)
     ledger = Ledger(
         connection,
@@ -106,7 +112,7 @@ def build_processor(
     reconciler = Reconciler(
         connection, marks, lambda: holder.current.github, ReconcileMetrics(registry, settings.metrics.prefix)
     )
-    return Built(processor, ledger, policy, exposition, combiner, earlier, queue_jobs, reconciler)
+    return Built(processor, ledger, policy, exposition, combiner, earlier, queue_jobs, reconciler, dataset)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,8 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     scrape_connection = connect(settings.redis, socket_timeout=settings.worker.scrape_timeout_seconds)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape size
     registry = CollectorRegistry()
-    count_failures(holder, registry, settings.metrics.prefix)
     built = build_processor(connection, holder, registry, scrape_connection)
+    dataset = built.dataset
     token = bind(built.processor, built.combiner)
     liveness = Liveness(settings.worker.stall_seconds)
     inflight = InflightApi(built.ledger.reading_on(scrape_connection))
@@ -147,10 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("cannot serve metrics on {}:{}: {}", settings.worker.host, settings.worker.port, exc)
         return 1
     try:
+        dataset.check(connection)
         if converted := built.earlier.convert():
             logger.info("converted {} aggregate keys of an earlier version", converted)
     except RedisError as exc:
-        logger.warning("could not look for aggregates of an earlier version (the sweeper will): {}", exc)
+        logger.warning("could not read Redis at the start (the sweeper will look again): {}", exc)
     outage = Outage()
     sweeper = Sweeper(
         built.ledger,
@@ -160,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         liveness=liveness,
         waiting=lambda: int(built.queue_jobs.queue.count),
         outage=outage,
+        check_dataset=lambda: dataset.check(connection),
     )
     reconcile_loop = ReconcileLoop(connection, built.reconciler, lambda: bool(holder.current.github.hooks))
     server.start()

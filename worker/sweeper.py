@@ -1,6 +1,7 @@
 """Count in-flight jobs and runs that outlived their TTL without completing, so lost events show;
 every 2 s, put back on the queue the RQ jobs of a worker whose lease lapsed (:meth:`Combiner.recover`)
-and tell :class:`Liveness` whether deliveries wait;
+tell :class:`Liveness` whether deliveries wait and look at Redis's dataset epoch
+(:mod:`shared.dataset`);
 and move what workers of an earlier version wrote to the current key layout (:mod:`worker.migrate`)."""
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ class Sweeper:
         liveness: Liveness | None = None,
         waiting: Callable[[], int] = lambda: 0,
         outage: Outage | None = None,
+        check_dataset: Callable[[], None] = lambda: None,
     ) -> None:
         self._ledger = ledger
+        self._check_dataset = check_dataset
         self._outage = outage or Outage()
         self._earlier = earlier
         self._liveness = liveness
@@ -60,6 +63,7 @@ class Sweeper:
                 if self._liveness is not None:
                     self._liveness.saw_queue(self._waiting())
                 self._outage.answered()
+                self._check_dataset()
                 if self._combiner is not None and (reclaimed := self._combiner.recover()):
                     logger.warning("{} jobs claimed by a worker that died went back on the queue", reclaimed)
                 if time.monotonic() - last_sweep < self._interval:
