@@ -319,7 +319,9 @@ OPTIONS: tuple[Option, ...] = (
            " the queue when its lease lapses. Keep it below the orchestrator's grace.", kind="number"),
     Option("state.job_ttl_seconds", integer(60), 7 * DAY, False,
            "How long a job attempt's state is kept after its last delivery, and how long a job may stay"
-           " queued or in progress before it counts as expired (self-hosted jobs can run 5 days).",
+           " queued or in progress with no delivery before it counts as expired (the sweeper goes by"
+           " when the state was last written, never by GitHub's timestamps; self-hosted jobs can run"
+           " 5 days).",
            kind="integer"),
     Option("state.run_ttl_seconds", integer(60), 36 * DAY, False,
            "The same for workflow run attempts (a run can last 35 days).", kind="integer"),

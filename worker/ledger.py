@@ -355,8 +355,9 @@ class Ledger:
 
     # -- expiry ------------------------------------------------------------------------------
     def sweep(self, now: float) -> int:
-        """Count and drop in-flight entries older than their TTL; safe to run on every worker."""
-        zsets, args = [], [repr(now)]
+        """Count and drop in-flight entries whose state expired (``state.*_ttl_seconds`` after its
+        last write); safe to run on every worker."""
+        zsets, args = [], [repr(now), state_key(""), codec.SEPARATOR]
         expired_key = self.agg_key("state_expired_total")
         expired_names = self._policy.names["state_expired_total"]
         for kind, phases, ttl in (

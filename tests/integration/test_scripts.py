@@ -114,17 +114,25 @@ def test_ledger_apply_guards_the_inflight_gauges_and_records_a_folded_member_in_
     assert redis.hgetall("folded") == {f'family="q"{SEP}v'.encode(): b"1"}
 
 
-def test_ledger_sweep_counts_expired_entries_at_most_1000_per_set_a_call(redis):
-    redis.zadd("z:jobs", {f"m{i}": i for i in range(1500)})
-    redis.zadd("z:runs", {"young": 10_000, "old": 1})
+def test_ledger_sweep_counts_entries_whose_state_is_gone_5000_looked_at_per_set_a_call(redis):
+    """An entry expires when its state did (by its last write), whatever its score (GitHub's time)."""
+
+    def member(attempt: str) -> str:
+        return '["ubuntu-latest"]\x1f' + attempt
+
+    redis.zadd("z:jobs", {member(f"job:{i}:1"): i for i in range(6000)})
+    for i in range(1000):  # written lately: in flight, though their scores are old
+        redis.set(f"s:job:{i}:1", "state")
+    redis.zadd("z:runs", {member("run:1:1"): 1, member("run:2:1"): 1, member("run:3:1"): 10**9})
+    redis.set("s:run:1:1", "state")
     sweep = LuaScript("worker", "ledger.sweep")
-    args = ["5000", "100", "expired", "jobs", "100", "expired", "runs"]
-    assert sweep(redis, ["z:jobs", "z:runs"], args) == 1001
-    assert redis.zcard("z:jobs") == 500
-    assert redis.zrange("z:runs", 0, -1) == [b"young"]
-    assert sweep(redis, ["z:jobs", "z:runs"], args) == 500
-    assert redis.hgetall("expired") == {b"jobs": b"1500", b"runs": b"1"}
+    args = ["5000", "s:", "\x1f", "100", "expired", "jobs", "100", "expired", "runs"]
+    assert sweep(redis, ["z:jobs", "z:runs"], args) == 4000 + 1  # 1,000 alive and 4,000 gone looked at
+    assert sweep(redis, ["z:jobs", "z:runs"], args) == 1000
     assert sweep(redis, ["z:jobs", "z:runs"], args) == 0
+    assert redis.zcard("z:jobs") == 1000
+    assert redis.zrange("z:runs", 0, -1) == [member("run:1:1").encode(), member("run:3:1").encode()]
+    assert redis.hgetall("expired") == {b"jobs": b"5000", b"runs": b"1"}
 
 
 # -- shared/rqadapter.*.lua ------------------------------------------------------------------
