@@ -109,6 +109,10 @@ class DeliveryMarks:
         self._read = LuaScript("shared", "marks.read")
         self._apply = LuaScript("shared", "marks.apply")
 
+    def ttl(self) -> int:
+        """How long a mark is kept after its last write (``webhook.dedupe_ttl_seconds``, as reloaded)."""
+        return self._ttl()
+
     def create(self, keys: Sequence[str], bodies: Sequence[bytes], then: Sequence[Command]) -> list[int]:
         """Create the marks and run ``then``, unless a mark exists: then nothing, and 1 for each taken."""
         args = create_arguments(self._ttl(), bodies, then, self._compress)

@@ -22,7 +22,6 @@ QUEUE_BUCKETS = (
 )  # fmt: skip
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
-EIGHT_DAYS = 8 * 24 * 3600
 DAY = 24 * 3600
 
 # GitHub's per-minute list prices (USD) effective 2026-01-01, by SKU (docs: actions-runner-pricing).
@@ -259,8 +258,12 @@ OPTIONS: tuple[Option, ...] = (
            secret=True, kind="list of strings"),
     Option("webhook.max_body_bytes", integer(1), 25 * 1024 * 1024, True,
            "Largest request body accepted; larger gets 413 (GitHub caps payloads at 25 MB).", kind="integer"),
-    Option("webhook.dedupe_ttl_seconds", integer(60), EIGHT_DAYS, True,
-           "How long a (hook id, delivery id) is remembered to recognise redeliveries.", kind="integer"),
+    Option("webhook.dedupe_ttl_seconds", integer(60), 3 * DAY + DAY // 2, True,
+           "How long a (hook id, delivery id) is remembered to recognise redeliveries, and a completed"
+           " job's or run's state kept for late deliveries: GitHub redelivers for 3 days (7 on GitHub"
+           " Enterprise Server: raise it with github.redelivery_window_seconds), plus half a day. Must"
+           " exceed github.redelivery_window_seconds and github.reconcile_lookback_seconds.",
+           kind="integer"),
     Option("receiver.host", text, "0.0.0.0", False, "Address the receiver listens on."),
     Option("receiver.port", integer(0, 65535), 8000, False,
            "Port of /webhook, /health, /ready and the receiver's /metrics.", kind="integer"),

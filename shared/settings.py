@@ -315,10 +315,21 @@ def _cross_checks(values: dict[str, dict[str, Any]]) -> list[str]:
         if values["redis"][key] and not Path(values["redis"][key]).is_file():
             problems.append(f"redis.{key}: file {values['redis'][key]!r} does not exist")
     problems.extend(_github_checks(values["github"]))
+    problems.extend(_window_checks(values["webhook"]["dedupe_ttl_seconds"], values["github"]))
     prefix = values["metrics"]["prefix"]
     if not METRIC_PREFIX.fullmatch(prefix):
         problems.append(f"metrics.prefix: {prefix!r} is not a valid Prometheus metric name prefix")
     return problems
+
+
+def _window_checks(dedupe: int, github: dict[str, Any]) -> list[str]:
+    """The marks must outlive every window in which a delivery can come again."""
+    return [
+        f"webhook.dedupe_ttl_seconds ({dedupe}) must exceed github.{key} ({github[key]}): a delivery"
+        " redelivered or reconciled after its mark expired would be counted twice"
+        for key in ("redelivery_window_seconds", "reconcile_lookback_seconds")
+        if github[key] >= dedupe
+    ]
 
 
 def _github_checks(github: dict[str, Any]) -> list[str]:

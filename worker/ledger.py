@@ -263,7 +263,10 @@ class Ledger:
             before = initial.get(attempt_key, {})
             if state == before:
                 continue
-            ttl = self._job_ttl if attempt_key.startswith("job:") else self._run_ttl
+            if not state.get("inflight"):  # settled: kept for late deliveries as long as their marks
+                ttl = self._marks.ttl()
+            else:
+                ttl = self._job_ttl if attempt_key.startswith("job:") else self._run_ttl
             flat = [item for pair in sorted(state.items()) for item in pair]
             batch["states"].append([state_key(attempt_key), flat, ttl])
             kind = attempt_key.split(":", 1)[0]

@@ -3,7 +3,8 @@ Redis holds: a pure function, no I/O (:func:`plan`).
 
 GitHub never retries a failed delivery, and a delivery the receiver acknowledged is lost with a
 Redis that crashed before writing it to disk. The receiver keeps a mark per (hook id, delivery
-GUID) for ``webhook.dedupe_ttl_seconds`` (8 days, longer than GitHub keeps its log), so a GUID of
+GUID) for ``webhook.dedupe_ttl_seconds`` (3.5 days, longer than the reconciler looks back and
+GitHub redelivers: the settings check it), so a GUID of
 ``workflow_job`` or ``workflow_run`` in the log with no mark was never taken in:
 
 - **failed**: no attempt of the GUID succeeded (``status`` other than ``OK``);

@@ -99,6 +99,9 @@ class Effects:
     failed: list[str] = field(default_factory=list)  # completed jobs that did not succeed, as JSON
 
 
+SETTLED_RUN_DROPS = ("labels", "reference", "first_job_started")  # not needed once queue_observed
+
+
 class Transitions:
     def __init__(self, policy: LabelPolicy, labels: LabelMaker, cost: CostModel) -> None:
         self._policy = policy
@@ -197,6 +200,8 @@ class Transitions:
                     out.updates.append(update(STEP_FAMILIES[1], step_values, "observe", took))
 
     def _job_started_in_run(self, run: State, started: float, out: Effects) -> None:
+        if run.get("queue_observed"):
+            return  # the run's queue time is counted: nothing more to learn
         first = number(run, "first_job_started")
         if first is None or started < first:
             run["first_job_started"] = repr(started)
@@ -248,16 +253,18 @@ class Transitions:
         state.update(head_branch=bounded(event.branch, self._labels.limit), html_url=event.html_url)
 
     def _run_queue_time(self, run: State, out: Effects) -> None:
+        """Once the run completed and a job started: its queue time, once. A completed run's state
+        then keeps only what late deliveries need (its phase, that this is done)."""
         if run.get("queue_observed"):
             return
         waited = seconds_between(number(run, "reference"), number(run, "first_job_started"))
         if waited is None or "labels" not in run:
             return
-        if waited > self._policy.settings.max_run_seconds:  # a run outlives no 35 days (worker.plausible)
-            run["queue_observed"] = YES
-            return
-        values = json.loads(run["labels"])
-        out.updates.append(
-            self._policy.update("workflow_run_queue_duration_seconds", values, "observe", waited)
-        )
+        if waited <= self._policy.settings.max_run_seconds:  # a run outlives no 35 days (worker.plausible)
+            values = json.loads(run["labels"])
+            out.updates.append(
+                self._policy.update("workflow_run_queue_duration_seconds", values, "observe", waited)
+            )
         run["queue_observed"] = YES
+        for field_name in SETTLED_RUN_DROPS:
+            run.pop(field_name, None)

@@ -230,6 +230,22 @@ def test_jobs_stuck_past_their_ttl_are_counted_as_expired_once(make_exporter):
     assert exporter.value("state_expired_total", kind="run", phase="in_progress") == 1
 
 
+def test_a_settled_state_is_kept_as_long_as_the_marks_and_a_completed_run_keeps_little(make_exporter):
+    exporter = make_exporter(
+        GHA_EXPORTER_STATE__JOB_TTL_SECONDS="7200", GHA_EXPORTER_WEBHOOK__DEDUPE_TTL_SECONDS="400000"
+    )
+    feed(exporter, [KRZKO.format("job", "1_workflow_job_queued")])
+    job = "gha-exporter:state:job:17556730984:10"
+    assert 7190 < exporter.connection.ttl(job) <= 7200  # in flight: state.job_ttl_seconds
+    feed(exporter, SEQUENCE)
+    assert 399_990 < exporter.connection.ttl(job) <= 400_000  # settled: as long as its marks
+    [run] = exporter.connection.keys("gha-exporter:state:run:*")
+    assert 399_990 < exporter.connection.ttl(run) <= 400_000
+    assert exporter.total("workflow_run_queue_duration_seconds_count") == 1
+    kept = {field.decode() for field in exporter.connection.hkeys(run)}
+    assert kept == {"phase", "queue_observed"}  # what late deliveries need: it is done
+
+
 def test_state_entries_expire(make_exporter):
     exporter = make_exporter(GHA_EXPORTER_STATE__JOB_TTL_SECONDS="3600")
     feed(exporter, [KRZKO.format("job", "1_workflow_job_queued")])
