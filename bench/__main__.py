@@ -15,6 +15,7 @@ from bench import (
     receiver,
     scrape,
     slow_clients,
+    soak,
     worker_drain,
     worker_processing,
 )
@@ -30,11 +31,16 @@ BENCHMARKS: dict[str, Callable[[], object]] = {
     "inflight_api": inflight_api.main,
     "backlog": backlog.main,
 }
+# run only when named, with its own arguments: ``python -m bench soak [MINUTES] [RATE]``
+BY_NAME_ONLY: dict[str, Callable[[list[str]], object]] = {"soak": soak.main}
 
 
 def main(names: list[str]) -> int:
     machine = f"{platform.machine()} cpus={os.cpu_count()} python={platform.python_version()}"
     print(f"machine {machine}")  # noqa: T201 - a benchmark prints its figures
+    if names and names[0] in BY_NAME_ONLY:
+        BY_NAME_ONLY[names[0]](names[1:])
+        return 0
     for name in names or list(BENCHMARKS):
         BENCHMARKS[name]()
     return 0

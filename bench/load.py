@@ -53,8 +53,11 @@ class LoadGenerator:
         deadline_seconds: float = 120.0,
         rate: float | None = None,
         answer_timeout: float = 10.0,
+        *,
+        hook_id: str = HOOK_ID,
     ) -> None:
         self.ports = ports
+        self.hook_id = hook_id
         self.threads = threads
         self.deadline_seconds = deadline_seconds
         self.rate = rate
@@ -96,7 +99,7 @@ class LoadGenerator:
             "Content-Type": "application/json",
             "X-GitHub-Event": send.event,
             "X-GitHub-Delivery": send.guid,
-            "X-GitHub-Hook-ID": HOOK_ID,
+            "X-GitHub-Hook-ID": self.hook_id,
             "X-Hub-Signature-256": sign(SECRET, send.body),
         }
         backoff = 0.05
