@@ -208,3 +208,19 @@ def test_the_github_token_is_a_secret(make_settings):
     settings = make_settings(GHA_EXPORTER_GITHUB__TOKEN="ghp_secret-token")
     assert "ghp_secret-token" in settings.secret_values()
     assert "ghp_secret-token" not in repr(settings)
+
+
+def test_the_marks_must_outlive_every_window_a_delivery_can_come_again_in(make_settings):
+    day = 24 * 3600
+    with pytest.raises(SettingsError) as error:  # GitHub Enterprise Server's 7 days, marks left at 3.5
+        make_settings(GHA_EXPORTER_GITHUB__REDELIVERY_WINDOW_SECONDS=str(7 * day))
+    assert any(
+        p.startswith("webhook.dedupe_ttl_seconds") and "redelivery_window" in p for p in error.value.problems
+    )
+    with pytest.raises(SettingsError):
+        make_settings(GHA_EXPORTER_GITHUB__RECONCILE_LOOKBACK_SECONDS=str(4 * day))
+    ghes = make_settings(
+        GHA_EXPORTER_GITHUB__REDELIVERY_WINDOW_SECONDS=str(7 * day),
+        GHA_EXPORTER_WEBHOOK__DEDUPE_TTL_SECONDS=str(7 * day + day // 2),
+    )
+    assert ghes.webhook.dedupe_ttl_seconds > ghes.github.redelivery_window_seconds
