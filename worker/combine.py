@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 from rq.job import Job
 
 from shared.queueing import JOB_FUNCTION, KEY_PREFIX
@@ -69,12 +69,16 @@ class Combiner:
         self._held_lock = threading.Lock()
 
     def take(self, have: int) -> list[Job]:
-        """Further RQ jobs of ours from the head of the queue, until ``have`` + theirs reach the limit."""
+        """Further RQ jobs of ours from the head of the queue, until ``have`` + theirs reach the limit
+        (or Redis, at its memory limit, refuses to record more claims)."""
         taken: list[Job] = []
         per_job = max(have, 1)
         while have < self._max_batch:
             wanted = min(MAX_JOBS_PER_ROUND, max(1, (self._max_batch - have) // per_job))
-            ids = self._jobs.claim(self._claimed, wanted, self._clock())
+            try:
+                ids = self._jobs.claim(self._claimed, wanted, self._clock())
+            except OutOfMemoryError:  # no room to claim more (the script claims all or nothing)
+                break
             if not ids:
                 break
             fetched = self._jobs.fetch(ids)

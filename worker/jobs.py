@@ -49,10 +49,7 @@ def process_deliveries(*args: Any, **kwargs: Any) -> int:
     if len(args) != 1 or kwargs or not isinstance(args[0], list):
         processor.reject_job(f"expected one list of envelopes, got {len(args)} args, {len(kwargs)} kwargs")
         return 0
-    try:
-        taken = combiner.take(len(args[0])) if combiner is not None else []
-    except OutOfMemoryError:  # no room to claim more: the RQ job in hand alone
-        taken = []
+    taken = combiner.take(len(args[0])) if combiner is not None else []
     entries = args[0] + Combiner.entries(taken)
     try:
         apply_in_pieces(processor, entries)

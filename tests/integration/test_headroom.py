@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from redis import Redis
@@ -16,9 +17,10 @@ from receiver.headroom import Headroom, RedisFull
 from receiver.intake import Accepted, AsyncIntake
 from shared.envelope import Envelope
 from shared.marks import AsyncDeliveryMarks
-from shared.queueing import make_queue
+from shared.queueing import JOB_FUNCTION, make_queue
 from stack.redis_server import RedisServer
 from worker import jobs
+from worker.combine import Combiner
 
 MB = 2**20
 
@@ -131,3 +133,34 @@ def test_a_batch_refused_for_memory_is_applied_in_halves(monkeypatch):
     never = RoomFor(most=0)
     with pytest.raises(OutOfMemoryError):  # no room at all: the RQ job fails (RQ retries it)
         jobs.apply_in_pieces(never, [7])  # type: ignore[arg-type]
+
+
+class ClaimsUntilFull:
+    """RQ's queue as the combiner sees it: the first round of claims fits, the next is refused."""
+
+    queue = SimpleNamespace(name="q")
+
+    def __init__(self) -> None:
+        self.rounds = 0
+
+    def claim(self, _claimed: str, count: int, _score: float) -> list[str]:
+        self.rounds += 1
+        if self.rounds > 1:
+            raise OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+        return [f"job-{i}" for i in range(count)]
+
+    def fetch(self, ids: list[str]) -> list[SimpleNamespace]:
+        return [SimpleNamespace(id=i, func_name=JOB_FUNCTION, kwargs={}, args=([{}],)) for i in ids]
+
+    def renew(self, _claimed: str, ids: list[str], _score: float) -> None:
+        self.renewed = list(ids)
+
+
+def test_claims_refused_for_memory_end_the_round_and_keep_what_was_claimed():
+    jobs = ClaimsUntilFull()
+    combiner = Combiner(jobs, max_batch=300, lease_seconds=10)  # type: ignore[arg-type]
+    taken = combiner.take(1)
+    assert [job.id for job in taken] == [f"job-{i}" for i in range(100)]  # the first round's
+    assert jobs.rounds == 2
+    combiner.renew()  # what it holds is what it took: applied and deleted, or given back, with them
+    assert jobs.renewed == [job.id for job in taken]
