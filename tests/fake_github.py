@@ -98,6 +98,7 @@ class Refusal:
     status: int
     count: int
     retry_after: int = 1
+    headers: dict[str, str] = field(default_factory=dict)  # sent instead of the usual ones (hostile values)
 
 
 class FakeGitHub:
@@ -283,7 +284,9 @@ class FakeGitHub:
         return str(claims["iss"]) == str(self.app_id)
 
     def _refuse(self, handler: BaseHTTPRequestHandler, refusal: Refusal) -> None:
-        if refusal.status == 429:
+        if refusal.headers:
+            self._send(handler, refusal.status, {"message": "API rate limit exceeded"}, refusal.headers)
+        elif refusal.status == 429:
             self._send(handler, 429, {"message": "You have exceeded a secondary rate limit."},
                        {"Retry-After": str(refusal.retry_after)})  # fmt: skip
         else:

@@ -30,6 +30,19 @@ if TYPE_CHECKING:
 
 NEXT_CURSOR = re.compile(r'<[^>]*[?&]cursor=([^&>]+)[^>]*>;\s*rel="next"')
 PER_PAGE = 100
+MAX_WAIT_SECONDS = 3600.0  # the longest wait GitHub's headers may ask for (a day's would stop the passes)
+MAX_RATE_LIMIT = 1_000_000  # GitHub's hourly limits are at most 15,000 requests
+MAX_HEADER_DIGITS = 12  # epoch seconds have 10
+
+
+def header_number(value: Any, most: float) -> float | None:
+    """A number GitHub sent in a header: ASCII digits only (``isdigit`` takes superscripts and other
+    scripts' digits), at most :data:`MAX_HEADER_DIGITS` of them, clamped to ``most``; None when it
+    is not such a number."""
+    text = str(value) if isinstance(value, str | int) else ""
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_HEADER_DIGITS):
+        return None
+    return min(float(text), most)
 
 
 class ApiError(Exception):
@@ -192,11 +205,12 @@ class GitHubHooks:
         return response
 
     def _note(self, headers: Any) -> None:
-        remaining, reset = headers.get("x-ratelimit-remaining"), headers.get("x-ratelimit-reset")
-        if remaining is not None and str(remaining).isdigit():
+        remaining = header_number(headers.get("x-ratelimit-remaining"), MAX_RATE_LIMIT)
+        reset = header_number(headers.get("x-ratelimit-reset"), self._clock() + MAX_WAIT_SECONDS)
+        if remaining is not None:
             self.usage.rate_remaining = int(remaining)
-        if reset is not None and str(reset).isdigit():
-            self.usage.rate_reset = float(reset)
+        if reset is not None:
+            self.usage.rate_reset = reset
 
 
 def _cursor(cursor: str | None) -> dict[str, str]:
@@ -205,12 +219,14 @@ def _cursor(cursor: str | None) -> dict[str, str]:
 
 def _retry_after(headers: Any, now: float) -> float | None:
     """Seconds until GitHub allows the next call: ``retry-after``, else the rate limit's reset when
-    none is left, else a minute (GitHub's advice for a secondary limit without a header)."""
-    after = headers.get("retry-after")
-    if after is not None and str(after).isdigit():
-        return float(after)
-    if headers.get("x-ratelimit-remaining") == "0" and str(headers.get("x-ratelimit-reset", "")).isdigit():
-        return max(0.0, float(headers["x-ratelimit-reset"]) - now)
+    none is left, else a minute (GitHub's advice for a secondary limit without a header); at most
+    :data:`MAX_WAIT_SECONDS`, whatever the headers say."""
+    after = header_number(headers.get("retry-after"), MAX_WAIT_SECONDS)
+    if after is not None:
+        return after
+    reset = header_number(headers.get("x-ratelimit-reset"), now + MAX_WAIT_SECONDS)
+    if headers.get("x-ratelimit-remaining") == "0" and reset is not None:
+        return max(0.0, reset - now)
     return 60.0
 
 

@@ -35,7 +35,7 @@ from shared.heartbeat import Heartbeat
 from shared.marks import DeliveryMarks, MarkState, mark_key
 from shared.queueing import KEY_PREFIX
 from shared.settings import GithubSettings
-from worker.github_api import ApiError, GitHubHooks
+from worker.github_api import MAX_RATE_LIMIT, MAX_WAIT_SECONDS, ApiError, GitHubHooks, header_number
 from worker.metrics import ReconcileMetrics
 from worker.reconcile_plan import Attempt, Decision, plan
 
@@ -102,9 +102,12 @@ def read_status(connection: Redis, hooks: tuple[str, ...]) -> Status:
         return Status({}, None)
     fields = [f"last_success:{hook}" for hook in hooks] + ["rate_limit_remaining"]
     *last, rate = connection.hmget(STATUS_KEY, fields)
+    remaining = header_number(
+        rate.decode(errors="replace") if isinstance(rate, bytes) else rate, MAX_RATE_LIMIT
+    )
     return Status(
         {hook: float(value) for hook, value in zip(hooks, last, strict=True) if value is not None},
-        int(rate) if rate is not None else None,
+        None if remaining is None else int(remaining),  # as bounded as when it was read from GitHub
     )
 
 
@@ -160,7 +163,8 @@ class Reconciler:
         if client.usage.rate_remaining is not None:
             updates["rate_limit_remaining"] = str(client.usage.rate_remaining)
         if not dry_run:
-            updates["next_pass"] = repr(started + max(settings.reconcile_interval_seconds, wait or 0.0))
+            wait = min(wait or 0.0, MAX_WAIT_SECONDS)
+            updates["next_pass"] = repr(started + max(settings.reconcile_interval_seconds, wait))
             for hook_report in report.hooks:
                 if hook_report.error is None:
                     updates[f"last_success:{hook_report.hook}"] = repr(started)
@@ -245,8 +249,15 @@ class Reconciler:
 
     # -- scheduling -------------------------------------------------------------------------------
     def due(self) -> bool:
-        next_pass = self._connection.hget(STATUS_KEY, "next_pass")
-        return next_pass is None or self._clock() >= float(next_pass)
+        """A pass is due at ``next_pass``; one that is not a time, or further away than any interval
+        and wait allow (written from a hostile answer before waits were bounded), is due now."""
+        raw = self._connection.hget(STATUS_KEY, "next_pass")
+        try:
+            next_pass = float(raw) if raw is not None else 0.0
+        except ValueError:
+            return True
+        latest = self._clock() + self._settings().reconcile_interval_seconds + MAX_WAIT_SECONDS
+        return not next_pass <= latest or self._clock() >= next_pass
 
 
 class ReconcileLoop:

@@ -18,7 +18,7 @@ from tests.conftest import SECRET
 from tests.fake_github import FakeGitHub, Refusal, github_settings
 from tests.receiver_thread import running_receiver
 from worker.metrics import ReconcileMetrics
-from worker.reconcile import STATUS_KEY, ReconcileLoop, Reconciler
+from worker.reconcile import STATUS_KEY, ReconcileLoop, Reconciler, read_status
 
 pytestmark = pytest.mark.integration
 TOKEN = "ghp_reconcile-0123456789"
@@ -120,6 +120,33 @@ def test_a_rate_limit_ends_the_pass_and_puts_the_next_after_it(world, registry, 
     next_pass = float(connection.hget(STATUS_KEY, "next_pass"))
     assert next_pass >= time.time() + 800
     assert connection.hget(STATUS_KEY, f"last_success:{HOOK}") is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Retry-After": "999999999999", "X-RateLimit-Remaining": "9" * 400}, id="huge"),
+        pytest.param(
+            {"Retry-After": "\u00b2", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "9" * 400}, id="odd"
+        ),
+    ],
+)
+def test_hostile_rate_limit_headers_delay_the_next_pass_an_hour_at_most(world, metrics, headers):
+    """A 403 whose headers ask for a wait of 31,700 years, or are no numbers at all, delays the next
+    pass by an hour at most, and what is stored from them is bounded (a 400-digit number stored in
+    Redis broke every scrape). What an earlier version stored is read with the same bounds."""
+    github, _receiver, connection = world
+    github.refusals.append(Refusal(403, 1, headers=headers))
+    passes = reconciler(github, connection, metrics)
+    assert passes.run_pass().result == "failed"
+    next_pass = float(connection.hget(STATUS_KEY, "next_pass"))
+    assert next_pass <= time.time() + 300 + 3600  # the interval, then the wait's bound
+    assert read_status(connection, (HOOK,)).rate_remaining in (None, 0, 1_000_000)
+    connection.hset(
+        STATUS_KEY, mapping={"next_pass": "1e15", "rate_limit_remaining": "9" * 400}
+    )  # stored before
+    assert passes.due()  # a next pass further than any wait allows is due now
+    assert read_status(connection, (HOOK,)).rate_remaining is None
 
 
 def test_one_worker_at_a_time_runs_a_due_pass(world, metrics):
