@@ -20,6 +20,14 @@ def _accounts() -> list[Accounting]:
     return ACCOUNTS
 
 
+@pytest.fixture(name="cluster")
+def _cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """Two receivers and one worker on a Redis of their own, started; stopped after the test."""
+    cluster = Cluster(tmp_path).start()
+    yield cluster
+    cluster.shutdown()
+
+
 @pytest.fixture(name="proxied")
 def _proxied(tmp_path: Path) -> Iterator[tuple[Cluster, FaultProxy]]:
     """One receiver and one worker reaching Redis through the fault proxy."""

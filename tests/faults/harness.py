@@ -17,6 +17,7 @@ from bench.load import SECRET, LoadGenerator, Send, Stats, sends
 from bench.worker_drain import processed
 from stack.redis_server import RedisServer
 from tests.corpus import Delivery, run_copies
+from tests.e2e.system import scrape, total
 
 P = "github_actions_"
 RATE = 50.0  # deliveries a second of the scenarios that play GitHub at a steady pace
@@ -143,3 +144,8 @@ def synced_replica(workdir: Path, primary_port: int) -> tuple[RedisServer, Redis
         assert time.monotonic() < deadline, "the replica did not sync"
         time.sleep(0.05)
     return replica, client
+
+
+def process_metric(cluster: Cluster, process: str, name: str) -> float:
+    """The sum of ``name``'s samples (default prefix) on ``process``'s ``/metrics``."""
+    return total(scrape(f"http://127.0.0.1:{cluster.port_of(process)}/metrics"), f"{P}{name}")

@@ -26,13 +26,6 @@ from worker.ledger import aggregate_key
 pytestmark = pytest.mark.faults
 
 
-@pytest.fixture(name="cluster")
-def _cluster(tmp_path):
-    cluster = Cluster(tmp_path).start()
-    yield cluster
-    cluster.shutdown()
-
-
 def test_burst_of_5000_deliveries(cluster, accounts):
     """Expected: every delivery acknowledged on the first try and counted once; nothing left."""
     runs = 556  # 5,004 deliveries

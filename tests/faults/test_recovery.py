@@ -45,20 +45,16 @@ def back_to_work(  # noqa: PLR0917 - a scenario's parts
     connection.close()
 
 
-def test_an_outage_of_150_s(tmp_path: Path, accounts: list[Accounting]):
+def test_an_outage_of_150_s(cluster: Cluster, accounts: list[Accounting]):
     """Expected: Redis stopped for 150 s under load (receivers answer 503, GitHub redelivers); the
     worker applies again within 5 s of Redis's return, logs the outage once as it begins and once
     as it ends, and every acknowledged delivery is counted once."""
-    cluster = Cluster(tmp_path).start()
-    try:
-        played = play_in_background(cluster, 200)
-        time.sleep(10)
-        cluster.redis.stop()  # graceful: AOF flushed, nothing acknowledged is lost
-        time.sleep(150)
-        cluster.redis.start()
-        back_to_work(cluster, accounts, "20 Redis down 150 s under load", played, 200, "was back")
-    finally:
-        cluster.shutdown()
+    played = play_in_background(cluster, 200)
+    time.sleep(10)
+    cluster.redis.stop()  # graceful: AOF flushed, nothing acknowledged is lost
+    time.sleep(150)
+    cluster.redis.start()
+    back_to_work(cluster, accounts, "20 Redis down 150 s under load", played, 200, "was back")
 
 
 def test_a_worker_started_60_s_before_redis(tmp_path: Path, accounts: list[Accounting]):

@@ -17,13 +17,6 @@ pytestmark = pytest.mark.faults
 ROOM = 6 * 2**20  # maxmemory above what Redis uses at the start
 
 
-@pytest.fixture(name="cluster")
-def _cluster(tmp_path):
-    cluster = Cluster(tmp_path).start()
-    yield cluster
-    cluster.shutdown()
-
-
 def test_redis_full_while_no_worker_runs(cluster: Cluster, accounts: list[Accounting]):
     """Expected: with the worker stopped, the receivers fill Redis up to their high-water mark
     (``redis.memory_high_water`` of ``maxmemory``), then answer 503 and report not ready; a worker

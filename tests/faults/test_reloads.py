@@ -9,12 +9,10 @@ import pytest
 
 from bench.cluster import Cluster
 from bench.load import SECRET
-from tests.e2e.system import scrape, total
-from tests.faults.harness import Accounting, check, play_in_background
+from tests.faults.harness import Accounting, check, play_in_background, process_metric
 
 pytestmark = pytest.mark.faults
 
-P = "github_actions_"
 CONFIG = f"webhook:\n  secrets: [{SECRET}, an-older-secret]\nlog:\n  level: info\n  format: json\n"
 STEPS = [  # (what is written, refused)
     ("log:\n  level: info\n  format: json\n", True),  # the webhook section left out
@@ -42,7 +40,7 @@ def test_bad_reloads_under_load_never_stop_intake(tmp_path: Path, accounts: list
                 file.write(content)
         player.join()
         failures = [
-            total(metrics_of(cluster, name), f"{P}config_reload_failures_total")
+            process_metric(cluster, name, "config_reload_failures_total")
             for name in ("receiver-0", "receiver-1", "worker-0")
         ]
         check(
@@ -60,7 +58,3 @@ def test_bad_reloads_under_load_never_stop_intake(tmp_path: Path, accounts: list
         assert cluster.logs("receiver-0").count("reload refused") >= refused
     finally:
         cluster.shutdown()
-
-
-def metrics_of(cluster: Cluster, name: str) -> dict:
-    return scrape(f"http://127.0.0.1:{cluster.port_of(name)}/metrics")

@@ -7,20 +7,13 @@ import time
 
 import pytest
 
-from bench.cluster import Cluster, wait_drained
+from bench.cluster import wait_drained
 from bench.load import LoadGenerator, Stats
 from tests.faults.harness import Accounting, stream
 
 MINUTES = 30
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(MINUTES * 60 + 900)]
 RATE = 20  # deliveries per second
-
-
-@pytest.fixture(name="cluster")
-def _cluster(tmp_path):
-    cluster = Cluster(tmp_path).start()
-    yield cluster
-    cluster.shutdown()
 
 
 def test_soak_at_a_steady_rate(cluster, accounts):
