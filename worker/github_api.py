@@ -33,16 +33,20 @@ PER_PAGE = 100
 MAX_WAIT_SECONDS = 3600.0  # the longest wait GitHub's headers may ask for (a day's would stop the passes)
 MAX_RATE_LIMIT = 1_000_000  # GitHub's hourly limits are at most 15,000 requests
 MAX_HEADER_DIGITS = 12  # epoch seconds have 10
+MAX_HOOK_ID_DIGITS = 20  # as the receiver takes them (receiver.webhook)
 
 
 def header_number(value: Any, most: float) -> float | None:
-    """A number GitHub sent in a header: ASCII digits only (``isdigit`` takes superscripts and other
-    scripts' digits), at most :data:`MAX_HEADER_DIGITS` of them, clamped to ``most``; None when it
-    is not such a number."""
+    """A number GitHub sent in a header (:func:`ascii_digits`, at most :data:`MAX_HEADER_DIGITS`),
+    clamped to ``most``; None when it is not such a number."""
     text = str(value) if isinstance(value, str | int) else ""
-    if not (text.isascii() and text.isdigit() and len(text) <= MAX_HEADER_DIGITS):
-        return None
-    return min(float(text), most)
+    return min(float(text), most) if ascii_digits(text, MAX_HEADER_DIGITS) else None
+
+
+def ascii_digits(text: str, most: int) -> bool:
+    """``text`` is 1 to ``most`` ASCII digits (``str.isdigit`` alone also takes superscripts and other
+    scripts' digits, which ``int()`` and ``float()`` refuse)."""
+    return text.isascii() and text.isdigit() and len(text) <= most
 
 
 class ApiError(Exception):
@@ -132,7 +136,8 @@ class GitHubHooks:
         stored = raw.model_dump() if hasattr(raw, "model_dump") else dict(raw or {})  # a model of any fields
         headers = {str(k).lower(): v for k, v in stored.items()}
         value = headers.get("x-github-hook-id")
-        return int(value) if isinstance(value, str | int) and str(value).isdigit() else None
+        text = str(value) if isinstance(value, str | int) else ""
+        return int(text) if ascii_digits(text, MAX_HOOK_ID_DIGITS) else None
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _client(self, path: HookPath) -> GitHub[Any]:

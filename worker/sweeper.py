@@ -72,15 +72,13 @@ class Sweeper:
                 if self._earlier is not None and (converted := self._earlier.convert()):
                     logger.info("converted {} aggregate keys of an earlier version", converted)
                 expired = self._ledger.sweep(time.time())
-            except (RedisConnectionError, RedisTimeoutError) as exc:
+            except RedisError as exc:
                 if self._liveness is not None:
                     self._liveness.saw_queue(None)
-                self._outage.failed(exc, "sweeper")
-                continue
-            except RedisError as exc:  # Redis answered, with an error (e.g. refusing writes for memory)
-                if self._liveness is not None:
-                    self._liveness.saw_queue(None)
-                logger.warning("sweep skipped: {}", exc)
+                if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+                    self._outage.failed(exc, "sweeper")
+                else:  # Redis answered, with an error (e.g. refusing writes for memory)
+                    logger.warning("sweep skipped: {}", exc)
                 continue
             if expired:
                 logger.warning("{} in-flight jobs or runs expired without completing", expired)
