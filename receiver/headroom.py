@@ -8,7 +8,9 @@ moves), and those writes would be refused too. So each receiver reads ``used_mem
 ``maxmemory`` (``INFO memory``) every :data:`POLL_SECONDS`, adds what it wrote since (each
 delivery's body, uncompressed, plus :data:`OVERHEAD_BYTES`: an over-estimate), and once that reaches
 ``redis.memory_high_water`` of ``maxmemory`` answers 503 without writing (GitHub shows the delivery as
-failed; it can be redelivered) until a read says Redis is below it again. The rest of ``maxmemory``
+failed; it can be redelivered) until a read says Redis is :data:`RESUME_MARGIN` of ``maxmemory``
+below it (without that margin, ``used_memory`` moving by a few KB around the mark as clients come and
+go would flip ``/ready`` from one read to the next while nothing drains). The rest of ``maxmemory``
 is the worker's: draining frees more than it writes (a body is several times the state it moves).
 
 Each receiver knows only its own writes between two reads: with N receivers, Redis can pass the mark
@@ -29,6 +31,7 @@ from redis.exceptions import RedisError, ResponseError
 POLL_SECONDS = 0.5
 OVERHEAD_BYTES = 512  # per delivery: its mark, its share of the RQ job, Redis's own
 READ_SECONDS = 2.0
+RESUME_MARGIN = 0.05  # of maxmemory: paused at the high-water mark, resumed this far below it
 
 
 class RedisFull(RedisError):
@@ -41,12 +44,14 @@ class Headroom:
         self._high_water = high_water
         self._used = 0  # as last read, plus what this receiver wrote since
         self._limit = 0  # high_water * maxmemory; 0: no limit known
+        self._resume = 0  # (high_water - RESUME_MARGIN) * maxmemory
+        self._paused = False  # reached the limit; until a read finds Redis below _resume
         self._refused = False  # Redis refused a write for memory since the last read
         self._task: asyncio.Task[None] | None = None
 
     @property
     def full(self) -> bool:
-        return self._refused or (self._limit > 0 and self._used >= self._limit)
+        return self._refused or self._paused
 
     def problem(self) -> str | None:
         """Why the receiver refuses deliveries for Redis's memory, or None."""
@@ -60,6 +65,7 @@ class Headroom:
 
     def wrote(self, bodies: int, deliveries: int) -> None:
         self._used += bodies + deliveries * OVERHEAD_BYTES
+        self._paused = self._paused or (self._limit > 0 and self._used >= self._limit)
 
     def refused(self) -> None:
         """Redis refused a write for memory (``OOM``): paused until a read says otherwise."""
@@ -76,14 +82,16 @@ class Headroom:
             logger.warning(
                 "cannot read Redis's memory use ({}): the receivers may fill Redis to its maxmemory", exc
             )
-            self._limit, self._refused = 0, False
+            self._limit, self._refused, self._paused = 0, False, False
             return False
         except (RedisError, TimeoutError):
             return True  # unreachable: the writes fail on their own; read again later
         maxmemory = int(info.get("maxmemory", 0))
         self._used = int(info.get("used_memory", 0))
         self._limit = int(maxmemory * self._high_water)
+        self._resume = int(maxmemory * (self._high_water - RESUME_MARGIN))
         self._refused = False
+        self._paused = self._limit > 0 and self._used >= (self._resume if was_full else self._limit)
         if self.full and not was_full:
             logger.warning(
                 "Redis uses {:.0f} of its {:.0f} MB ({:.0%}): deliveries are answered 503 until the worker"
@@ -93,7 +101,7 @@ class Headroom:
                 self._used / maxmemory,
             )
         elif was_full and not self.full:
-            logger.info("Redis is below the memory high-water mark again: deliveries are queued")
+            logger.info("Redis has room again: deliveries are queued")
         return True
 
     async def _watch(self) -> None:

@@ -251,7 +251,8 @@ OPTIONS: tuple[Option, ...] = (
            "Longest wait for a connection to Redis.", kind="number"),
     Option("redis.memory_high_water", fraction(0.5, 0.99), 0.9, False,
            "The receivers answer 503 once Redis uses this share of its maxmemory (read every 0.5 s),"
-           " keeping the rest for the worker, which must write before it can free anything.",
+           " keeping the rest for the worker, which must write before it can free anything; they"
+           " accept again 0.05 below it.",
            kind="number"),
     Option("webhook.secrets", secrets, (), True,
            "Webhook secrets; a delivery signed with any of them is accepted (rotation). Required.",

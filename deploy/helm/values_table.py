@@ -18,7 +18,9 @@ KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.]+):")
 
 def described(text: str) -> list[tuple[str, str]]:
     """(dotted key, description) for every key under a ``# --`` comment, in the file's order."""
-    found, path, pending = [], [], None  # path: (indent, key) of the keys enclosing the line
+    found: list[tuple[str, str]] = []
+    path: list[tuple[int, str]] = []  # (indent, key) of the keys enclosing the line
+    pending: str | None = None
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("# --"):

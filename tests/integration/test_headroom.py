@@ -13,7 +13,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import OutOfMemoryError
 
-from receiver.headroom import Headroom, RedisFull
+from receiver.headroom import RESUME_MARGIN, Headroom, RedisFull
 from receiver.intake import Accepted, AsyncIntake
 from shared.envelope import Envelope
 from shared.marks import AsyncDeliveryMarks
@@ -77,6 +77,38 @@ def test_the_receivers_stop_at_the_high_water_mark_and_resume_below_it(small_red
         return seen
 
     assert asyncio.run(scenario()) == [False, False, True, False, True, False]
+
+
+def test_a_paused_receiver_resumes_only_well_below_the_mark(small_redis: Redis):
+    """Redis hovering at the mark (clients' buffers come and go) does not flip /ready at each read."""
+
+    async def scenario() -> list[bool]:
+        connection = AsyncRedis(port=small_redis.connection_pool.connection_kwargs["port"])
+        headroom = Headroom(connection, 0.9)
+        room(small_redis, 4)
+        filled = fill(small_redis, 0.91)
+        await headroom.read()
+        seen = [headroom.full]
+        while share_used(small_redis) >= 0.88:  # below the mark, above the margin under it
+            small_redis.delete(filled.pop())
+        await headroom.read()
+        seen.append(headroom.full)
+        while share_used(small_redis) >= 0.9 - RESUME_MARGIN:
+            small_redis.delete(filled.pop())
+        await headroom.read()
+        seen.append(headroom.full)
+        fill(small_redis, 0.88)  # not paused: the same 88 % is room again
+        await headroom.read()
+        seen.append(headroom.full)
+        await connection.aclose()
+        return seen
+
+    assert asyncio.run(scenario()) == [True, True, False, False]
+
+
+def share_used(client: Redis) -> float:
+    memory = client.info("memory")
+    return int(memory["used_memory"]) / int(memory["maxmemory"])
 
 
 def test_a_write_refused_for_memory_pauses_the_receiver_until_redis_has_room(small_redis, make_settings):
