@@ -13,12 +13,12 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from receiver.app import build_app
 from receiver.headroom import Headroom
-from receiver.http_protocol import http_options
 from receiver.intake import AsyncIntake
 from receiver.metrics import ReceiverMetrics
 from receiver.webhook import Services
 from shared.cli import parse_args, start
 from shared.dataset import DatasetWatch
+from shared.http_protocol import HttpLimits, http_options
 from shared.marks import AsyncDeliveryMarks
 from shared.metrics_http import MetricsServer, registry_render
 from shared.queueing import make_queue
@@ -82,7 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         host = settings.receiver.metrics_host or settings.receiver.host
         try:
             metrics_server = MetricsServer(
-                host, settings.receiver.metrics_port, registry_render(registry), lambda: True
+                host,
+                settings.receiver.metrics_port,
+                registry_render(registry),
+                lambda: True,
+                refused=metrics.refused,
             )
         except OSError as exc:
             logger.error("cannot serve metrics on {}:{}: {}", host, settings.receiver.metrics_port, exc)
@@ -100,13 +104,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         ssl_keyfile=settings.receiver.tls_keyfile,
         # requests in flight get until 1 s before the stop deadline (the rest of it: closing)
         timeout_graceful_shutdown=max(1, math.floor(settings.receiver.graceful_shutdown_seconds - 1)),
-        # slow or idle clients: at most this many at once (503 past it), idle keep-alive closed soon;
-        # a request head is capped by receiver.http_protocol. A reverse proxy in front should absorb
-        # slow clients.
-        limit_concurrency=settings.receiver.limit_concurrency,
+        # slow, idle and greedy clients: heads capped, requests timed, connections capped (the
+        # longest waiting shed past it: shared.http_protocol), idle keep-alive closed soon
         timeout_keep_alive=settings.receiver.keep_alive_seconds,
         lifespan="on",
-        **http_options(settings.receiver.max_header_bytes, metrics.refused),
+        **http_options(
+            HttpLimits(
+                settings.receiver.max_header_bytes,
+                settings.receiver.body_timeout_seconds,
+                settings.receiver.limit_concurrency,
+            ),
+            metrics.refused,
+        ),
     )
     holder.start()
     try:

@@ -14,6 +14,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from shared import http_protocol, metrics_http
+
 KNOWN_EVENTS = ("workflow_run", "workflow_job", "ping")
 REJECTION_REASONS = (
     "missing_signature",
@@ -28,8 +30,8 @@ REJECTION_REASONS = (
     "unsupported_content_type",
     "malformed_form",
     "incomplete_body",
-    "headers_too_large",  # refused by the HTTP layer (receiver.http_protocol), before any route
-    "malformed_request",  # the same: uvicorn's parser refused it (a NUL in a header, bad framing)
+    *http_protocol.REASONS,  # refused by the HTTP layer, before any route (shared.http_protocol)
+    *metrics_http.ROUTE_REASONS,  # the same, on the metrics port (receiver.metrics_port)
 )
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -52,8 +54,9 @@ class ReceiverMetrics:
         )
         self.rejections = Counter(
             f"{prefix}webhook_rejections",
-            "Refused requests by reason (401, 400, 413 and 431 answers); headers_too_large and"
-            " malformed_request are refused before any route, so they carry no event.",
+            "Refused requests by reason (401, 400, 413 and 431 answers, and connections closed:"
+            " slow_request past receiver.body_timeout_seconds, shed past receiver.limit_concurrency);"
+            " headers_too_large, malformed_request, slow_request and shed are refused before any route.",
             ["reason"],
             registry=registry,
         )

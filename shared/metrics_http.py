@@ -1,28 +1,48 @@
 """A small HTTP server for ``/metrics`` (Prometheus text, or OpenMetrics when asked; gzipped when
-the scraper accepts it) and ``/health``, in a background thread: the worker's, and the receiver's
-when its metrics are served apart from ``/webhook`` (``receiver.metrics_port``).
+the scraper accepts it), ``/health`` and further GET routes (the worker's page and API): Starlette
+under uvicorn, in a thread of its own. The worker's, and the receiver's when its metrics are served
+apart from ``/webhook`` (``receiver.metrics_port``).
 
-The body is sent as it is made, chunk by chunk (and compressed that way), with no Content-Length:
-the connection's end marks the body's (HTTP/1.0, as Prometheus expects of a simple exporter).
+Its connections are bounded like the receiver's (:mod:`shared.http_protocol`: head size, request
+time, connection cap); it answers GET and HEAD only (405 otherwise), only the ``Host`` names it is
+given when it is given any (400 otherwise: a page cannot read the API through DNS rebinding), and
+every answer says ``X-Content-Type-Options: nosniff``. A refusal is counted by reason.
+
+The body of ``/metrics`` is sent as it is made, chunk by chunk (and compressed that way), made in
+a thread of the pool so a scrape waiting for Redis holds no other request.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from http import HTTPStatus
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
+import uvicorn
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.exposition import choose_encoder
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route as Path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-StartResponse = Callable[..., Any]
+from shared.http_protocol import HttpLimits, Refused, http_options
+
 Render = Callable[[str], tuple[Iterable[bytes], str]]  # Accept header -> body in chunks, content type
 # more paths a component serves (the worker's API): query parameters -> status, body, headers
 Route = Callable[[Mapping[str, str]], tuple[int, bytes, Mapping[str, str]]]
+
+METHOD_NOT_ALLOWED = "method_not_allowed"
+HOST_NOT_ALLOWED = "host_not_allowed"
+ROUTE_REASONS = (METHOD_NOT_ALLOWED, HOST_NOT_ALLOWED)
+METHODS = ("GET", "HEAD")
+KEEP_ALIVE_SECONDS = 5
+STOP_SECONDS = 2  # requests in flight when the server stops get this long
+DEFAULT_LIMITS = HttpLimits(max_connections=100)
 
 
 def registry_render(registry: CollectorRegistry) -> Render:
@@ -35,6 +55,19 @@ def registry_render(registry: CollectorRegistry) -> Render:
     return render
 
 
+def refusal_counter(registry: CollectorRegistry, prefix: str, reasons: Sequence[str]) -> Refused:
+    """``http_refusals_total{reason}`` on ``registry`` (every reason at 0 from the start)."""
+    counter = Counter(
+        f"{prefix}http_refusals",
+        "Requests and connections the HTTP server refused before a route, by reason.",
+        ["reason"],
+        registry=registry,
+    )
+    for reason in reasons:
+        counter.labels(reason)
+    return lambda reason: counter.labels(reason).inc()
+
+
 def gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """``chunks`` compressed as one gzip stream, as they come (level 1: 100k series are 18 MB)."""
     compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
@@ -44,39 +77,101 @@ def gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield compressor.flush()
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Scrapes are not worth a log line each."""
+def host_allowed(host: str, allowed: Sequence[str]) -> bool:
+    """Whether a ``Host`` header names one of ``allowed`` (``name`` matches it on any port)."""
+    host = host.strip().lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return any(entry.lower() in (host, name) for entry in allowed)
+
+
+class Guard:
+    """Before any route: GET and HEAD only, the allowed hosts only; nosniff on every answer."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str], refused: Refused) -> None:
+        self._app = app
+        self._allowed = tuple(allowed_hosts)
+        self._refused = refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def send_nosniff(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-content-type-options"
+                ]
+                message = {**message, "headers": [*headers, (b"x-content-type-options", b"nosniff")]}
+            await send(message)
+
+        refusal: Response | None = None
+        if scope["method"] not in METHODS:
+            self._refused(METHOD_NOT_ALLOWED)
+            refusal = PlainTextResponse("method not allowed", 405, {"Allow": ", ".join(METHODS)})
+        elif self._allowed:
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if not host_allowed(host, self._allowed):
+                self._refused(HOST_NOT_ALLOWED)
+                refusal = PlainTextResponse("host not allowed", 400)
+        if refusal is not None:
+            await refusal(scope, receive, send_nosniff)
+            return
+        await self._app(scope, receive, send_nosniff)
 
 
 def make_app(
-    render: Render, healthy: Callable[[], bool], routes: Mapping[str, Route] | None = None
-) -> Callable[..., Iterable[bytes]]:
-    routes = routes or {}
+    render: Render,
+    healthy: Callable[[], bool],
+    routes: Mapping[str, Route] | None = None,
+    *,
+    allowed_hosts: Sequence[str] = (),
+    refused: Refused = lambda _reason: None,
+) -> ASGIApp:
+    async def metrics(request: Request) -> Response:
+        body, content_type = render(request.headers.get("accept", ""))
+        headers = {}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            body, headers["Content-Encoding"] = gzipped(body), "gzip"
+        return StreamingResponse(iter(body), headers=headers, media_type=content_type)
 
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path in routes:
-            query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-            status, answer, answer_headers = routes[path](query)
-            start_response(f"{status} {HTTPStatus(status).phrase}", list(answer_headers.items()))
-            return [answer]
-        if path == "/metrics":
-            body, content_type = render(environ.get("HTTP_ACCEPT", ""))
-            headers = [("Content-Type", content_type)]
-            if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-                body = gzipped(body)
-                headers.append(("Content-Encoding", "gzip"))
-            start_response("200 OK", headers)
-            return body
-        if path == "/health":
-            ok = healthy()
-            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"ok" if ok else b"stopping"]
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found: try /metrics or /health"]
+    async def health(_request: Request) -> Response:
+        ok = healthy()
+        return PlainTextResponse("ok" if ok else "stopping", 200 if ok else 503)
 
-    return app
+    async def not_found(_request: Request, _exc: Exception) -> Response:
+        return PlainTextResponse("not found: try /metrics or /health", 404)
+
+    def serve(route: Route) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            query = dict(request.query_params.multi_items())  # a repeated parameter: its last value
+            status, body, headers = await run_in_threadpool(route, query)
+            return Response(body, status, dict(headers))
+
+        return endpoint
+
+    paths = [Path(path, serve(route), methods=list(METHODS)) for path, route in (routes or {}).items()]
+    paths += [
+        Path("/metrics", metrics, methods=list(METHODS)),
+        Path("/health", health, methods=list(METHODS)),
+    ]
+    app = Starlette(routes=paths, exception_handlers={404: not_found})
+    return Guard(app, allowed_hosts, refused)
+
+
+def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """A socket listening on ``host``:``port`` (``OSError`` if it cannot): connections wait in its
+    backlog until the server's loop accepts them."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class MetricsServer:
@@ -87,20 +182,38 @@ class MetricsServer:
         render: Render,
         healthy: Callable[[], bool],
         routes: Mapping[str, Route] | None = None,
+        *,
+        limits: HttpLimits = DEFAULT_LIMITS,
+        allowed_hosts: Sequence[str] = (),
+        refused: Refused = lambda _reason: None,
     ) -> None:
-        self._server = make_server(
-            host, port, make_app(render, healthy, routes), ThreadingWSGIServer, handler_class=_QuietHandler
+        backlog = max(128, limits.max_connections * 2)
+        self._socket = listening_socket(host, port, backlog)
+        config = uvicorn.Config(
+            make_app(render, healthy, routes, allowed_hosts=allowed_hosts, refused=refused),
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+            lifespan="off",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_graceful_shutdown=STOP_SECONDS,
+            backlog=backlog,
+            **http_options(limits, refused),
         )
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="metrics-http", daemon=True
+        )
 
     @property
     def port(self) -> int:
-        return int(self._server.server_port)
+        return int(self._socket.getsockname()[1])
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.should_exit = True
+        self._thread.join(timeout=STOP_SECONDS + 3)
+        self._socket.close()

@@ -277,8 +277,14 @@ OPTIONS: tuple[Option, ...] = (
            "Group commit: at most this many concurrent deliveries are written to Redis (and queued as"
            " one RQ job) together.", kind="integer"),
     Option("receiver.limit_concurrency", integer(1), 1000, False,
-           "Connections and requests handled at once; past it the receiver answers 503 at once.",
+           "Connections kept at once (fewer if the descriptor limit is lower): past it, the connection"
+           " that waited longest without a request in progress is closed, and when every one is being"
+           " answered the receiver answers 503 at once.",
            kind="integer"),
+    Option("receiver.body_timeout_seconds", positive_number, 10.0, False,
+           "A request must arrive whole, head and body, within this long of its first byte (of the"
+           " connection, for its first request); past it the connection is closed (slow_request)."
+           " GitHub sends a delivery at once.", kind="number"),
     Option("receiver.max_header_bytes", integer(1024, 1024 * 1024), 16 * 1024, False,
            "Longest request head (request line and headers) accepted; past it the receiver answers 431"
            " and closes the connection before reading more. GitHub's heads are about 2 KB.",
@@ -298,6 +304,22 @@ OPTIONS: tuple[Option, ...] = (
     Option("worker.host", text, "0.0.0.0", False, "Address of the worker's /metrics and /health."),
     Option("worker.port", integer(0, 65535), 9100, False, "Port of the worker's /metrics and /health.",
            kind="integer"),
+    Option("worker.allowed_hosts", text_list, (), False,
+           "Host header values the worker's HTTP server answers (host or host:port), others get 400;"
+           " empty: any. Set it to the names the worker is reached by, so a page in the user's"
+           " browser cannot read the API through DNS rebinding.", kind="list of strings"),
+    Option("worker.max_connections", integer(1), 100, False,
+           "Connections the worker's HTTP server keeps at once (fewer if the descriptor limit is"
+           " lower); past it the one that waited longest without a request in progress is closed.",
+           kind="integer"),
+    Option("worker.body_timeout_seconds", positive_number, 10.0, False,
+           "A request to the worker must arrive whole within this long of its first byte (of the"
+           " connection, for its first request); past it the connection is closed.", kind="number"),
+    Option("worker.api_cache_seconds", non_negative_number, 1.0, False,
+           "The in-flight sets are read from Redis at most once per this long, for every API request"
+           " and scrape together (0: at each).", kind="number"),
+    Option("worker.api_concurrency", integer(1, 1000), 4, False,
+           "API requests answered at once; past it the API answers 429.", kind="integer"),
     Option("worker.scrape_timeout_seconds", positive_number, 2.0, False,
            "Longest time /metrics waits for Redis; past it the answer has the process's own families and"
            " redis_up 0.", kind="number"),

@@ -70,6 +70,7 @@ class ReceiverSettings:
     metrics_port: int
     max_batch: int
     limit_concurrency: int
+    body_timeout_seconds: float
     max_header_bytes: int
     keep_alive_seconds: int
     tls_certfile: str | None
@@ -82,6 +83,11 @@ class ReceiverSettings:
 class WorkerSettings:
     host: str
     port: int
+    allowed_hosts: tuple[str, ...]
+    max_connections: int
+    body_timeout_seconds: float
+    api_cache_seconds: float
+    api_concurrency: int
     scrape_timeout_seconds: float
     stall_seconds: int
     lease_seconds: int

@@ -106,6 +106,9 @@ def _make_exporter(redis_url: str, make_settings):
     def make(**env: str) -> Exporter:
         connection = Redis.from_url(redis_url)
         connections.append(connection)
+        # every scrape reads the in-flight sets anew: a test feeds and scrapes within the second
+        # that worker.api_cache_seconds would otherwise share (its own tests: test_snapshot)
+        env.setdefault("GHA_EXPORTER_WORKER__API_CACHE_SECONDS", "0")
         return Exporter(connection, make_settings(GHA_EXPORTER_REDIS__URL=redis_url, **env))
 
     yield make

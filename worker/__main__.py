@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from loguru import logger
@@ -16,8 +16,10 @@ from redis.exceptions import RedisError
 
 from shared.cli import parse_args, start
 from shared.dataset import DatasetWatch
+from shared.http_protocol import REASONS as CONNECTION_REASONS
+from shared.http_protocol import HttpLimits
 from shared.marks import DeliveryMarks
-from shared.metrics_http import MetricsServer
+from shared.metrics_http import ROUTE_REASONS, MetricsServer, refusal_counter
 from shared.outage import Outage
 from shared.queueing import make_queue
 from shared.redis_connect import connect
@@ -26,7 +28,7 @@ from shared.rqadapter import QueueJobs
 from shared.settings import Settings, SettingsError
 from shared.stop_deadline import StopDeadline
 from worker import reconcile_command
-from worker.api import InflightApi, json_route
+from worker.api import BUSY, Gate, InflightApi, json_route
 from worker.combine import Combiner, claimed_key
 from worker.cost import CostModel
 from worker.exposition import Exposition
@@ -40,8 +42,11 @@ from worker.page import page_routes
 from worker.processor import Processor
 from worker.reconcile import ReconcileLoop, Reconciler, read_status
 from worker.rqworker import StopFlag, supervise
+from worker.snapshot import Snapshot
 from worker.state import Transitions
 from worker.sweeper import Sweeper
+
+REFUSAL_REASONS = (*CONNECTION_REASONS, *ROUTE_REASONS, BUSY)
 
 
 def check_labels(settings: Settings) -> None:
@@ -61,6 +66,7 @@ class Built:
     queue_jobs: QueueJobs
     reconciler: Reconciler
     dataset: DatasetWatch
+    inflight: Snapshot  # the in-flight sets as the scrape and the API read them
 
 
 def build_processor(
@@ -96,6 +102,7 @@ def build_processor(
     queue_jobs = QueueJobs(make_queue(connection, settings.queue))
     combiner = Combiner(queue_jobs, settings.worker.max_batch, settings.worker.lease_seconds)
     scrape = scrape_connection or connection
+    inflight = Snapshot(ledger.reading_on(scrape).read_inflight, settings.worker.api_cache_seconds)
     exposition = Exposition(
         registry,
         ledger.reading_on(scrape),
@@ -107,12 +114,42 @@ def build_processor(
         timeout=settings.worker.scrape_timeout_seconds,
         max_bytes=settings.worker.max_scrape_bytes,
         reconcile_status=lambda: read_status(scrape, holder.current.github.hooks),
+        read_inflight=inflight,
     )
     earlier = EarlierLayout(connection, policy)
     reconciler = Reconciler(
         connection, marks, lambda: holder.current.github, ReconcileMetrics(registry, settings.metrics.prefix)
     )
-    return Built(processor, ledger, policy, exposition, combiner, earlier, queue_jobs, reconciler, dataset)
+    return Built(
+        processor, ledger, policy, exposition, combiner, earlier, queue_jobs, reconciler, dataset, inflight
+    )
+
+
+def http_server(
+    settings: Settings, built: Built, registry: CollectorRegistry, scrape: Redis, healthy: Callable[[], bool]
+) -> MetricsServer:
+    """The worker's HTTP server: /metrics, /health, the page and its API (``OSError`` when its
+    address cannot be had)."""
+    inflight = InflightApi(built.ledger.reading_on(scrape), built.inflight)
+    refused = refusal_counter(registry, settings.metrics.prefix, REFUSAL_REASONS)
+    gate = Gate(settings.worker.api_concurrency, refused)
+    return MetricsServer(
+        settings.worker.host,
+        settings.worker.port,
+        built.exposition.stream,
+        healthy,
+        {
+            **page_routes(),
+            "/api/v1/inflight": json_route(inflight.inflight, gate),
+            "/api/v1/recent": json_route(inflight.recent, gate),
+        },
+        limits=HttpLimits(
+            request_seconds=settings.worker.body_timeout_seconds,
+            max_connections=settings.worker.max_connections,
+        ),
+        allowed_hosts=settings.worker.allowed_hosts,
+        refused=refused,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,18 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     dataset = built.dataset
     token = bind(built.processor, built.combiner)
     liveness = Liveness(settings.worker.stall_seconds)
-    inflight = InflightApi(built.ledger.reading_on(scrape_connection))
     try:
-        server = MetricsServer(
-            settings.worker.host,
-            settings.worker.port,
-            built.exposition.stream,
-            lambda: not stop.is_set() and liveness.healthy(),
-            {
-                **page_routes(),
-                "/api/v1/inflight": json_route(inflight.inflight),
-                "/api/v1/recent": json_route(inflight.recent),
-            },
+        server = http_server(
+            settings, built, registry, scrape_connection, lambda: not stop.is_set() and liveness.healthy()
         )
     except OSError as exc:
         logger.error("cannot serve metrics on {}:{}: {}", settings.worker.host, settings.worker.port, exc)

@@ -4,14 +4,18 @@ first, read from Redis (so every worker replica answers the same); ``GET /api/v1
 
 Query parameters: ``repository``, ``runs_on`` (jobs only: runs are left out when it is given),
 ``phase`` (``queued``, ``waiting``, ``in_progress``), ``limit`` (per list, default 500, at most
-10,000). The answer says how many matched in all (``total_jobs``, ``total_runs``), so a page can
-say how many more there are. A job or run counted under ``__overflow__`` by the series guard shows
-that value for its labels.
+1,000, ASCII digits). The answer says how many matched in all (``total_jobs``, ``total_runs``), so a
+page can say how many more there are. A job or run counted under ``__overflow__`` by the series
+guard shows that value for its labels.
+
+The sets are read through one shared snapshot (:mod:`worker.snapshot`); at most
+``worker.api_concurrency`` requests are answered at once, 429 past it.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -24,7 +28,8 @@ from worker.ledger import Ledger
 from worker.state import INFLIGHT_JOB_PHASES, SHOWN_JOB_FIELDS, SHOWN_RUN_FIELDS
 
 DEFAULT_LIMIT = 500
-MAX_LIMIT = 10_000
+MAX_LIMIT = 1_000
+LIMIT_DIGITS = len(str(MAX_LIMIT))
 RUN_FIELDS = ("labels", *SHOWN_RUN_FIELDS)
 
 
@@ -60,7 +65,11 @@ def parse_query(query: Mapping[str, str]) -> tuple[dict[str, str], int]:
 def parse_limit(text: str | None, default: int) -> int:
     if text is None:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    # ASCII only: str.isdigit() passes '²' (int() refuses it) and U+0661 (int() reads it as 1)
+    if (
+        not (text.isascii() and text.isdigit() and len(text) <= LIMIT_DIGITS)
+        or not 1 <= int(text) <= MAX_LIMIT
+    ):
         raise BadQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(text)
 
@@ -112,14 +121,20 @@ def run_filter(filters: Mapping[str, str]) -> Accept:
 
 
 class InflightApi:
-    def __init__(self, ledger: Ledger, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        read_inflight: Callable[[], Inflight] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._ledger = ledger
+        self._read_inflight = read_inflight or ledger.read_inflight
         self._clock = clock
 
     def inflight(self, query: Mapping[str, str]) -> dict[str, Any]:
         filters, limit = parse_query(query)
         now = self._clock()
-        inflight, accept_job = self._ledger.read_inflight(), job_filter(filters)
+        inflight, accept_job = self._read_inflight(), job_filter(filters)
         jobs, total_jobs = inflight.oldest_first("job", accept_job, limit)
         runs, total_runs = inflight.oldest_first("run", run_filter(filters), limit)
         return {
@@ -170,20 +185,48 @@ class InflightApi:
         return found
 
 
+BUSY = "busy"  # the refusal's reason
+
+
+class Gate:
+    """At most ``size`` API requests answered at once; past it they are refused (429)."""
+
+    def __init__(self, size: int, refused: Callable[[str], None] = lambda _reason: None) -> None:
+        self._slots = threading.BoundedSemaphore(size)
+        self._refused = refused
+
+    def enter(self) -> bool:
+        if self._slots.acquire(blocking=False):
+            return True
+        self._refused(BUSY)
+        return False
+
+    def leave(self) -> None:
+        self._slots.release()
+
+
 def json_route(
-    answer: Callable[[Mapping[str, str]], Any],
+    answer: Callable[[Mapping[str, str]], Any], gate: Gate | None = None
 ) -> Callable[[Mapping[str, str]], tuple[int, bytes, dict[str, str]]]:
-    """An API answer as an HTTP route: 200 with JSON, 400 for a bad query, 503 when Redis fails."""
+    """An API answer as an HTTP route: 200 with JSON, 400 for a bad query, 429 past the gate, 503
+    when Redis fails."""
+    gate = gate or Gate(1_000_000)
 
     def route(query: Mapping[str, str]) -> tuple[int, bytes, dict[str, str]]:
         headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
-        try:
-            body: Any = answer(query)
-            status = 200
-        except BadQuery as exc:
-            body, status = {"error": str(exc)}, 400
-        except RedisError as exc:
-            body, status = {"error": f"redis unavailable: {type(exc).__name__}"}, 503
-        return status, json.dumps(body, separators=(",", ":")).encode(), headers
+        if not gate.enter():
+            body: Any = {"error": "too many API requests at once; try again shortly"}
+            return 429, json.dumps(body).encode(), {**headers, "Retry-After": "1"}
+        try:  # the answer is encoded within the gate too: what the gate bounds is its memory
+            try:
+                body = answer(query)
+                status = 200
+            except BadQuery as exc:
+                body, status = {"error": str(exc)}, 400
+            except RedisError as exc:
+                body, status = {"error": f"redis unavailable: {type(exc).__name__}"}, 503
+            return status, json.dumps(body, separators=(",", ":")).encode(), headers
+        finally:
+            gate.leave()
 
     return route

@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from worker.textformat import number, sample
+from worker.textformat import number, sample, stored_value
 
 SEPARATOR = "\x1f"
 VALUE = "v"
@@ -42,6 +42,7 @@ INF = "+Inf"
 EXEMPLAR = "x"
 _SEP = SEPARATOR.encode()
 _EXEMPLAR = EXEMPLAR.encode()
+_COUNT, _SUM, _INF_EXEMPLAR = COUNT.encode(), SUM.encode(), _EXEMPLAR + INF.encode()
 
 # How the apply script moves a field: add an integer, add a float, keep the latest value, or keep
 # the latest exemplar.
@@ -124,28 +125,35 @@ def decode(fields: Mapping[bytes, bytes]) -> dict[str, dict[str, float]]:
     return series
 
 
-def value_lines(name: str, fields: Mapping[bytes, bytes]) -> list[str]:
-    """A counter's or gauge's samples, sorted (a latest-value gauge's ``at`` fields are skipped)."""
+def value_lines(name: str, fields: Mapping[bytes, bytes]) -> tuple[list[str], int]:
+    """A counter's or gauge's samples, sorted (a latest-value gauge's ``at`` fields are skipped),
+    and how many series were left out because their value or labels cannot be rendered."""
     value = VALUE.encode()
-    lines = []
+    lines, skipped = [], 0
     for field, stored in fields.items():
         labels, _, suffix = field.rpartition(_SEP)  # split_field, inlined: this loop runs per series
-        if suffix == value:
-            lines.append(
-                f"{name}{{{labels.decode()}}} {stored.decode()}\n"
-                if labels
-                else f"{name} {stored.decode()}\n"
-            )
+        if suffix != value:
+            continue
+        text = stored_value(stored)
+        try:
+            label_text = labels.decode()
+        except UnicodeDecodeError:
+            text = None
+        if text is None:
+            skipped += 1
+            continue
+        lines.append(f"{name}{{{label_text}}} {text}\n" if labels else f"{name} {text}\n")
     lines.sort()
-    return lines
+    return lines, skipped
 
 
 def histogram_lines(
     name: str, fields: Mapping[bytes, bytes], bounds: Sequence[float], exemplars: bool = False
-) -> list[str]:
+) -> tuple[list[str], int]:
     """A histogram's samples: cumulative buckets, ``+Inf`` (the count), count and sum; one string
     per series (its lines together, so that a scrape cut short never leaves half a series). With
-    ``exemplars`` (OpenMetrics only), a bucket that has one carries it."""
+    ``exemplars`` (OpenMetrics only), a bucket that has one carries it. A series with a value or
+    labels that cannot be rendered is left out whole, and counted in the second item."""
     series: dict[bytes, dict[bytes, bytes]] = defaultdict(dict)
     for field, stored in fields.items():
         labels, _, suffix = field.rpartition(_SEP)  # split_field, inlined: this loop runs per field
@@ -153,24 +161,39 @@ def histogram_lines(
     les = [repr(float(bound)) for bound in bounds]
     # the label text, the stored bucket field, its exemplar's field
     encoded = [(le, le.encode(), _EXEMPLAR + le.encode()) for le in les]
-    count_field, sum_field, inf_exemplar = COUNT.encode(), SUM.encode(), _EXEMPLAR + INF.encode()
-    lines = []
+    lines, skipped = [], 0
     for stored_labels, values in sorted(series.items()):
-        text_labels = stored_labels.decode()
-        comma = "," if text_labels else ""
-        cumulative = 0.0
-        one = []
-        for text, bucket, exemplar in encoded:
-            cumulative += float(values.get(bucket, 0))
-            tail = _exemplar_tail(values.get(exemplar)) if exemplars else ""
-            one.append(f'{name}_bucket{{{text_labels}{comma}le="{text}"}} {number(cumulative)}{tail}\n')
-        count = values.get(count_field, b"0").decode()
-        tail = _exemplar_tail(values.get(inf_exemplar)) if exemplars else ""
-        one.append(f'{name}_bucket{{{text_labels}{comma}le="{INF}"}} {count}{tail}\n')
-        one.append(sample(f"{name}_count", text_labels, count))
-        one.append(sample(f"{name}_sum", text_labels, values.get(sum_field, b"0").decode()))
-        lines.append("".join(one))
-    return lines
+        try:
+            lines.append(_histogram_series(name, stored_labels, values, encoded, exemplars))
+        except ValueError:  # UnicodeDecodeError among them
+            skipped += 1
+    return lines, skipped
+
+
+def _histogram_series(
+    name: str,
+    stored_labels: bytes,
+    values: Mapping[bytes, bytes],
+    encoded: Sequence[tuple[str, bytes, bytes]],
+    exemplars: bool,
+) -> str:
+    """One series of :func:`histogram_lines` (``ValueError`` when it cannot be rendered)."""
+    text_labels = stored_labels.decode()
+    comma = "," if text_labels else ""
+    cumulative = 0.0
+    one = []
+    for text, bucket, exemplar in encoded:
+        cumulative += float(values.get(bucket, 0))  # ValueError for what is no number
+        tail = _exemplar_tail(values.get(exemplar)) if exemplars else ""
+        one.append(f'{name}_bucket{{{text_labels}{comma}le="{text}"}} {number(cumulative)}{tail}\n')
+    count, total = (stored_value(values.get(field, b"0")) for field in (_COUNT, _SUM))
+    if count is None or total is None:
+        raise ValueError("a count or sum that is no number")
+    tail = _exemplar_tail(values.get(_INF_EXEMPLAR)) if exemplars else ""
+    one.append(f'{name}_bucket{{{text_labels}{comma}le="{INF}"}} {count}{tail}\n')
+    one.append(sample(f"{name}_count", text_labels, count))
+    one.append(sample(f"{name}_sum", text_labels, total))
+    return "".join(one)
 
 
 def _exemplar_tail(stored: bytes | None) -> str:
@@ -178,6 +201,8 @@ def _exemplar_tail(stored: bytes | None) -> str:
     if stored is None:
         return ""
     at, _, exemplar = stored.decode().partition(" ")
+    if "\n" in exemplar:
+        raise ValueError("an exemplar with a line break")
     return f" # {exemplar} {at}"
 
 

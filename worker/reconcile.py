@@ -38,6 +38,7 @@ from shared.settings import GithubSettings
 from worker.github_api import MAX_RATE_LIMIT, MAX_WAIT_SECONDS, ApiError, GitHubHooks, header_number
 from worker.metrics import ReconcileMetrics
 from worker.reconcile_plan import Attempt, Decision, plan
+from worker.textformat import stored_value
 
 STATUS_KEY = f"{KEY_PREFIX}:reconcile"
 LOCK_KEY = f"{KEY_PREFIX}:lock:reconcile"
@@ -106,7 +107,12 @@ def read_status(connection: Redis, hooks: tuple[str, ...]) -> Status:
         rate.decode(errors="replace") if isinstance(rate, bytes) else rate, MAX_RATE_LIMIT
     )
     return Status(
-        {hook: float(value) for hook, value in zip(hooks, last, strict=True) if value is not None},
+        {
+            hook: float(text)
+            for hook, value in zip(hooks, last, strict=True)
+            if value is not None
+            and (text := stored_value(value if isinstance(value, bytes) else value.encode())) is not None
+        },
         None if remaining is None else int(remaining),  # as bounded as when it was read from GitHub
     )
 

@@ -8,6 +8,12 @@ their label text already escaped (:mod:`worker.codec`), so a scrape only joins s
 from __future__ import annotations
 
 import math
+import re
+
+# A value as Prometheus's and OpenMetrics' parsers take it (Redis writes 3, 1.5, 1e+20; Python 1.0,
+# nan, inf); at most MAX_VALUE_CHARS long: longer is no float (a 400-digit number is out of range).
+_VALUE = re.compile(rb"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[Ii]nf|NaN|nan)")
+MAX_VALUE_CHARS = 32
 
 
 def number(value: float) -> str:
@@ -31,3 +37,11 @@ def header(name: str, doc: str, kind: str, openmetrics: bool) -> str:
 
 def sample(name: str, labels: str, value: str) -> str:
     return f"{name}{{{labels}}} {value}\n" if labels else f"{name} {value}\n"
+
+
+def stored_value(stored: bytes) -> str | None:
+    """A value read from Redis as a sample's text, or None when it cannot be one (not a number,
+    too long): a scrape skips that series instead of writing a body Prometheus rejects whole."""
+    if len(stored) > MAX_VALUE_CHARS or _VALUE.fullmatch(stored) is None:
+        return None
+    return stored.decode("ascii")

@@ -74,6 +74,9 @@ def processed(urls):
     return sum(handled(scrape(url)) for url in urls)
 
 
+API_CACHE_SECONDS = 1.0  # worker.api_cache_seconds, the default the processes run with
+
+
 def wait_until_drained(system, urls, count, timeout=150.0, applied=0):
     """Until no queue job is busy, the workers handled ``count`` deliveries and the Redis-side
     ledger says ``applied`` were applied (a queue job moving between RQ's lists can look idle)."""
@@ -86,7 +89,10 @@ def wait_until_drained(system, urls, count, timeout=150.0, applied=0):
         )
         done = total(samples, W + "webhook_deliveries_processed_total") >= applied
         if not busy and done and processed(urls) >= count:
-            return samples
+            # the in-flight gauges come from a snapshot at most worker.api_cache_seconds old: the
+            # first one read after the drain is the last state
+            time.sleep(API_CACHE_SECONDS)
+            return scrape(urls[0])
         time.sleep(0.1)
     raise AssertionError(f"not drained: {processed(urls)} of {count} processed\n{system.logs()[-3000:]}")
 

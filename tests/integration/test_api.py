@@ -4,15 +4,18 @@ change phase and leave when completed, oldest first, filtered and limited."""
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
+from collections import Counter
+from typing import Any
 
 import pytest
 
 from shared.envelope import Envelope
 from shared.metrics_http import MetricsServer
 from tests.corpus import SEQUENCE, load
-from worker.api import BadQuery, InflightApi, json_route
+from worker.api import BadQuery, Gate, InflightApi, json_route
 
 pytestmark = pytest.mark.integration
 NOW = 1_697_191_900.0  # 2023-10-13T10:11:40Z, while the run was going on
@@ -75,7 +78,12 @@ def test_filters_and_limit(exporter):
     limited = api.inflight({"limit": "1"})
     assert [j["job"] for j in limited["jobs"]] == ["pre-commit"]
     assert limited["total_jobs"] == 2
-    for bad in ({"limit": "0"}, {"limit": "x"}, {"phase": "completed"}, {"colour": "red"}):
+    # str.isdigit() passes them; int() refuses or reads them: superscript two, Arabic-Indic digits, bold 9
+    unicode_digits = ("\u00b2", "\u0661", "\u0661\u0660", "\U0001d7d7")
+    for bad in (
+        {"limit": "0"}, {"limit": "x"}, {"limit": "1001"}, {"limit": "9" * 4301}, {"limit": " 1"},
+        *({"limit": digits} for digits in unicode_digits), {"phase": "completed"}, {"colour": "red"},
+    ):  # fmt: skip
         with pytest.raises(BadQuery):
             api.inflight(bad)
 
@@ -128,3 +136,57 @@ def test_recent_failures_newest_first_bounded_and_counted_once(make_exporter):
     assert [j["job_id"] for j in api.recent({"limit": "1"})["jobs"]] == [3]
     with pytest.raises(BadQuery):
         api.recent({"phase": "queued"})
+
+
+def test_the_api_server_refuses_what_it_does_not_serve(exporter):
+    """Only GET and HEAD, only the allowed hosts, a bounded number of requests at once, nosniff on
+    every answer; each refusal counted."""
+    api = InflightApi(exporter.ledger, clock=lambda: NOW)
+    refused: Counter[str] = Counter()
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(query):
+        entered.set()
+        release.wait(10)
+        return api.inflight(query)
+
+    gate = Gate(1, lambda reason: refused.update([reason]))
+    server = MetricsServer(
+        "127.0.0.1", 0, lambda _accept: ([b"x 1.0\n"], "text/plain"), lambda: True,
+        {"/api/v1/inflight": json_route(slow, gate)},
+        allowed_hosts=("localhost", "127.0.0.1"), refused=lambda reason: refused.update([reason]),
+    )  # fmt: skip
+    server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        for method in ("POST", "DELETE", "TRACE", "PUT"):
+            assert call(base + "/api/v1/inflight", method=method)[0] == 405
+        assert call(base + "/api/v1/inflight", method="FOO")[0] == 400  # no method: the parser refuses it
+        assert call(base + "/metrics", headers={"Host": "evil.example"})[0] == 400  # DNS rebinding
+        assert call(base + "/metrics", headers={"Host": f"localhost:{server.port}"})[0] == 200
+        status, headers, _body = call(base + "/metrics")
+        assert (status, headers["X-Content-Type-Options"]) == (200, "nosniff")
+        assert call(base + "/nowhere")[1]["X-Content-Type-Options"] == "nosniff"
+        first = threading.Thread(target=call, args=(base + "/api/v1/inflight",))
+        first.start()
+        assert entered.wait(10)
+        status, headers, body = call(base + "/api/v1/inflight?limit=1")  # the one slot is taken
+        assert (status, headers["Retry-After"], headers["X-Content-Type-Options"]) == (429, "1", "nosniff")
+        release.set()
+        first.join(10)
+        status, _headers, body = call(base + "/api/v1/inflight?limit=%C2%B2")  # ²
+        assert (status, json.loads(body)["error"]) == (400, "limit must be a whole number from 1 to 1000")
+    finally:
+        server.stop()
+    assert refused == {"method_not_allowed": 4, "malformed_request": 1, "host_not_allowed": 1, "busy": 1}
+
+
+def call(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
+    """Status, headers and body of one request (an error status is an answer too)."""
+    request = urllib.request.Request(url, method=method, headers=headers or {})  # noqa: S310 - loopback
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.headers, error.read()

@@ -14,8 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from shared.envelope import Envelope
 from tests.corpus import KRZKO, load
+from worker import codec
 from worker.ledger import inflight_key
 from worker.metrics import Update
+from worker.reconcile import STATUS_KEY
 
 pytestmark = pytest.mark.integration
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -219,3 +221,52 @@ def test_a_run_queue_time_longer_than_a_run_can_live_is_not_observed(exporter):
     assert exporter.total("workflow_run_queue_duration_seconds_count") == 0
     exporter.processor.process_batch([run("new", run_attempt=1), job("in_progress", 2, run_attempt=1)])
     assert exporter.total("workflow_run_queue_duration_seconds_count") == 0  # observed once per attempt
+
+
+def test_a_value_redis_holds_that_cannot_be_rendered_is_left_out_and_counted(make_exporter):
+    """A 400-digit number, text, bytes that are no UTF-8, a histogram whose count is no number, a
+    reconcile status no number: each series is left out, the rest of the body is whole and ends as
+    its format wants, and scrape_errors_total says which family lost how many."""
+    exporter = make_exporter(
+        GHA_EXPORTER_GITHUB__HOOKS='["orgs/acme/hooks/1"]', GHA_EXPORTER_GITHUB__TOKEN="t"
+    )
+    exporter.processor.process_batch([job("completed", 1)])
+    runs = exporter.ledger.agg_key("job_run_total")
+    sep = codec.SEPARATOR
+    exporter.connection.hset(runs, mapping={
+        f'repository="a"{sep}v': "9" * 400, f'repository="b"{sep}v': "eleven",
+        f'repository="c"{sep}v'.encode() + b"": b"\xff\xfe", b'repository="\xff"' + f"{sep}v".encode(): b"1",
+    })  # fmt: skip
+    exporter.connection.hset(
+        exporter.ledger.agg_key("job_run_duration_seconds"), f'repository="d"{sep}count', "NaNa"
+    )
+    exporter.connection.hset(STATUS_KEY, "last_success:orgs/acme/hooks/1", "yesterday")
+    for accept in ("", OPENMETRICS):
+        text = b"".join(exporter.exposition.stream(accept)[0]).decode()
+        families = {f.name: f for f in (parse_openmetrics if accept else parse_text)(text)}
+        assert text.endswith("# EOF\n" if accept else "scrape_truncated 0.0\n")
+        counted = families[exporter.prefix + "job_run"].samples
+        assert len(counted) == 1  # the job this test completed; the four stored by hand left out
+        assert not families[exporter.prefix + "reconcile_last_success_timestamp_seconds"].samples
+    errors = {  # one more scrape, which shows what the two before it counted
+        s.labels["family"]: s.value
+        for f in exporter.families()
+        for s in f.samples
+        if s.name == exporter.prefix + "scrape_errors_total"
+    }
+    assert errors == {"job_run_total": 8, "job_run_duration_seconds": 2}  # 4 and 1 a scrape
+
+
+def test_a_family_that_cannot_be_built_leaves_the_rest_of_the_scrape_whole(exporter, monkeypatch):
+    def broken(*_args: Any) -> list[Any]:
+        raise RuntimeError("a bug no guard foresaw")
+
+    monkeypatch.setattr(exporter.exposition, "_inflight", broken)
+    exporter.processor.process_batch([job("completed", 1)])
+    text = b"".join(exporter.exposition.stream(OPENMETRICS)[0]).decode()
+    families = {f.name: f for f in parse_openmetrics(text)}
+    assert exporter.prefix + "job_run" in families
+    assert exporter.prefix + "queue_jobs" in families  # built after the broken one
+    assert text.endswith("# EOF\n")
+    # counted as a scrape renders, after the registry it is shown in: this test's scrape, not value()'s
+    assert exporter.value("scrape_errors_total", family="inflight") == 1

@@ -18,11 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from receiver.asgi import Receive, Scope, Send
-from receiver.http_protocol import h11_protocol, httptools_protocol
+from shared.http_protocol import HttpLimits, h11_protocol, httptools_protocol
 from stack.ports import free_port
 from tests.receiver_thread import uvicorn_in_thread
 
 LIMIT = 4096
+DEFAULT = HttpLimits(LIMIT)
+PARSERS = {"httptools": httptools_protocol, "h11": h11_protocol}
 READ_TIMEOUT = 10.0  # a guard against a server that never answers, not a measure
 
 
@@ -42,11 +44,11 @@ async def echo_length(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-Builder = Callable[[int, Callable[[str], None]], type[asyncio.Protocol]]
+Builder = Callable[[HttpLimits, Callable[[str], None]], type[asyncio.Protocol]]
 
 
 @contextmanager
-def serving(builder: Builder) -> Iterator[tuple[int, Counter[str]]]:
+def serving(builder: Builder, limits: HttpLimits = DEFAULT) -> Iterator[tuple[int, Counter[str]]]:
     """uvicorn on a free loopback port with ``builder``'s protocol; yields the port and the
     rejection reasons counted so far."""
     refused: Counter[str] = Counter()
@@ -58,8 +60,9 @@ def serving(builder: Builder) -> Iterator[tuple[int, Counter[str]]]:
         log_config=None,
         access_log=False,
         lifespan="off",
-        http=builder(LIMIT, lambda reason: refused.update([reason])),
-        h11_max_incomplete_event_size=LIMIT,
+        http=builder(limits, lambda reason: refused.update([reason])),
+        h11_max_incomplete_event_size=limits.max_header_bytes,
+        limit_concurrency=limits.max_connections + 1,
     )
     with uvicorn_in_thread(config):
         yield port, refused
@@ -67,7 +70,7 @@ def serving(builder: Builder) -> Iterator[tuple[int, Counter[str]]]:
 
 @pytest.fixture(name="server", params=["httptools", "h11"])
 def _server(request: pytest.FixtureRequest) -> Iterator[tuple[int, Counter[str]]]:
-    with serving(httptools_protocol if request.param == "httptools" else h11_protocol) as server:
+    with serving(PARSERS[request.param]) as server:
         yield server
 
 
@@ -150,6 +153,45 @@ def test_requests_the_parser_refuses_are_answered_400_and_counted(server):
     ):
         assert statuses(exchange(port, bad)) == [400]
     assert refused == {"malformed_request": 2}
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_a_request_that_does_not_arrive_whole_in_time_is_closed_and_counted(parser):
+    """A connection that sends nothing, one that trickles its head, one whose body stops short: each
+    closed at the request deadline. A request answered in time, then idle on keep-alive, is not."""
+    with serving(PARSERS[parser], HttpLimits(LIMIT, request_seconds=0.5)) as (port, refused):
+        stalled = [
+            b"",
+            b"GET / HTTP/1.1\r\nHost: x\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab",
+        ]
+        connections = [socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT) for _ in stalled]
+        for conn, data in zip(connections, stalled, strict=True):
+            conn.sendall(data)
+        answered = socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT)
+        answered.sendall(head(10))
+        assert statuses(answered.recv(65536)) == [200]
+        for conn in connections:
+            assert conn.recv(65536) == b""  # closed by the server: a server that waits times out here
+            conn.close()
+        assert refused == {"slow_request": 3}
+        answered.sendall(head(10))  # the keep-alive connection is still served
+        assert statuses(answered.recv(65536)) == [200]
+        answered.close()
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_past_the_connection_cap_the_longest_waiting_connection_is_shed(parser):
+    with serving(PARSERS[parser], HttpLimits(LIMIT, max_connections=4)) as (port, refused):
+        waiting = []
+        for _ in range(4):  # heads that never end: the slots a slowloris holds
+            waiting.append(socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT))
+            waiting[-1].sendall(b"GET / HTTP/1.1\r\n")
+            assert statuses(exchange(port, head(10))) == [200]  # meanwhile each new request is served
+        assert waiting[0].recv(65536) == b""  # the oldest was closed to make room
+        assert refused["shed"] >= 1
+        for conn in waiting:
+            conn.close()
 
 
 @pytest.fixture(name="httptools_server", scope="module")

@@ -9,7 +9,9 @@ import receiver
 import shared
 import worker
 from receiver.metrics import ReceiverMetrics
+from shared.metrics_http import refusal_counter
 from shared.options import reference_markdown
+from worker.__main__ import REFUSAL_REASONS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -30,9 +32,10 @@ def test_configuration_reference_is_the_generated_one():
 def test_every_exposed_metric_is_documented(make_exporter):
     exporter = make_exporter()
     ReceiverMetrics(exporter.registry, "github_actions_")
+    refusal_counter(exporter.registry, "github_actions_", REFUSAL_REASONS)  # the worker's HTTP server
     # the processes call disable_created_metrics(); the tests' registries still show *_created
     names = {family.name for family in exporter.families() if not family.name.endswith("_created")}
-    assert len(names) == 45  # 39 of the worker, 6 of the receiver (which exposes 3 of the worker's too)
+    assert len(names) == 47  # 41 of the worker, 6 of the receiver (which exposes 3 of the worker's too)
     for name in names:  # a counter's family name lacks the _total its samples carry
         assert f"`{name}" in README, name
 
