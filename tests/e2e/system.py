@@ -95,15 +95,17 @@ class System:
         env.update(self.extra_env)
         return env
 
-    def start(self, name: str, worker_port: int | None = None) -> None:
-        """Start ``receiver`` or ``worker``; a second worker gets another name and its own port."""
+    def start(self, name: str, worker_port: int | None = None, descriptors: int | None = None) -> None:
+        """Start ``receiver`` or ``worker``; a second worker gets another name and its own port;
+        ``descriptors``: the process may open at most that many (a container's limit)."""
         module = "receiver" if name == "receiver" else "worker"
         env = self.env()
         if worker_port is not None:
             env["GHA_EXPORTER_WORKER__PORT"] = str(worker_port)
         log = (self.log_dir / f"{name}.log").open("ab")
+        limit = [] if descriptors is None else ["prlimit", f"--nofile={descriptors}:{descriptors}"]
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", module], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            [*limit, sys.executable, "-m", module], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
         port = self.receiver_port if module == "receiver" else (worker_port or self.worker_port)
