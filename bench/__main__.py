@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 from bench import (
+    api_load,
     backlog,
     burst,
     inflight_api,
@@ -30,6 +31,7 @@ BENCHMARKS: dict[str, Callable[[], object]] = {
     "long_labels": long_labels.main,
     "inflight_api": inflight_api.main,
     "backlog": backlog.main,
+    "api_load": api_load.main,
 }
 # run only when named, with its own arguments: ``python -m bench soak [MINUTES] [RATE]``
 BY_NAME_ONLY: dict[str, Callable[[list[str]], object]] = {"soak": soak.main}

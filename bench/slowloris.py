@@ -88,16 +88,17 @@ def real_deliveries_under_slow_clients(port: int, slow: int, runs: int = 10) -> 
 
 class Trickle:
     """``count`` slowloris connections held from a thread of their own (asyncio: thousands need no
-    thread each), opened ``stagger`` seconds apart: each sends ``opening`` (a head begun, or a head and the start of a body), then
-    ``line`` every ``every`` seconds; one the server closed is opened again at its next tick, as
-    the slowloris tool does. ``opened`` counts every connection made, ``closed`` those the server
-    closed."""
+    thread each), opened ``stagger`` seconds apart: each sends ``opening`` (a head begun, or a head
+    and the start of a body), then ``line`` every ``every`` seconds; one the server closed is opened
+    again at its next tick, as the slowloris tool does. ``opened`` counts every connection made,
+    ``closed`` those the server closed."""
 
     def __init__(
         self,
         port: int,
         count: int,
         opening: bytes,
+        *,
         line: bytes = b"X-Slow: 1\r\n",
         every: float = 10.0,
         stagger: float = 0.0,

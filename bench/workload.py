@@ -79,7 +79,11 @@ WORKLOADS: dict[str, Callable[[int], list[tuple[str, bytes]]]] = {
 
 
 def sample_variants(
-    sample: str, count: int, prefix: str, change: Callable[[dict[str, Any], int], None]
+    sample: str,
+    count: int,
+    prefix: str,
+    change: Callable[[dict[str, Any], int], None],
+    event: str = "workflow_job",
 ) -> list[dict[str, Any]]:
     """``count`` queued envelopes (bodies inline) of one bundled sample (``stack/samples/<sample>``),
     the ``i``-th changed by ``change(data, i)``."""
@@ -89,7 +93,7 @@ def sample_variants(
     for i in range(count):
         change(data, i)
         body = json.dumps(data).encode()
-        items.append(Envelope.from_bytes("workflow_job", f"{prefix}-{i}", "1", time.time(), body).to_dict())
+        items.append(Envelope.from_bytes(event, f"{prefix}-{i}", "1", time.time(), body).to_dict())
     return items
 
 

@@ -44,7 +44,7 @@ from shared.marks import DeliveryMarks, MarkState
 from shared.queueing import KEY_PREFIX
 from shared.scripts import LuaScript
 from worker import codec
-from worker.inflight import Inflight, Phase
+from worker.inflight import Inflight
 from worker.metrics import BY_NAME, JOB_PHASE_GAUGES, OVERFLOW, RUN_PHASE_GAUGES, LabelPolicy, Update
 from worker.state import INFLIGHT_JOB_PHASES, INFLIGHT_RUN_PHASES, State
 
@@ -170,6 +170,7 @@ class Ledger:
         self._read = LuaScript("worker", "ledger.read")
         self._write = LuaScript("worker", "ledger.apply")
         self._sweep = LuaScript("worker", "ledger.sweep")
+        self._summary = LuaScript("worker", "ledger.summary")
 
     def reading_on(self, connection: Redis) -> Ledger:
         """The same ledger on another connection (the scrape's, with its own socket timeout)."""
@@ -387,13 +388,26 @@ class Ledger:
         return {name: codec.decode(raw) for name, raw in self.read_fields().items()}
 
     def read_inflight(self) -> Inflight:
-        """Every in-flight set, read at once (:mod:`worker.inflight`)."""
-        pipe = self._connection.pipeline(transaction=False)
+        """Every in-flight set, counted per group by Redis at once; the attempts listed a page at a
+        time when asked (:mod:`worker.inflight`)."""
         wanted = [("job", p) for p in INFLIGHT_JOB_PHASES] + [("run", p) for p in INFLIGHT_RUN_PHASES]
-        for kind, phase in wanted:  # the reply as it comes: redis-py's pairing took most of the time
-            pipe.execute_command("ZRANGE", inflight_key(kind, phase), 0, -1, "WITHSCORES")  # type: ignore[no-untyped-call]
-        replies = zip(wanted, pipe.execute(), strict=True)
-        return Inflight([Phase(kind, phase, *score_pairs(reply)) for (kind, phase), reply in replies])
+        keys = [inflight_key(kind, phase) for kind, phase in wanted]
+        replies = self._summary(self._connection, keys, [codec.SEPARATOR])
+        summary = {
+            place: [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+            for place, flat in zip(wanted, replies, strict=True)
+        }
+        return Inflight(summary, self.inflight_page)
+
+    def inflight_page(
+        self, kind: str, phase: str, start: int, count: int
+    ) -> tuple[Sequence[bytes], Sequence[Any]]:
+        """Members ``start`` to ``start + count - 1`` of an in-flight set, with their scores."""
+        # the reply as it comes: redis-py's pairing of WITHSCORES took most of the time
+        reply = self._connection.execute_command(  # type: ignore[no-untyped-call]
+            "ZRANGE", inflight_key(kind, phase), start, start + count - 1, "WITHSCORES"
+        )
+        return score_pairs(reply)
 
     def read_recent_failures(self) -> list[dict[str, Any]]:
         """The completed jobs that did not succeed, newest first (by ``completed_at``)."""

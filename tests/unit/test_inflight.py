@@ -21,7 +21,7 @@ def phase(kind, name, attempts, resp2):
 @pytest.fixture(name="inflight", params=["RESP2", "RESP3"])
 def _inflight(request):
     resp2 = request.param == "RESP2"
-    return Inflight([
+    return Inflight.of_sets([
         phase("job", "queued",
               [(GPU, "job:1:1", 50.0), (GPU, "job:2:1", 10.0), (LINUX, "job:3:1", 30.0)], resp2),
         phase("job", "waiting", [], resp2),
@@ -63,4 +63,4 @@ def test_entries_are_every_attempt_jobs_then_runs(inflight):
         "job:1:1",
         "run:9:1",
     ]
-    assert Inflight([]).entries() == []
+    assert Inflight.of_sets([]).entries() == []

@@ -20,7 +20,7 @@ class Reads:
         self.count += 1
         if self.fail:
             raise ConnectionError("redis gone")
-        return Inflight([])
+        return Inflight.of_sets([])
 
 
 def test_one_read_per_window_for_every_reader():
