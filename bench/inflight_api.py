@@ -15,7 +15,7 @@ from bench.fresh_worker import used_memory, worker_on_fresh_redis
 from bench.workload import sample_variants
 from shared.metrics_http import MetricsServer
 from stack.browser import chromium_available, headless_chromium
-from worker.api import InflightApi, json_route
+from worker.api import MAX_LIMIT, InflightApi, json_route
 from worker.page import page_routes
 
 JOBS = 10_000
@@ -91,7 +91,7 @@ def main() -> dict[str, Any]:
         base = f"http://127.0.0.1:{server.port}/api/v1/inflight"
         try:
             default_ms, default_bytes = best_ms(base)
-            all_ms, all_bytes = best_ms(f"{base}?limit={JOBS}")
+            most_ms, most_bytes = best_ms(f"{base}?limit={MAX_LIMIT}")
             filtered_ms, _ = best_ms(f"{base}?runs_on=pool-7&phase=queued")
             page = page_in_browser(f"http://127.0.0.1:{server.port}/") if chromium_available() else {}
         finally:
@@ -100,8 +100,8 @@ def main() -> dict[str, Any]:
         "inflight_jobs": JOBS,
         "limit_500_ms": default_ms,
         "limit_500_bytes": default_bytes,
-        "all_ms": all_ms,
-        "all_bytes": all_bytes,
+        "limit_1000_ms": most_ms,
+        "limit_1000_bytes": most_bytes,
         "filtered_ms": filtered_ms,
         "redis_bytes_per_inflight_job": round(used / JOBS),
         **page,

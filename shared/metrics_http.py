@@ -14,6 +14,7 @@ a thread of the pool so a scrape waiting for Redis holds no other request.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 import zlib
@@ -78,10 +79,16 @@ def gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def host_allowed(host: str, allowed: Sequence[str]) -> bool:
-    """Whether a ``Host`` header names one of ``allowed`` (``name`` matches it on any port)."""
+    """Whether a ``Host`` header names one of ``allowed`` (``name`` matches it on any port), or is
+    an IP address: DNS rebinding sends the attacker's name, never an address, and Prometheus and
+    the kubelet reach a pod by its address."""
     host = host.strip().lower()
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return any(entry.lower() in (host, name) for entry in allowed)
+    try:
+        ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return any(entry.lower() in (host, name) for entry in allowed)
+    return True
 
 
 class Guard:

@@ -305,9 +305,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("worker.port", integer(0, 65535), 9100, False, "Port of the worker's /metrics and /health.",
            kind="integer"),
     Option("worker.allowed_hosts", text_list, (), False,
-           "Host header values the worker's HTTP server answers (host or host:port), others get 400;"
-           " empty: any. Set it to the names the worker is reached by, so a page in the user's"
-           " browser cannot read the API through DNS rebinding.", kind="list of strings"),
+           "Host names the worker's HTTP server answers (name, or name:port), besides IP addresses;"
+           " others get 400. Empty: any. Set it to the names the worker is reached by, so a page in"
+           " a user's browser cannot read the API through DNS rebinding.", kind="list of strings"),
     Option("worker.max_connections", integer(1), 100, False,
            "Connections the worker's HTTP server keeps at once (fewer if the descriptor limit is"
            " lower); past it the one that waited longest without a request in progress is closed.",

@@ -115,3 +115,34 @@ def test_a_queued_job_shows_as_text_then_leaves_for_the_recent_failures(system, 
         browser.switch_to.alert  # noqa: B018
     others = [url for url in requested_urls(browser) if not url.startswith(base)]
     assert others == []  # no script, font or style from anywhere else
+
+
+def test_a_right_to_left_override_in_a_name_is_shown_not_obeyed(system, browser):
+    """U+202E in a job name would show "evil" as "live": the page shows the control as its code
+    point and the letters in the order they were sent, each cell isolated from its neighbours."""
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
+
+    browser.get(f"http://127.0.0.1:{system.worker_port}/")
+    assert system.send("workflow_job", job("queued", "\u202eevil")) == 202
+    row = WebDriverWait(browser, WAIT).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, '#jobs tr[data-job-id="4242"]')
+    )
+    name = row.find_elements(By.TAG_NAME, "td")[4]
+    assert name.text == "[U+202E]evil"
+    assert name.value_of_css_property("unicode-bidi") == "isolate"
+    # where Chromium drew each letter of "evil": left to right, as sent
+    lefts = browser.execute_script(
+        """const node = document.createTreeWalker(arguments[0], NodeFilter.SHOW_TEXT).nextNode();
+        const start = node.data.indexOf("evil"), lefts = [];
+        for (let i = start; i < start + 4; i++) {
+          const range = document.createRange(); range.setStart(node, i); range.setEnd(node, i + 1);
+          lefts.push(range.getBoundingClientRect().left);
+        }
+        return lefts;""",
+        name,
+    )
+    assert lefts == sorted(lefts)
+    assert len(set(lefts)) == 4
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "inflight-page-bidi.png"))

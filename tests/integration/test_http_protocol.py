@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from receiver.asgi import Receive, Scope, Send
-from shared.http_protocol import HttpLimits, h11_protocol, httptools_protocol
+from shared.http_protocol import HttpLimits, busy_limit, h11_protocol, httptools_protocol
 from stack.ports import free_port
 from tests.receiver_thread import uvicorn_in_thread
 
@@ -62,7 +62,7 @@ def serving(builder: Builder, limits: HttpLimits = DEFAULT) -> Iterator[tuple[in
         lifespan="off",
         http=builder(limits, lambda reason: refused.update([reason])),
         h11_max_incomplete_event_size=limits.max_header_bytes,
-        limit_concurrency=limits.max_connections + 1,
+        limit_concurrency=busy_limit(limits.max_connections),
     )
     with uvicorn_in_thread(config):
         yield port, refused

@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from shared.metrics_http import MetricsServer, gzipped, registry_render
+from shared.metrics_http import MetricsServer, gzipped, host_allowed, registry_render
 
 
 @pytest.fixture(name="server")
@@ -74,3 +74,15 @@ def test_a_body_made_in_chunks_is_sent_and_compressed_as_it_comes():
         assert gzip.decompress(packed) == plain
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("localhost", True), ("LocalHost:9100", True), ("worker:9100", True),
+        ("127.0.0.1:9100", True), ("10.1.2.3", True), ("[::1]:9100", True),  # addresses: never rebound
+        ("evil.example", False), ("evil.example:9100", False), ("worker.evil.example", False), ("", False),
+    ],
+)  # fmt: skip
+def test_allowed_hosts_are_the_names_given_and_any_address(host, allowed):
+    assert host_allowed(host, ("localhost", "worker")) is allowed

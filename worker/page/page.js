@@ -6,9 +6,19 @@ const REFRESH_MS = 5000;
 const ROWS = 500;
 const RECENT = 50;
 
+// Bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) in a name would
+// reorder what it shows ("\u202Eevil" reads "live"): they are shown as their code points instead,
+// and each cell is isolated from its neighbours' direction (page.css).
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+function shown(text) {
+  if (text === null || text === undefined) return "";
+  return String(text).replace(BIDI_CONTROLS, (c) => `[U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}]`);
+}
+
 function cell(row, text, className) {
   const td = document.createElement("td");
-  td.textContent = text === null || text === undefined ? "" : String(text);
+  td.textContent = shown(text);
   if (className) td.className = className;
   row.appendChild(td);
   return td;
@@ -21,10 +31,10 @@ function linked(row, text, url) {
     a.href = url;
     a.rel = "noopener noreferrer";
     a.target = "_blank";
-    a.textContent = text;
+    a.textContent = shown(text);
     td.appendChild(a);
   } else {
-    td.textContent = text;
+    td.textContent = shown(text);
   }
 }
 
