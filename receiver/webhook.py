@@ -23,11 +23,11 @@ from receiver.metrics import ReceiverMetrics
 from receiver.signature import rejection_reason
 from shared.dataset import DatasetWatch
 from shared.envelope import Envelope
+from shared.logs import loggable
 from shared.queueing import QUEUED_EVENTS
 from shared.reloading import SettingsHolder
 
 MAX_HEADER_VALUE = 200
-MAX_LOGGED = 64  # characters of an unverified header value in a log line (a GUID is 36)
 MAX_HOOK_ID_DIGITS = 20  # GitHub's hook ids are numbers
 
 
@@ -50,15 +50,6 @@ class Services:
 def encoded(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
     """Secrets as bytes, computed once per configuration (reloads bring a new tuple)."""
     return tuple(s.encode("utf-8") for s in secrets)
-
-
-def loggable(unverified: str | None) -> str:
-    """An unverified header value fit for a log line: at most 64 characters, printable ASCII only
-    (anything else shows as ``?``), so a sender cannot forge or flood log lines through it."""
-    if not unverified:
-        return "-"
-    shown = "".join(c if " " <= c <= "~" else "?" for c in unverified[:MAX_LOGGED])
-    return shown + ("..." if len(unverified) > MAX_LOGGED else "")
 
 
 def delivery_header(headers: Headers, name: bytes, reason: str) -> str:

@@ -51,9 +51,14 @@ class Redactor:
         self.secrets: tuple[str, ...] = tuple(s for s in secrets if s)
 
     def __call__(self, record: Record) -> None:
+        record["message"] = self.text(record["message"])
+
+    def text(self, text: str) -> str:
+        """``text`` with every secret masked (a command's output goes through it too)."""
         for secret in self.secrets:
-            if secret in record["message"]:
-                record["message"] = record["message"].replace(secret, "***")
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
 
 
 def _json_sink(message: Message) -> None:
@@ -94,3 +99,13 @@ def configure_logging(component: str, level: str, fmt: str, secrets: Iterable[st
         library_logger.setLevel(stdlib_level)
         if name.startswith("rq"):  # RQ logs every job at INFO: too much for a webhook stream
             library_logger.setLevel(logging.DEBUG if chatty else logging.WARNING)
+
+
+def loggable(unverified: str | None, most: int = 64) -> str:
+    """A value from outside (a header, an API's answer) fit for a log line: at most ``most``
+    characters, printable ASCII only (anything else shows as ``?``), so a sender cannot forge or
+    flood log lines through it."""
+    if not unverified:
+        return "-"
+    shown = "".join(c if " " <= c <= "~" else "?" for c in unverified[:most])
+    return shown + ("..." if len(unverified) > most else "")

@@ -452,7 +452,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("github.max_requests_per_pass", integer(1), 500, True,
            "GitHub API requests one pass makes at most, over all hooks.", kind="integer"),
     Option("github.timeout_seconds", positive_number, 10.0, True,
-           "Timeout of each GitHub API request.", kind="number"),
+           "Longest time one GitHub API request may take, its whole answer read (a trickled answer is"
+           " cut off too).", kind="number"),
+    Option("github.pass_timeout_seconds", positive_number, 300.0, True,
+           "Longest time one reconciliation pass may take over all hooks; a hook's log not read to its"
+           " end by then is resumed where it stopped by the next pass.", kind="number"),
+    Option("github.max_response_bytes", integer(64 * 1024), 1024 * 1024, True,
+           "Largest answer read from GitHub's API (a page of 100 deliveries is about 50 KB); the one"
+           " larger call, a delivery with its payload to learn app/hook's id, may read 32 MiB.",
+           kind="integer"),
+    Option("github.allow_insecure_http", boolean, False, True,
+           "Allow an http:// github.api_url on an address other than loopback (the token then"
+           " travels in clear). Off: such a URL is refused at start.", kind="boolean"),
     Option("log.level", choice("trace", "debug", "info", "success", "warning", "error", "critical"), "info",
            True, "Least severe log level written."),
     Option("log.format", choice("text", "json"), "text", True,

@@ -13,12 +13,14 @@ each with the option's name.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dynaconf import Dynaconf
 from dynaconf.utils.parse_conf import parse_conf_data
@@ -155,6 +157,9 @@ class GithubSettings:
     max_redeliveries: int
     max_requests_per_pass: int
     timeout_seconds: float
+    pass_timeout_seconds: float
+    max_response_bytes: int
+    allow_insecure_http: bool
 
 
 @dataclass(frozen=True)
@@ -340,8 +345,14 @@ def _window_checks(dedupe: int, github: dict[str, Any]) -> list[str]:
 
 def _github_checks(github: dict[str, Any]) -> list[str]:
     problems = []
-    if not github["api_url"].startswith(("https://", "http://")):
-        problems.append("github.api_url: must start with https:// (or http://)")
+    url = urlsplit(github["api_url"])
+    if url.scheme not in ("https", "http") or not url.hostname:
+        problems.append("github.api_url: must be an https:// URL")
+    elif url.scheme == "http" and not github["allow_insecure_http"] and not _loopback(url.hostname):
+        problems.append(
+            "github.api_url: http:// would send the token in clear: use https://, or set"
+            " github.allow_insecure_http (loopback addresses need neither)"
+        )
     app = bool(github["app_id"]) or bool(github["app_private_key"])
     if app and not (github["app_id"] and github["app_private_key"]):
         problems.append("github.app_id and github.app_private_key must be set together")
@@ -354,6 +365,15 @@ def _github_checks(github: dict[str, Any]) -> list[str]:
             "github.hooks: app/hook needs the App's credentials (github.app_id, github.app_private_key)"
         )
     return problems
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def require_secrets(settings: Settings) -> None:

@@ -93,12 +93,15 @@ class Hook:
 
 @dataclass
 class Refusal:
-    """Answer the next ``count`` API requests with ``status`` (403 rate limit, or 429)."""
+    """Answer the next ``count`` API requests with ``status`` (403 rate limit, or 429), or, for a
+    hostile API, with ``body`` as given (no Content-Length), a byte every ``trickle`` seconds."""
 
     status: int
     count: int
     retry_after: int = 1
     headers: dict[str, str] = field(default_factory=dict)  # sent instead of the usual ones (hostile values)
+    body: bytes | None = None
+    trickle: float = 0.0
 
 
 class FakeGitHub:
@@ -162,7 +165,7 @@ class FakeGitHub:
         except urllib.error.HTTPError as exc:
             exc.close()
             code, status = exc.code, f"Invalid HTTP Response: {exc.code}"
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a hostile GUID no header can carry (logged only)
             code, status = 0, "failed to connect to host"
         action = json.loads(payload).get("action")
         with self._lock:
@@ -284,7 +287,9 @@ class FakeGitHub:
         return str(claims["iss"]) == str(self.app_id)
 
     def _refuse(self, handler: BaseHTTPRequestHandler, refusal: Refusal) -> None:
-        if refusal.headers:
+        if refusal.body is not None:
+            self._send_raw(handler, refusal)
+        elif refusal.headers:
             self._send(handler, refusal.status, {"message": "API rate limit exceeded"}, refusal.headers)
         elif refusal.status == 429:
             self._send(handler, 429, {"message": "You have exceeded a secondary rate limit."},
@@ -292,6 +297,27 @@ class FakeGitHub:
         else:
             self._send(handler, 403, {"message": "API rate limit exceeded"}, {"X-RateLimit-Remaining": "0",
                        "X-RateLimit-Reset": str(int(time.time()) + refusal.retry_after)})  # fmt: skip
+
+    @staticmethod
+    def _send_raw(handler: BaseHTTPRequestHandler, refusal: Refusal) -> None:
+        """``refusal.body`` as it is, to the connection's end, trickled if asked (until the client
+        gives up)."""
+        handler.send_response(refusal.status)
+        for name, value in {"Content-Type": "application/json", **refusal.headers}.items():
+            handler.send_header(name, value)
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        body = refusal.body or b""
+        try:
+            if not refusal.trickle:
+                handler.wfile.write(body)
+                return
+            for index in range(len(body)):
+                handler.wfile.write(body[index : index + 1])
+                handler.wfile.flush()
+                time.sleep(refusal.trickle)
+        except OSError:
+            return  # the client stopped reading: what a bounded client does
 
     def _send(self, handler: BaseHTTPRequestHandler, status: int, body: Any, extra: dict[str, str]) -> None:
         data = json.dumps(body).encode()

@@ -2,11 +2,18 @@
 
 Built on githubkit (typed models, App JWT and installation tokens, a base URL for GitHub
 Enterprise Server), imported only when reconciliation is on. What this module adds is the
-discipline one pass keeps: at most ``github.max_requests_per_pass`` requests, a timeout on each,
-GitHub's rate-limit headers read on every answer (``x-ratelimit-remaining``, ``x-ratelimit-reset``,
-``retry-after``), and every failure raised as :class:`ApiError` with a short ``status`` for the
-error counter (``403``, ``429``, ``timeout``, ``connection``, ``budget``, ``error``: githubkit
-could not make the call, e.g. an App key it cannot read), never with the token.
+discipline one pass keeps: at most ``github.max_requests_per_pass`` requests, each read whole within
+its timeout and byte bound and none past the pass's deadline (:mod:`worker.github_transport`), no
+redirect followed, GitHub's rate-limit headers read on every answer (``x-ratelimit-remaining``,
+``x-ratelimit-reset``, ``retry-after``) as bounded numbers, a delivery whose GUID is not a UUID left
+out and counted, and every failure raised as :class:`ApiError` with a short ``status`` for the error
+counter (``403``, ``429``, ``timeout``, ``connection``, ``budget``, ``deadline``, ``too_large``,
+``redirect``, ``invalid_answer``, ``error``: githubkit could not make the call, e.g. an App key it
+cannot read), never with the token, and with any text GitHub sent made fit for a log line.
+
+A log longer than one pass can read is read in part: reading stops at :data:`LISTING_SHARE` of the
+pass's budget or time (the rest is for the redeliveries), :meth:`deliveries` returns where it
+stopped, and the reconciler resumes there in the next pass.
 
 A hook is named by its API path (``repos/OWNER/REPO/hooks/ID``, ``orgs/ORG/hooks/ID``, ``app/hook``).
 With a token, every call uses it. With a GitHub App, ``app/hook`` calls use the App's JWT, and a
@@ -22,14 +29,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared.logs import loggable
 from shared.settings import GithubSettings
 from worker.reconcile_plan import Attempt
 
 if TYPE_CHECKING:
     from githubkit import GitHub, Response
 
-NEXT_CURSOR = re.compile(r'<[^>]*[?&]cursor=([^&>]+)[^>]*>;\s*rel="next"')
+NEXT_CURSOR = re.compile(r'<[^>]*[?&]cursor=([^&>]{1,512})[^>]*>;\s*rel="next"')
+GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 PER_PAGE = 100
+LARGE_RESPONSE_BYTES = 32 * 2**20  # one delivery with its payload (GitHub caps payloads at 25 MB)
+LISTING_SHARE = 0.8  # of a pass's budget and time that reading logs may take; the rest: redeliveries
 MAX_WAIT_SECONDS = 3600.0  # the longest wait GitHub's headers may ask for (a day's would stop the passes)
 MAX_RATE_LIMIT = 1_000_000  # GitHub's hourly limits are at most 15,000 requests
 MAX_HEADER_DIGITS = 12  # epoch seconds have 10
@@ -61,11 +72,23 @@ class ApiError(Exception):
 
 @dataclass
 class Usage:
-    """What one client did: requests made, and GitHub's last word on the rate limit."""
+    """What one client did: requests made, deliveries left out for a GUID that is no UUID, and
+    GitHub's last word on the rate limit."""
 
     requests: int = 0
+    invalid_guids: int = 0
     rate_remaining: int | None = None
     rate_reset: float | None = None
+
+
+@dataclass
+class Log:
+    """A hook's log as read: its attempts (newest first), and, when the reading stopped before
+    ``since`` (the pass's budget or deadline), the cursor of the next older page and why."""
+
+    attempts: list[Attempt]
+    resume: str | None = None
+    stopped: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,15 +112,24 @@ class GitHubHooks:
     def __init__(self, settings: GithubSettings, *, clock: Callable[[], float] = time.time) -> None:
         from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy  # noqa: PLC0415 - only when on
 
+        from worker.github_transport import BoundedTransport, Bounds  # noqa: PLC0415 - with githubkit
+
         self._settings = settings
         self._clock = clock
         self.usage = Usage()
+        started = time.monotonic()
+        self._bounds = Bounds(
+            settings.max_response_bytes, settings.timeout_seconds, started + settings.pass_timeout_seconds
+        )
+        self._listing_deadline = started + settings.pass_timeout_seconds * LISTING_SHARE
         options: dict[str, Any] = {
             "base_url": settings.api_url.rstrip("/") + "/",
             "timeout": settings.timeout_seconds,
             "auto_retry": False,  # a pass decides itself when to call again
             "http_cache": False,
             "user_agent": "gha-exporter",
+            "follow_redirects": False,  # a redirect is refused (redirect): see _send
+            "transport": BoundedTransport(self._bounds),
         }
         self._app: GitHub[Any] | None = None
         if settings.app_id and settings.app_private_key:
@@ -106,21 +138,42 @@ class GitHubHooks:
         self._installations: dict[tuple[str, str, str], GitHub[Any]] = {}
 
     # -- calls ------------------------------------------------------------------------------------
-    def deliveries(self, hook: str, since: float) -> list[Attempt]:
-        """The hook's log back to ``since`` (epoch seconds), newest first, page by page."""
+    def deliveries(self, hook: str, since: float, cursor: str | None = None) -> Log:
+        """The hook's log back to ``since`` (epoch seconds), newest first, page by page, from
+        ``cursor`` (a page a stopped reading returned) or the newest. A page the pass's budget or
+        deadline refuses ends the reading there (the first page: raised)."""
         path = HookPath.parse(hook)
         found: list[Attempt] = []
-        cursor: str | None = None
+        first = True
         while True:
+            stop = None if first else self._listing_over()
+            if stop is not None and cursor is not None:
+                return Log([a for a in found if a.delivered_at >= since], cursor, stop)
+            first = False
             response = self._call(path, "list_webhook_deliveries", per_page=PER_PAGE, **_cursor(cursor))
             items = response.parsed_data
             for item in items:
+                if not isinstance(item.guid, str) or GUID.fullmatch(item.guid) is None:
+                    self.usage.invalid_guids += 1  # never a mark, a Redis key or a log line
+                    continue
                 at = item.delivered_at.timestamp()
                 found.append(Attempt(item.id, item.guid, at, item.status, item.event, bool(item.redelivery)))
-            match = NEXT_CURSOR.search(response.headers.get("link", ""))
-            if not items or match is None or items[-1].delivered_at.timestamp() < since:
-                return [a for a in found if a.delivered_at >= since]
+            link = response.headers.get("link", "")
+            match = NEXT_CURSOR.search(link)
+            if not items or items[-1].delivered_at.timestamp() < since or 'rel="next"' not in link:
+                return Log([a for a in found if a.delivered_at >= since])
+            if match is None:
+                raise ApiError("invalid_answer", "a next page without a cursor of at most 512 characters")
             cursor = match.group(1)
+
+    def _listing_over(self) -> str | None:
+        """Why reading a log stops here, so that a share of the pass (LISTING_SHARE of its budget and
+        time) is left to act on what was read: ``budget``, ``deadline`` or None."""
+        if self.usage.requests >= int(self._settings.max_requests_per_pass * LISTING_SHARE):
+            return "budget"
+        if time.monotonic() >= self._listing_deadline:
+            return "deadline"
+        return None
 
     def redeliver(self, hook: str, delivery_id: int) -> None:
         self._call(HookPath.parse(hook), "redeliver_webhook_delivery", delivery_id=delivery_id)
@@ -131,7 +184,14 @@ class GitHubHooks:
         path = HookPath.parse(hook)
         if path.hook_id is not None or delivery_id is None:
             return path.hook_id
-        delivery = self._call(path, "get_webhook_delivery", delivery_id=delivery_id).parsed_data
+        usual, self._bounds.max_bytes = (
+            self._bounds.max_bytes,
+            max(LARGE_RESPONSE_BYTES, self._bounds.max_bytes),
+        )
+        try:  # the one call whose answer holds a payload
+            delivery = self._call(path, "get_webhook_delivery", delivery_id=delivery_id).parsed_data
+        finally:
+            self._bounds.max_bytes = usual
         raw = delivery.request.headers
         stored = raw.model_dump() if hasattr(raw, "model_dump") else dict(raw or {})  # a model of any fields
         headers = {str(k).lower(): v for k, v in stored.items()}
@@ -185,6 +245,8 @@ class GitHubHooks:
             RequestTimeout,
         )
 
+        from worker.github_transport import PassOver, ResponseTooLarge  # noqa: PLC0415 - with githubkit
+
         if self.usage.requests >= self._settings.max_requests_per_pass:
             raise ApiError(
                 "budget", f"{self.usage.requests} requests this pass (github.max_requests_per_pass)"
@@ -204,9 +266,15 @@ class GitHubHooks:
         except RequestTimeout:
             raise ApiError("timeout", f"no answer within {self._settings.timeout_seconds} s") from None
         except RequestError as exc:  # no answer (connection), or githubkit could not make the call
+            if isinstance(exc.exc, PassOver | ResponseTooLarge):
+                status = "deadline" if isinstance(exc.exc, PassOver) else "too_large"
+                raise ApiError(status, str(exc.exc)) from None
             status = "connection" if isinstance(exc.exc, httpx.TransportError) else "error"
             raise ApiError(status, type(exc.exc).__name__) from None
         self._note(response.headers)
+        if 300 <= response.status_code < 400:  # not followed: the token stays with api_url's host
+            where = loggable(response.headers.get("location", ""), 100)
+            raise ApiError("redirect", f"HTTP {response.status_code} to {where}")
         return response
 
     def _note(self, headers: Any) -> None:
@@ -241,4 +309,4 @@ def _message(response: Response[Any, Any]) -> str:
     except ValueError:
         return f"HTTP {response.status_code}"
     message = body.get("message") if isinstance(body, dict) else None
-    return str(message)[:200] if message else f"HTTP {response.status_code}"
+    return loggable(str(message), 200) if message else f"HTTP {response.status_code}"

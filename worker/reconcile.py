@@ -5,22 +5,28 @@ Redis has no mark of (:mod:`worker.reconcile_plan` decides which).
 Redis keeps (all under ``gha-exporter:``):
 
 - ``reconcile``: a hash: ``next_pass`` (when the next pass is due, on any replica: the interval, or
-  later when GitHub asked to wait), ``last_success:<hook>`` (when the last pass that read the hook
-  back to its start began), ``hook_id:<hook>`` (``app/hook``'s id, learnt once),
-  ``rate_limit_remaining``;
+  later when GitHub asked to wait), ``last_success:<hook>`` (when the reading that went through the
+  hook's log back to its start began), ``hook_id:<hook>`` (``app/hook``'s id, learnt once),
+  ``resume:<hook>`` (a log read in part: the cursor of its next older page, how far back it goes,
+  when that reading began), ``rate_limit_remaining``;
 - ``reconcile:redelivered:<hook id>:<guid>``: redeliveries requested for one delivery, expiring
   with GitHub's redelivery window; ``reconcile:unrecoverable:<hook id>:<guid>``: a delivery counted
   as unrecoverable (so it is counted once), expiring after three windows;
 - ``lock:reconcile``: held by the worker running a pass (a lease, renewed while it runs).
 
 A pass reads each hook back to its last successful pass, less an overlap (the first pass:
-``github.reconcile_lookback_seconds``). An API error ends the hook's part of the pass (logged
-without the token, counted by status); a rate limit ends the whole pass and puts the next one
-after GitHub's reset. Nothing here stops the worker.
+``github.reconcile_lookback_seconds``), and acts on what it read. A log longer than the pass's budget
+(``github.max_requests_per_pass``) or deadline (``github.pass_timeout_seconds``) is read in part: the
+next pass resumes at the page where it stopped, and the hook succeeds once a reading reached its
+start (a hook with more than 50,000 deliveries in the window used to start over every pass and
+never finish). An API error ends the hook's part of the pass (logged without the token, counted by
+status); a rate limit ends the whole pass and puts the next one after GitHub's reset. Nothing here
+stops the worker.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -32,10 +38,11 @@ from redis.exceptions import LockError, RedisError
 from redis.typing import EncodableT, FieldT
 
 from shared.heartbeat import Heartbeat
+from shared.logs import loggable
 from shared.marks import DeliveryMarks, MarkState, mark_key
 from shared.queueing import KEY_PREFIX
 from shared.settings import GithubSettings
-from worker.github_api import MAX_RATE_LIMIT, MAX_WAIT_SECONDS, ApiError, GitHubHooks, header_number
+from worker.github_api import MAX_RATE_LIMIT, MAX_WAIT_SECONDS, ApiError, GitHubHooks, Log, header_number
 from worker.metrics import ReconcileMetrics
 from worker.reconcile_plan import Attempt, Decision, plan
 from worker.textformat import stored_value
@@ -65,9 +72,11 @@ class HookReport:
 
     hook: str
     since: float
+    began: float  # when the reading of this log began (an earlier pass's start, when resumed)
     attempts: int = 0
     decisions: list[Decision] = field(default_factory=list)
     error: str | None = None
+    resumed: bool = False  # read on from where an earlier pass stopped
 
     def count(self, action: str, reason: str | None = None) -> int:
         return sum(1 for d in self.decisions if d.action == action and reason in (None, d.reason))
@@ -146,7 +155,7 @@ class Reconciler:
         wait: float | None = None
         for hook in settings.hooks:
             start = since if since is not None else self._start(settings, status, hook, started)
-            hook_report = HookReport(hook, start)
+            hook_report = HookReport(hook, start, started)
             report.hooks.append(hook_report)
             if wait is not None:
                 hook_report.error = "rate limited"
@@ -162,7 +171,7 @@ class Reconciler:
             except RedisError:
                 raise  # not GitHub's: the loop logs it and tries at the next tick
             except Exception as exc:  # an answer githubkit could not read, a bad key: logged, counted
-                hook_report.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                hook_report.error = f"{type(exc).__name__}: {loggable(str(exc), 200)}"
                 self._metrics.api_errors.labels("unexpected").inc()
                 logger.warning("reconcile {}: {}", hook, hook_report.error)
         updates: dict[FieldT, EncodableT] = {}
@@ -173,10 +182,16 @@ class Reconciler:
             updates["next_pass"] = repr(started + max(settings.reconcile_interval_seconds, wait))
             for hook_report in report.hooks:
                 if hook_report.error is None:
-                    updates[f"last_success:{hook_report.hook}"] = repr(started)
+                    updates[f"last_success:{hook_report.hook}"] = repr(hook_report.began)
             self._metrics.passes.labels(report.result).inc()
         if updates:
             self._connection.hset(STATUS_KEY, mapping=updates)
+        if client.usage.invalid_guids:
+            self._metrics.api_errors.labels("invalid_guid").inc(client.usage.invalid_guids)
+            logger.warning(
+                "reconcile: {} deliveries in GitHub's answers had a GUID that is no UUID: left out",
+                client.usage.invalid_guids,
+            )
         return report
 
     def _start(self, settings: GithubSettings, status: dict[str, str], hook: str, now: float) -> float:
@@ -195,10 +210,19 @@ class Reconciler:
         now: float,
         dry_run: bool,
     ) -> None:
-        attempts = client.deliveries(report.hook, report.since)
+        resume = None if dry_run else self._checkpoint(status, report)
+        try:
+            log = client.deliveries(report.hook, report.since, resume)
+        except ApiError as exc:
+            if resume is not None and exc.status in ("400", "404", "410", "422"):
+                # a cursor GitHub no longer takes: the next pass reads from the newest
+                self._connection.hdel(STATUS_KEY, f"resume:{report.hook}")
+            raise
+        attempts = log.attempts
         report.attempts = len(attempts)
         hook_id = self._hook_id(client, status, report.hook, attempts)
         if hook_id is None:
+            self._keep_checkpoint(report, log, dry_run)
             return  # an empty log: nothing to reconcile
         guids = sorted({a.guid for a in attempts})
         states = self._marks.held([mark_key(str(hook_id), guid) for guid in guids])
@@ -234,6 +258,35 @@ class Reconciler:
             logger.info(
                 "reconcile {}: redelivery of {} requested ({})", report.hook, decision.guid, decision.reason
             )
+        # only once what was read was acted on: a pass that could not is read again by the next
+        self._keep_checkpoint(report, log, dry_run)
+
+    def _checkpoint(self, status: dict[str, str], report: HookReport) -> str | None:
+        """Where an earlier pass stopped reading this log (its cursor), the report set to go on
+        from there; None: read from the newest."""
+        raw = status.get(f"resume:{report.hook}")
+        if raw is None:
+            return None
+        try:
+            found = json.loads(raw)
+            cursor, since, began = str(found["cursor"]), float(found["since"]), float(found["began"])
+        except (ValueError, KeyError, TypeError):
+            return None  # not ours: read from the newest
+        report.since, report.began, report.resumed = since, began, True
+        return cursor
+
+    def _keep_checkpoint(self, report: HookReport, log: Log, dry_run: bool) -> None:
+        """A log read in part: where the next pass resumes; read to its start: nothing kept."""
+        if dry_run:
+            return
+        name = f"resume:{report.hook}"
+        if log.resume is None:
+            self._connection.hdel(STATUS_KEY, name)
+            return
+        point = {"cursor": log.resume, "since": report.since, "began": report.began}
+        self._connection.hset(STATUS_KEY, name, json.dumps(point))
+        report.error = f"read in part ({log.stopped}): the next pass resumes where this one stopped"
+        self._metrics.api_errors.labels(log.stopped or "budget").inc()
 
     def _hook_id(
         self, client: GitHubHooks, status: dict[str, str], hook: str, attempts: list[Attempt]

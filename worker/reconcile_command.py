@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from shared.cli import start
+from shared.logs import Redactor
 from shared.marks import DeliveryMarks
 from shared.redis_connect import connect
 from worker.metrics import ReconcileMetrics
@@ -66,6 +67,7 @@ def main(argv: Sequence[str]) -> int:
         report = reconciler.run_pass(since=since, dry_run=args.dry_run)
     finally:
         connection.close()
+    redactor = Redactor(settings.secret_values())  # what GitHub echoes (a token) is masked as in the logs
     for hook in report.hooks:
-        print(describe(hook, args.dry_run))  # noqa: T201 - the command's output
+        print(redactor.text(describe(hook, args.dry_run)))  # noqa: T201 - the command's output
     return 0 if report.result == "ok" else 1

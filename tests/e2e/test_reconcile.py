@@ -16,7 +16,7 @@ from shared.marks import mark_key
 from stack.redis_server import RedisServer
 from tests.corpus import KRZKO, load
 from tests.e2e.system import ROOT, System, handled, scrape, total
-from tests.fake_github import FakeGitHub
+from tests.fake_github import FakeGitHub, Refusal
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-reconcile-secret"
@@ -111,6 +111,14 @@ def test_after_an_outage_and_a_lost_write_one_pass_counts_every_delivery_once(re
             assert "redelivered 0 (0 failed, 0 missing)" in second.stdout
             assert len(github.redelivered) == 20
             assert total(scrape(system.worker_metrics_url), W + "job_run_total") == 30
+
+            # an API that echoes the token in an error: the command's output masks it as the logs do
+            echoed = {"message": f"the token {TOKEN} may not read this hook"}
+            github.refusals.append(Refusal(422, 1, body=json.dumps(echoed).encode()))
+            third = reconcile(system, github)
+            assert third.returncode == 1
+            assert "the token *** may not read this hook" in third.stdout
+            assert TOKEN not in third.stdout + third.stderr
         finally:
             system.stop_all()
 

@@ -188,3 +188,29 @@ def test_a_broken_app_key_is_counted_and_logged_without_the_key(world, registry,
     assert value(registry, "github_api_errors_total", status="error") == 1
     assert lines
     assert not [line for line in lines if "not-a-pem-key-0123" in line]
+
+
+def test_a_log_longer_than_a_pass_is_read_over_several_passes_and_completes(world, registry, metrics):
+    """1,050 deliveries (11 pages), a budget of 5 requests a pass: each pass reads 4 pages (80 %) and
+    redelivers what they hold that Redis lacks; the next resumes where it stopped; the third reaches
+    the log's start, and the hook's last success is when the first began. Before, every pass read
+    from the newest again and the hook never succeeded."""
+    github, receiver, connection = world
+    github.hooks[HOOK].url = DOWN
+    guids = [github.deliver(HOOK, "workflow_job", payload(i)).guid for i in range(1_050)]
+    missing = {guids[5], guids[500], guids[1_000]}  # one each on pages 11, 6 and 1 (newest first)
+    connection.mset({mark_key("17", guid): "done" for guid in guids if guid not in missing})
+    github.hooks[HOOK].url = receiver
+    began = time.time()
+    passes = 0
+    while connection.hget(STATUS_KEY, f"last_success:{HOOK}") is None:
+        passes += 1
+        assert passes <= 10, f"no pass reached the log's start: {github.redelivered}"
+        connection.hdel(STATUS_KEY, "next_pass")
+        reconciler(github, connection, metrics, max_requests_per_pass=5).run_pass()
+    assert passes == 3
+    assert sorted(github.redelivered) == sorted(missing)
+    assert began <= float(connection.hget(STATUS_KEY, f"last_success:{HOOK}")) <= began + 60
+    assert connection.hget(STATUS_KEY, f"resume:{HOOK}") is None
+    assert value(registry, "reconcile_passes_total", result="failed") == 2  # read in part, resumed
+    assert value(registry, "reconcile_passes_total", result="ok") == 1

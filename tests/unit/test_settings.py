@@ -196,6 +196,7 @@ def test_github_hooks_are_api_paths_with_credentials(make_settings, tmp_path):
         ({"GHA_EXPORTER_GITHUB__HOOKS": "app/hook", "GHA_EXPORTER_GITHUB__TOKEN": "t"}, "App's credentials"),
         ({"GHA_EXPORTER_GITHUB__APP_ID": "42"}, "set together"),
         ({"GHA_EXPORTER_GITHUB__API_URL": "api.github.com"}, "github.api_url"),
+        ({"GHA_EXPORTER_GITHUB__API_URL": "http://ghes.example/api/v3"}, "token in clear"),
     ],
 )
 def test_github_settings_problems_are_named(make_settings, env, problem):
@@ -224,3 +225,15 @@ def test_the_marks_must_outlive_every_window_a_delivery_can_come_again_in(make_s
         GHA_EXPORTER_WEBHOOK__DEDUPE_TTL_SECONDS=str(7 * day + day // 2),
     )
     assert ghes.webhook.dedupe_ttl_seconds > ghes.github.redelivery_window_seconds
+
+
+@pytest.mark.parametrize(
+    ("url", "insecure"),
+    [("http://127.0.0.1:8080", False), ("http://localhost/api/v3", False), ("http://[::1]:80", False),
+     ("http://ghes.example/api/v3", True), ("https://ghes.example/api/v3", False)],
+)  # fmt: skip
+def test_plain_http_to_github_is_for_loopback_or_said_out_loud(make_settings, url, insecure):
+    env = {"GHA_EXPORTER_GITHUB__API_URL": url}
+    if insecure:
+        env["GHA_EXPORTER_GITHUB__ALLOW_INSECURE_HTTP"] = "true"
+    assert make_settings(**env).github.api_url == url
