@@ -102,11 +102,10 @@ class Bounded:
         transport.close()
 
 
-class _Bounds:
+class _Bounds(asyncio.Protocol):
     """The request deadline and the connection cap, mixed into uvicorn's two protocols. The
-    protocol calls :meth:`_opened` when the connection is made, :meth:`_arrived` for each piece of
-    data, :meth:`_received` once a request arrived whole, :meth:`_answered` once it was answered,
-    :meth:`_closed` when the connection is lost."""
+    protocol calls :meth:`_arrived` for each piece of data, :meth:`_received` once a request arrived
+    whole, :meth:`_answered` once it was answered; the connection's start and end are seen here."""
 
     bounds: Bounded
     transport: asyncio.Transport
@@ -114,6 +113,14 @@ class _Bounds:
     connections: set[Any]
     _deadline: asyncio.TimerHandle | None = None
     _in_request = False  # received whole and being answered
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._opened()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed()
+        super().connection_lost(exc)
 
     def _opened(self) -> None:
         self._arm()
@@ -171,14 +178,6 @@ def httptools_protocol(limits: HttpLimits, refused: Refused) -> type[asyncio.Pro
             self._head_bytes = 0  # of the head being received, while _in_head
             self._in_head = True  # a connection starts with a head
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._opened()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._closed()
-            super().connection_lost(exc)
-
         def data_received(self, data: bytes) -> None:
             self._arrived()
             while data:
@@ -222,14 +221,6 @@ def h11_protocol(limits: HttpLimits, refused: Refused) -> type[asyncio.Protocol]
 
     class BoundedH11(_Bounds, H11Protocol):
         bounds = shared
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._opened()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._closed()
-            super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
             self._arrived()

@@ -190,3 +190,25 @@ def call(url: str, method: str = "GET", headers: dict[str, str] | None = None) -
     except urllib.error.HTTPError as error:
         with error:
             return error.code, error.headers, error.read()
+
+
+def test_a_request_reads_the_counts_and_the_rows_it_lists_not_every_member(exporter, monkeypatch):
+    """3,000 queued jobs: the counts come from Redis's summary, and a list of 10 reads one page of
+    the set, not its 3,000 members (before, every request read every set whole)."""
+    group = json.dumps(["ubuntu-latest", "", REPO])
+    exporter.connection.zadd(
+        "gha-exporter:inflight:job:queued",
+        {f"{group}\x1fjob:{i}:1": NOW - 3_000 + i for i in range(3_000)},
+    )
+    pages: list[tuple[int, int]] = []
+    read_page = exporter.ledger.inflight_page
+
+    def counted(kind: str, phase: str, start: int, count: int):
+        pages.append((start, count))
+        return read_page(kind, phase, start, count)
+
+    monkeypatch.setattr(exporter.ledger, "inflight_page", counted)
+    answer = InflightApi(exporter.ledger, clock=lambda: NOW).inflight({"limit": "10"})
+    assert answer["total_jobs"] == 3_000
+    assert [job["job_id"] for job in answer["jobs"]] == list(range(10))  # the oldest first
+    assert pages == [(0, 1_000)]
