@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from worker.textformat import number, sample, stored_value
+from worker.textformat import all_stored_values, number, sample, stored_value
 
 SEPARATOR = "\x1f"
 VALUE = "v"
@@ -130,19 +130,30 @@ def value_lines(name: str, fields: Mapping[bytes, bytes]) -> tuple[list[str], in
     and how many series were left out because their value or labels cannot be rendered."""
     value = VALUE.encode()
     lines, skipped = [], 0
+    if fields and all_stored_values(list(fields.values())):  # as nearly always: none checked alone
+        try:
+            for field, stored in fields.items():
+                labels, _, suffix = field.rpartition(_SEP)  # split_field, inlined: runs per series
+                if suffix == value:
+                    text = stored.decode()
+                    lines.append(f"{name}{{{labels.decode()}}} {text}\n" if labels else f"{name} {text}\n")
+            lines.sort()
+            return lines, 0
+        except UnicodeDecodeError:
+            lines = []  # labels that are no UTF-8: series by series below
     for field, stored in fields.items():
-        labels, _, suffix = field.rpartition(_SEP)  # split_field, inlined: this loop runs per series
+        labels, _, suffix = field.rpartition(_SEP)
         if suffix != value:
             continue
-        text = stored_value(stored)
+        shown = stored_value(stored)
         try:
             label_text = labels.decode()
         except UnicodeDecodeError:
-            text = None
-        if text is None:
+            shown = None
+        if shown is None:
             skipped += 1
             continue
-        lines.append(f"{name}{{{label_text}}} {text}\n" if labels else f"{name} {text}\n")
+        lines.append(f"{name}{{{label_text}}} {shown}\n" if labels else f"{name} {shown}\n")
     lines.sort()
     return lines, skipped
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections import deque
+from collections.abc import Collection
 
 # A value as Prometheus's and OpenMetrics' parsers take it (Redis writes 3, 1.5, 1e+20; Python 1.0,
 # nan, inf); at most MAX_VALUE_CHARS long: longer is no float (a 400-digit number is out of range).
 _VALUE = re.compile(rb"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[Ii]nf|NaN|nan)")
 MAX_VALUE_CHARS = 32
+_NUMBER_BYTES = b"0123456789.eE+-NaNnIinf"  # what the values of _PATTERN are made of
 
 
 def number(value: float) -> str:
@@ -45,3 +48,17 @@ def stored_value(stored: bytes) -> str | None:
     if len(stored) > MAX_VALUE_CHARS or _VALUE.fullmatch(stored) is None:
         return None
     return stored.decode("ascii")
+
+
+def all_stored_values(values: Collection[bytes]) -> bool:
+    """Whether every one of ``values`` can be written as it is: only the bytes a number is made of
+    (``float()`` alone would take ``1_000`` and spaces, which Prometheus refuses), at most
+    MAX_VALUE_CHARS each, and a number by ``float()``. Checked together, in C: at 100,000 series a
+    regular expression per value cost a fifth of the scrape."""
+    if b"".join(values).translate(None, _NUMBER_BYTES) or max(map(len, values), default=0) > MAX_VALUE_CHARS:
+        return False
+    try:
+        deque(map(float, values), maxlen=0)
+    except ValueError:
+        return False
+    return True
