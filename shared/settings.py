@@ -13,10 +13,11 @@ each with the option's name.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,38 @@ def _lookup(data: Mapping[str, Any], path: str) -> tuple[bool, Any]:
     return True, node
 
 
+def _unknown_names(data: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
+    """Settings given that are no option (a typo, an option of another version): refused, with the
+    closest known name, where they would otherwise be ignored without a word. Variables of the
+    prefix without ``__`` are not settings (``GHA_EXPORTER_CONFIG``, the tools' own)."""
+    problems = []
+    names = {o.env for o in OPTIONS} | {f"{o.env}_FILE" for o in OPTIONS}
+    for name in sorted(environ):
+        if name.startswith(f"{ENV_PREFIX}_") and "__" in name and name not in names:
+            problems.append(f"{name}: no such setting{_closest(name, names)}")
+    paths = {o.path for o in OPTIONS}
+    for section, content in sorted(data.items()):
+        if section not in SECTIONS:
+            problems.append(f"{section} (configuration file): no such section{_closest(section, SECTIONS)}")
+        elif not isinstance(content, Mapping):
+            problems.append(f"{section} (configuration file): must hold settings (key: value)")
+        else:
+            for key in sorted(content):
+                path = f"{section}.{key}"
+                if path not in paths:
+                    problems.append(f"{path} (configuration file): no such setting{_closest(path, paths)}")
+    return problems
+
+
+def _closest(name: str, known: Iterable[str]) -> str:
+    """``; did you mean X?`` for the known name closest to ``name``, compared without the prefix
+    they all share (it would make every name look close)."""
+    prefix = f"{ENV_PREFIX}_"
+    bare = {k.removeprefix(prefix): k for k in known}
+    found = difflib.get_close_matches(name.removeprefix(prefix), sorted(bare), n=1, cutoff=0.7)
+    return f"; did you mean {bare[found[0]]}?" if found else ""
+
+
 def _read_secret_file(option: Option, filename: str) -> Any:
     content = Path(filename).read_text(encoding="utf-8")
     if option.parse is secrets:
@@ -268,6 +301,7 @@ def load_settings(config_file: str | None = None, environ: Mapping[str, str] | N
     except Exception as exc:  # dynaconf raises many types for a malformed file
         raise SettingsError([f"cannot read configuration: {type(exc).__name__}: {exc}"]) from None
 
+    problems.extend(_unknown_names(data, environ))
     values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     for option in OPTIONS:
         found, value = _lookup(data, option.path)

@@ -237,3 +237,24 @@ def test_plain_http_to_github_is_for_loopback_or_said_out_loud(make_settings, ur
     if insecure:
         env["GHA_EXPORTER_GITHUB__ALLOW_INSECURE_HTTP"] = "true"
     assert make_settings(**env).github.api_url == url
+
+
+def test_a_setting_that_does_not_exist_is_refused_with_the_closest_name(make_settings, tmp_path):
+    """A typo, or an option of another version, used to start both processes without a word."""
+    with pytest.raises(SettingsError) as error:
+        make_settings(GHA_EXPORTER_WEBHOOK__SECRT="x", GHA_EXPORTER_TRACES__OTLP_ENDPOINT="http://otel:4317")
+    assert error.value.problems == [
+        "GHA_EXPORTER_TRACES__OTLP_ENDPOINT: no such setting",
+        "GHA_EXPORTER_WEBHOOK__SECRT: no such setting; did you mean GHA_EXPORTER_WEBHOOK__SECRETS?",
+    ]
+    config = tmp_path / "config.yaml"
+    config.write_text("reciever:\n  port: 8000\nworker:\n  prot: 9100\nlog: debug\n")
+    with pytest.raises(SettingsError) as error:
+        make_settings(GHA_EXPORTER_CONFIG=str(config))
+    assert error.value.problems == [
+        "log (configuration file): must hold settings (key: value)",
+        "reciever (configuration file): no such section; did you mean receiver?",
+        "worker.prot (configuration file): no such setting; did you mean worker.port?",
+    ]
+    # the prefix's variables without a section are not settings: the config file's, the tools'
+    assert make_settings(GHA_EXPORTER_ARTIFACTS="/tmp/a").receiver.port == 8000
