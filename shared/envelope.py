@@ -6,7 +6,7 @@ job stays small (RQ compresses and JSON-encodes its data, which cost the receive
 time with 12 KB bodies).
 
 An envelope may also carry its body inline, as text: bytes that are not UTF-8 survive the JSON
-round trip through ``surrogateescape``; the worker reports such a body as unreadable.
+round trip through ``surrogateescape``; the worker counts such a body as ``invalid_utf8``.
 """
 
 from __future__ import annotations

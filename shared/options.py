@@ -356,7 +356,9 @@ OPTIONS: tuple[Option, ...] = (
            kind="integer"),
     Option("queue.name", text, "gha-exporter", False, "RQ queue the receiver fills and the worker drains."),
     Option("queue.job_timeout_seconds", integer(1), 60, False,
-           "RQ job timeout; a worker killed mid-job has its job retried about this + 10 s later.",
+           "Longest time one RQ job (a batch of deliveries) may run: past it, it fails and is retried."
+           " A worker killed mid-job is another matter: its job goes back to the queue about"
+           " worker.lease_seconds later.",
            kind="integer"),
     Option("queue.result_ttl_seconds", integer(1), 60, False,
            "How long RQ keeps a finished job (at least 1: 0 makes a retried abandoned job run twice).",
@@ -371,7 +373,8 @@ OPTIONS: tuple[Option, ...] = (
            " delivery instead of 12.8 KB, for about 10 us of CPU (and fewer bytes to send: faster at"
            " 64 connections); the worker reads either form.", kind="boolean"),
     Option("queue.maintenance_interval_seconds", integer(1), 15, False,
-           "How often the worker looks for abandoned jobs to retry.", kind="integer"),
+           "How often RQ's own upkeep (its registries' cleanup) runs in each worker. Jobs a dead worker"
+           " held are put back by the sweeper every 2 s, not by this.", kind="integer"),
     Option("metrics.prefix", text, "github_actions_", False, "Prefix of every metric name."),
     Option("metrics.duration_buckets", buckets, DURATION_BUCKETS, False,
            "Histogram buckets (seconds) of run and job durations.", kind="list of numbers"),

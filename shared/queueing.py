@@ -6,8 +6,10 @@ about 25 Redis round trips per job: the worker drains deliveries in batches, not
 The job options, chosen knowing RQ 3's behaviour:
 - ``result_ttl`` at least 1 s: with 0, a retried abandoned job is run twice.
 - ``Retry(max=queue.max_retries)`` with no interval (an interval needs RQ's scheduler process):
-  a job whose worker was killed stays STARTED until ``job_timeout + 60 s``; the next maintenance
-  pass of any worker (every ``queue.maintenance_interval_seconds``) then puts it back on the queue.
+  a job that failed (an exception, or longer than ``job_timeout``) is retried at once. A job whose
+  worker was killed is not RQ's to notice: the worker leases it (``worker.lease_seconds``, renewed
+  while it runs) and any worker's sweeper puts it back on the queue once the lease lapsed
+  (:mod:`worker.rqworker`, :meth:`worker.combine.Combiner.recover`).
 - ``failure_ttl`` a week instead of RQ's year: failed jobs stay inspectable without piling up.
 """
 

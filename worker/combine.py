@@ -11,10 +11,10 @@ when its claim was last renewed: the worker renews the claims it holds with the 
 it runs (every third of ``worker.lease_seconds``). If the worker dies before deleting them, any
 worker's sweeper puts them back at the head of the queue once the claim is ``worker.lease_seconds``
 old, and their deliveries, applied or not, are then counted once (the marks decide). Nothing
-here depends on RQ's maintenance lock or its intermediate
-list. A job that is not ours (another function, or arguments that are not one list) is given back
-at the head of the queue for RQ to run as usual; so are the claimed jobs when the batch fails, so
-that RQ retries them with the job in hand.
+here waits on RQ's maintenance lock; :meth:`Combiner.recover` also walks RQ's intermediate list for
+jobs a dead worker took and never started. A job that is not ours (another function, or arguments
+that are not one list) is given back at the head of the queue for RQ to run as usual; so are the
+claimed jobs when the batch fails, so that RQ retries them with the job in hand.
 """
 
 from __future__ import annotations

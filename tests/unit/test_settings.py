@@ -257,4 +257,4 @@ def test_a_setting_that_does_not_exist_is_refused_with_the_closest_name(make_set
         "worker.prot (configuration file): no such setting; did you mean worker.port?",
     ]
     # the prefix's variables without a section are not settings: the config file's, the tools'
-    assert make_settings(GHA_EXPORTER_ARTIFACTS="/tmp/a").receiver.port == 8000
+    assert make_settings(GHA_EXPORTER_ARTIFACTS="artifacts").receiver.port == 8000
