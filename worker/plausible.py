@@ -55,3 +55,10 @@ def check(event: JobEvent | RunEvent, limits: Limits) -> None:
     waited = _span(event.created_at, event.started_at)
     if waited is not None and waited > limits.max_run:
         raise PayloadError(QUEUE_TIME, f"workflow_job waited {waited:.0f} s")
+
+
+def run_queue_time(waited: float, limits: Limits) -> bool:
+    """Whether a run's queue time (from its start reference to its first job's start, known only
+    once both deliveries arrived) is one a run can have: no run lives longer than ``max_run``. One
+    that cannot is not observed (the run's other figures stand)."""
+    return waited <= limits.max_run

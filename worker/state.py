@@ -22,11 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from worker import plausible
 from worker.codec import inflight_member
 from worker.cost import NO_RUNNER, CostModel
 from worker.labels import LabelMaker, bound_all, bounded
 from worker.metrics import STEP_FAMILIES, LabelPolicy, Update
 from worker.payloads import JobEvent, RunEvent
+from worker.plausible import Limits
 
 State = dict[str, str]
 JOB_RANK = {"queued": 1, "waiting": 1, "in_progress": 2, "completed": 3}
@@ -260,7 +262,7 @@ class Transitions:
         waited = seconds_between(number(run, "reference"), number(run, "first_job_started"))
         if waited is None or "labels" not in run:
             return
-        if waited <= self._policy.settings.max_run_seconds:  # a run outlives no 35 days (worker.plausible)
+        if plausible.run_queue_time(waited, Limits.of(self._policy.settings)):
             values = json.loads(run["labels"])
             out.updates.append(
                 self._policy.update("workflow_run_queue_duration_seconds", values, "observe", waited)
