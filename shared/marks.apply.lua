@@ -7,15 +7,12 @@
 -- (worker/ledger.apply.lua), so both happen or neither, without WATCHing every mark.
 local ttl, gate = ARGV[1], ARGV[2]
 for i, key in ipairs(KEYS) do
-  local kind = redis.call('TYPE', key).ok  -- the states as marks.read.lua reads them
-  local state = ''
-  if kind == 'hash' then state = redis.call('HGET', key, 'state') or ''
-  elseif kind == 'string' then state = (redis.call('GET', key) == 'done') and 'applied' or 'queued'
-  end
+  local state = ''  -- as marks.read.lua reads it: a mark is a hash, anything else is none
+  if redis.call('TYPE', key).ok == 'hash' then state = redis.call('HGET', key, 'state') or '' end
   if state ~= ARGV[i + 2] then return 0 end
 end
 for _, key in ipairs(KEYS) do
-  redis.call('DEL', key)
+  redis.call('DEL', key)  -- the body with it
   redis.call('HSET', key, 'state', 'applied')
   redis.call('EXPIRE', key, ttl)
 end

@@ -18,9 +18,6 @@ With ``redis.min_replicas_ack`` above 0, the create is followed on the same conn
 (:class:`NotReplicated`, a ``RedisError``, otherwise: 503; a redelivery then finds the marks and is
 answered as a duplicate).
 
-Marks of the earlier layout (a string: the body while queued, ``done`` once applied) are read as
-such, and the worker's apply turns them into hashes; nothing scans for them.
-
 This module owns the key, the stored form and every read and write of it, for the receiver (create)
 and the worker (read, apply); its scripts are ``shared/marks.*.lua``.
 """

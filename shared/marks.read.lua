@@ -1,6 +1,6 @@
 -- Read marks: for each of KEYS, its state ('queued', 'applied', or '' when there is no mark) and,
 -- when ARGV[1] is '1', its body ('' when it has none), flat: {state1, body1, state2, body2, ...}.
--- A string is a mark of the earlier layout: 'done' once applied, else the queued body itself.
+-- A mark is a hash; a key of another type is no mark.
 local bodies = ARGV[1] == '1'
 local out = {}
 for _, key in ipairs(KEYS) do
@@ -10,13 +10,6 @@ for _, key in ipairs(KEYS) do
     local found = redis.call('HMGET', key, 'state', 'body')
     state = found[1] or ''
     if bodies then body = found[2] or '' end
-  elseif kind == 'string' then
-    local value = redis.call('GET', key)
-    if value == 'done' then state = 'applied'
-    else
-      state = 'queued'
-      if bodies then body = value end
-    end
   end
   out[#out + 1] = state
   if bodies then out[#out + 1] = body end

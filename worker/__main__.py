@@ -37,7 +37,6 @@ from worker.labels import LabelMaker
 from worker.ledger import Ledger
 from worker.liveness import Liveness
 from worker.metrics import LabelPolicy, LocalMetrics, ReconcileMetrics, label_problems
-from worker.migrate import EarlierLayout
 from worker.page import page_routes
 from worker.processor import Processor
 from worker.reconcile import ReconcileLoop, Reconciler, read_status
@@ -62,7 +61,6 @@ class Built:
     policy: LabelPolicy
     exposition: Exposition
     combiner: Combiner
-    earlier: EarlierLayout
     queue_jobs: QueueJobs
     reconciler: Reconciler
     dataset: DatasetWatch
@@ -116,13 +114,10 @@ def build_processor(
         reconcile_status=lambda: read_status(scrape, holder.current.github.hooks),
         read_inflight=inflight,
     )
-    earlier = EarlierLayout(connection, policy)
     reconciler = Reconciler(
         connection, marks, lambda: holder.current.github, ReconcileMetrics(registry, settings.metrics.prefix)
     )
-    return Built(
-        processor, ledger, policy, exposition, combiner, earlier, queue_jobs, reconciler, dataset, inflight
-    )
+    return Built(processor, ledger, policy, exposition, combiner, queue_jobs, reconciler, dataset, inflight)
 
 
 def http_server(
@@ -182,8 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         dataset.check(connection)
-        if converted := built.earlier.convert():
-            logger.info("converted {} aggregate keys of an earlier version", converted)
     except RedisError as exc:
         logger.warning("could not read Redis at the start (the sweeper will look again): {}", exc)
     outage = Outage()
@@ -191,7 +184,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         built.ledger,
         settings.state.sweep_interval_seconds,
         combiner=built.combiner,
-        earlier=built.earlier,
         liveness=liveness,
         waiting=lambda: int(built.queue_jobs.queue.count),
         outage=outage,

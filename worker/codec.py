@@ -19,8 +19,7 @@ One hash per family (:func:`worker.ledger.Ledger.agg_key`); one field per series
 A member of an in-flight set (``inflight:<kind>:<phase>``) is the gauge's label values as JSON,
 then the attempt's key: :func:`inflight_member`.
 
-The cardinality guard keeps each family's label texts in a set. Earlier versions stored the label
-values as JSON (:func:`earlier_label_text` converts them). The write itself is the ledger's apply
+The cardinality guard keeps each family's label texts in a set. The write itself is the ledger's apply
 script (``worker/ledger.apply.lua``), given the fields built here.
 """
 
@@ -215,10 +214,3 @@ def _exemplar_tail(stored: bytes | None) -> str:
     if "\n" in exemplar:
         raise ValueError("an exemplar with a line break")
     return f" # {exemplar} {at}"
-
-
-# -- the earlier layout -----------------------------------------------------------------------
-def earlier_label_text(names: Sequence[str], stored: bytes | str) -> str:
-    """Label values stored as a JSON list by earlier versions, as label text."""
-    values = json.loads(stored)
-    return label_text(names, ["" if v is None else str(v) for v in values])

@@ -1,8 +1,7 @@
 """Count in-flight jobs and runs that outlived their TTL without completing, so lost events show;
-every 2 s, put back on the queue the RQ jobs of a worker whose lease lapsed (:meth:`Combiner.recover`)
-tell :class:`Liveness` whether deliveries wait and look at Redis's dataset epoch
-(:mod:`shared.dataset`);
-and move what workers of an earlier version wrote to the current key layout (:mod:`worker.migrate`)."""
+every 2 s, put back on the queue the RQ jobs of a worker whose lease lapsed (:meth:`Combiner.recover`),
+tell :class:`Liveness` whether deliveries wait, and look at Redis's dataset epoch
+(:mod:`shared.dataset`)."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from shared.outage import Outage
 from worker.combine import Combiner
 from worker.ledger import Ledger
 from worker.liveness import Liveness
-from worker.migrate import EarlierLayout
 
 RECOVER_SECONDS = 2.0
 
@@ -31,7 +29,6 @@ class Sweeper:
         interval_seconds: float,
         *,
         combiner: Combiner | None = None,
-        earlier: EarlierLayout | None = None,
         liveness: Liveness | None = None,
         waiting: Callable[[], int] = lambda: 0,
         outage: Outage | None = None,
@@ -40,7 +37,6 @@ class Sweeper:
         self._ledger = ledger
         self._check_dataset = check_dataset
         self._outage = outage or Outage()
-        self._earlier = earlier
         self._liveness = liveness
         self._waiting = waiting
         self._interval = interval_seconds
@@ -69,8 +65,6 @@ class Sweeper:
                 if time.monotonic() - last_sweep < self._interval:
                     continue
                 last_sweep = time.monotonic()
-                if self._earlier is not None and (converted := self._earlier.convert()):
-                    logger.info("converted {} aggregate keys of an earlier version", converted)
                 expired = self._ledger.sweep(time.time())
             except RedisError as exc:
                 if self._liveness is not None:

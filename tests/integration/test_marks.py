@@ -1,5 +1,5 @@
-"""The delivery mark: its state is its own field, so no body can pass for one; marks of the earlier
-layout are read and converted; the TTL follows reloads on the worker's side."""
+"""The delivery mark: its state is its own field, so no body can pass for one; the TTL follows
+reloads on the worker's side."""
 
 import dataclasses
 import json
@@ -40,25 +40,6 @@ def test_a_body_that_looks_like_a_state_is_accounted_once(connection, settings, 
     assert exporter.total("webhook_processing_errors_total") == 1
 
 
-def test_marks_of_the_earlier_layout_are_read_and_converted_when_applied(connection, exporter):
-    """An older receiver stored the body itself; an older worker wrote ``done`` when applied."""
-    connection.set(mark_key("hook", "old-queued"), COMPLETED.body, ex=60)
-    connection.set(mark_key("hook", "old-applied"), "done", ex=60)
-    entries = [
-        Envelope("workflow_job", delivery_id, "hook", time.time(), None).to_dict()
-        for delivery_id in ("old-queued", "old-applied")
-    ]
-    marks = DeliveryMarks(connection, lambda: 60)
-    assert marks.read([mark_key("hook", "old-queued"), mark_key("hook", "old-applied")]) == [
-        Mark(MarkState.QUEUED, COMPLETED.body),
-        Mark(MarkState.APPLIED, None),
-    ]
-    exporter.processor.process_batch(entries)
-    assert exporter.total("webhook_deliveries_processed_total") == 1  # the applied one is not again
-    assert exporter.total("webhook_events_processed_total", effect="replayed") == 1
-    assert connection.hgetall(mark_key("hook", "old-queued")) == {b"state": b"applied"}
-
-
 def test_the_worker_marks_with_the_ttl_of_the_current_settings(connection, settings):
     from worker.__main__ import build_processor  # noqa: PLC0415 - the worker's own wiring
 
@@ -88,7 +69,7 @@ def test_create_writes_every_mark_and_runs_the_commands(connection):
 
 def test_create_writes_nothing_when_a_mark_exists_and_says_which(connection):
     marks = DeliveryMarks(connection, lambda: 30)
-    connection.set("m:old", "done")  # any type counts, the earlier layout's too
+    connection.hset("m:old", "state", "applied")
     assert marks.create(["m:new", "m:old", "m:other"], [b"1", b"2", b"3"], [("SET", "flag", "1")]) == [
         0,
         1,
@@ -99,9 +80,8 @@ def test_create_writes_nothing_when_a_mark_exists_and_says_which(connection):
 
 def test_read_and_held_and_apply(connection):
     marks = DeliveryMarks(connection, lambda: 45)
-    marks.create(["m:q"], [b"body"], [])
-    connection.set("m:legacy", b"{}")
-    keys = ["m:q", "m:legacy", "m:none"]
+    marks.create(["m:q", "m:r"], [b"body", b"{}"], [])
+    keys = ["m:q", "m:r", "m:none"]
     assert marks.read(keys) == [
         Mark(MarkState.QUEUED, b"body"),
         Mark(MarkState.QUEUED, b"{}"),

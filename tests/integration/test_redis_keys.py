@@ -1,8 +1,8 @@
 """Every key the system writes is listed in the README's "Redis keys" table.
 
 Redis reports every key written (keyspace notifications) while the receivers' intake, the worker
-(with the combiner taking further RQ jobs), a job that fails, the sweeper, the earlier layout's
-conversion and a scrape all run; each key must match a pattern of the table.
+(with the combiner taking further RQ jobs), a job that fails, the sweeper and a scrape all run; each
+key must match a pattern of the table.
 """
 
 import re
@@ -88,15 +88,12 @@ def test_every_key_written_is_in_the_readme_table(redis_url, make_settings):
         for start in range(0, len(deliveries), 4):
             intake.submit(deliveries[start : start + 4])
         queue.enqueue("no.such.function", retry=None)  # a job that fails
-        connection.hset("gha-exporter:agg:workflow_run_total:repository,workflow,event,conclusion,attempt",
-                        '["o/r","CI","push","success","first"]\x1fv', 1)  # fmt: skip
         built = build_processor(connection, settings, CollectorRegistry())
         token = bind(built.processor, built.combiner)
         try:
             make_worker(connection, settings.queue, StopFlag()).work(burst=True)
         finally:
             unbind(token)
-        built.earlier.convert()
         connection.delete(*connection.keys("gha-exporter:state:*"))  # their TTLs ran out
         built.ledger.sweep(time.time())  # everything in flight expires
         built.combiner.recover()
