@@ -143,8 +143,15 @@ class Combiner:
         registry, whose lease it renewed too), and an RQ job it took but had not started yet (RQ's
         intermediate list). Run by every worker's sweeper; a short lock keeps two from retrying the
         same RQ job at once. Returns how many claims and taken jobs went back."""
-        lock = f"{KEY_PREFIX}:lock:recover:{self._jobs.queue.name}"
-        if not self._jobs.connection.set(lock, "1", nx=True, px=max(1000, self._lease_seconds * 1000 // 3)):
+        # redis-py's Lock, as the reconciler's lease; never released: it lapses, so one worker's
+        # sweeper at most recovers per third of a lease
+        lock = self._jobs.connection.lock(
+            f"{KEY_PREFIX}:lock:recover:{self._jobs.queue.name}",
+            timeout=max(1.0, self._lease_seconds / 3),
+            blocking=False,
+            thread_local=False,
+        )
+        if not lock.acquire():
             return 0
         reclaimed = self.reclaim()
         self._jobs.requeue_abandoned()
