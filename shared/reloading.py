@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter
 
 from shared.options import OPTIONS
+from shared.periodic import Periodic
 from shared.settings import Settings, SettingsError, load_settings
 
 Listener = Callable[[Settings], None]
@@ -69,10 +69,9 @@ class SettingsHolder:
         self._check = check
         self._listeners: list[Listener] = []
         self._failure_listeners: list[Callable[[], None]] = []
-        self._poll_seconds = poll_seconds
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._requested = False  # a reload asked for (SIGHUP) since the last look
+        self._seen: float | None = None  # the file's modification time at the last look
+        self._watch = Periodic(poll_seconds, self._look, name="settings-reload")
 
     def on_reload(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -118,19 +117,17 @@ class SettingsHolder:
 
     def request_reload(self, _signum: int | None = None, _frame: FrameType | None = None) -> None:
         """Safe from a signal handler: the watcher thread does the work."""
-        self._wake.set()
+        self._requested = True
+        self._watch.wake()
 
     def start(self) -> None:
         """Reload on SIGHUP and when the config file's modification time changes."""
+        self._seen = self._mtime()
         signal.signal(signal.SIGHUP, self.request_reload)
-        self._thread = threading.Thread(target=self._watch, name="settings-reload", daemon=True)
-        self._thread.start()
+        self._watch.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._watch.stop()
 
     def _mtime(self) -> float | None:
         path = self.current.config_file
@@ -139,17 +136,12 @@ class SettingsHolder:
         except OSError:
             return None
 
-    def _watch(self) -> None:
-        seen = self._mtime()
-        while not self._stop.is_set():
-            woke = self._wake.wait(self._poll_seconds)
-            if self._stop.is_set():
-                return
-            self._wake.clear()
-            mtime = self._mtime()
-            if woke or mtime != seen:
-                seen = mtime
-                self.reload()
+    def _look(self) -> None:
+        requested, self._requested = self._requested, False
+        mtime = self._mtime()
+        if requested or mtime != self._seen:
+            self._seen = mtime
+            self.reload()
 
 
 def count_failures(holder: SettingsHolder, registry: CollectorRegistry, prefix: str) -> None:

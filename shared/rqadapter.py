@@ -52,8 +52,8 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now, utcformat, utcparse
 
 from shared import resp
-from shared.heartbeat import Heartbeat
 from shared.outage import Outage
+from shared.periodic import Periodic
 from shared.scripts import LuaScript
 
 TESTED_RQ = ((3, 0), (3, 1))  # at least, below: keep in step with pyproject.toml
@@ -392,7 +392,7 @@ class InProcessWorker(SimpleWorker):
             self.maintain_heartbeats(job, execution)
             self.on_heartbeat()
 
-        with Heartbeat(self.lease_seconds / 3, beat, name="rq-job-lease"):
+        with Periodic(self.lease_seconds / 3, beat, name="rq-job-lease"):
             done = bool(super().perform_job(job, queue, execution))
         self.on_progress()
         return done

@@ -27,7 +27,6 @@ stops the worker.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,9 +36,9 @@ from redis import Redis
 from redis.exceptions import LockError, RedisError
 from redis.typing import EncodableT, FieldT
 
-from shared.heartbeat import Heartbeat
 from shared.logs import loggable
 from shared.marks import DeliveryMarks, MarkState, mark_key
+from shared.periodic import Periodic
 from shared.queueing import KEY_PREFIX
 from shared.settings import GithubSettings
 from worker.github_api import MAX_RATE_LIMIT, MAX_WAIT_SECONDS, ApiError, GitHubHooks, Log, header_number
@@ -327,24 +326,21 @@ class ReconcileLoop:
         self._reconciler = reconciler
         self._enabled = enabled
         self._lock = connection.lock(LOCK_KEY, timeout=LEASE_SECONDS, blocking=False, thread_local=False)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+        self._loop = Periodic(TICK_SECONDS, self._look, name="reconciler")
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._loop.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(TICK_SECONDS):
-            try:
-                self.tick()
-            except RedisError as exc:
-                logger.warning("reconcile skipped: {}", exc)
-            except Exception:  # a bug must not stop the worker: logged, tried again next tick
-                logger.exception("reconcile pass failed")
+    def _look(self) -> None:
+        try:
+            self.tick()
+        except RedisError as exc:
+            logger.warning("reconcile skipped: {}", exc)
+        except Exception:  # a bug must not stop the worker: logged with its traceback, tried again
+            logger.exception("reconcile pass failed")
 
     def tick(self) -> PassReport | None:
         """One look: run a pass if reconciliation is on, one is due and the lease is free."""
@@ -353,7 +349,7 @@ class ReconcileLoop:
         try:
             if not self._reconciler.due():  # another worker finished a pass meanwhile
                 return None
-            with Heartbeat(LEASE_SECONDS / 3, self._lock.reacquire, name="reconcile-lease"):
+            with Periodic(LEASE_SECONDS / 3, self._lock.reacquire, name="reconcile-lease"):
                 return self._reconciler.run_pass()
         finally:
             try:

@@ -5,7 +5,6 @@ tell :class:`Liveness` whether deliveries wait, and look at Redis's dataset epoc
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
@@ -15,6 +14,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.outage import Outage
+from shared.periodic import Periodic
 from worker.combine import Combiner
 from worker.ledger import Ledger
 from worker.liveness import Liveness
@@ -41,38 +41,34 @@ class Sweeper:
         self._waiting = waiting
         self._interval = interval_seconds
         self._combiner = combiner
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="state-sweeper", daemon=True)
+        self._last_sweep = time.monotonic()
+        self._loop = Periodic(min(self._interval, RECOVER_SECONDS), self._round, name="state-sweeper")
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._loop.stop()
 
-    def _run(self) -> None:
-        tick = min(self._interval, RECOVER_SECONDS)
-        last_sweep = time.monotonic()
-        while not self._stop.wait(tick):
-            try:
-                if self._liveness is not None:
-                    self._liveness.saw_queue(self._waiting())
-                self._outage.answered()
-                self._check_dataset()
-                if self._combiner is not None and (reclaimed := self._combiner.recover()):
-                    logger.warning("{} jobs claimed by a worker that died went back on the queue", reclaimed)
-                if time.monotonic() - last_sweep < self._interval:
-                    continue
-                last_sweep = time.monotonic()
-                expired = self._ledger.sweep(time.time())
-            except RedisError as exc:
-                if self._liveness is not None:
-                    self._liveness.saw_queue(None)
-                if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-                    self._outage.failed(exc, "sweeper")
-                else:  # Redis answered, with an error (e.g. refusing writes for memory)
-                    logger.warning("sweep skipped: {}", exc)
-                continue
-            if expired:
-                logger.warning("{} in-flight jobs or runs expired without completing", expired)
+    def _round(self) -> None:
+        try:
+            if self._liveness is not None:
+                self._liveness.saw_queue(self._waiting())
+            self._outage.answered()
+            self._check_dataset()
+            if self._combiner is not None and (reclaimed := self._combiner.recover()):
+                logger.warning("{} jobs claimed by a worker that died went back on the queue", reclaimed)
+            if time.monotonic() - self._last_sweep < self._interval:
+                return
+            self._last_sweep = time.monotonic()
+            expired = self._ledger.sweep(time.time())
+        except RedisError as exc:
+            if self._liveness is not None:
+                self._liveness.saw_queue(None)
+            if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+                self._outage.failed(exc, "sweeper")
+            else:  # Redis answered, with an error (e.g. refusing writes for memory)
+                logger.warning("sweep skipped: {}", exc)
+            return
+        if expired:
+            logger.warning("{} in-flight jobs or runs expired without completing", expired)
