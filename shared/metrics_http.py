@@ -78,6 +78,21 @@ def gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield compressor.flush()
 
 
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` header takes gzip: named (or ``*``) with a quality above 0
+    (``gzip;q=0`` refuses it)."""
+    for part in accept_encoding.lower().split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip() not in ("gzip", "*"):
+            continue
+        quality = params.strip().removeprefix("q=")
+        try:
+            return not params.strip() or float(quality) > 0
+        except ValueError:
+            return False
+    return False
+
+
 def host_allowed(host: str, allowed: Sequence[str]) -> bool:
     """Whether a ``Host`` header names one of ``allowed`` (``name`` matches it on any port), or is
     an IP address: DNS rebinding sends the attacker's name, never an address, and Prometheus and
@@ -138,7 +153,7 @@ def make_app(
     async def metrics(request: Request) -> Response:
         body, content_type = render(request.headers.get("accept", ""))
         headers = {}
-        if "gzip" in request.headers.get("accept-encoding", ""):
+        if accepts_gzip(request.headers.get("accept-encoding", "")):
             body, headers["Content-Encoding"] = gzipped(body), "gzip"
         return StreamingResponse(iter(body), headers=headers, media_type=content_type)
 

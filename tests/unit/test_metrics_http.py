@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from shared.metrics_http import MetricsServer, gzipped, host_allowed, registry_render
+from shared.metrics_http import MetricsServer, accepts_gzip, gzipped, host_allowed, registry_render
 
 
 @pytest.fixture(name="server")
@@ -86,3 +86,12 @@ def test_a_body_made_in_chunks_is_sent_and_compressed_as_it_comes():
 )  # fmt: skip
 def test_allowed_hosts_are_the_names_given_and_any_address(host, allowed):
     assert host_allowed(host, ("localhost", "worker")) is allowed
+
+
+@pytest.mark.parametrize(
+    ("header", "gzip"),
+    [("gzip", True), ("deflate, gzip", True), ("gzip;q=0.5", True), ("*", True), ("br;q=1, *;q=0.1", True),
+     ("", False), ("identity", False), ("gzip;q=0", False), ("gzip; q=0.0", False), ("gzip;q=x", False)],
+)  # fmt: skip
+def test_gzip_only_when_the_scraper_takes_it(header, gzip):
+    assert accepts_gzip(header) is gzip
