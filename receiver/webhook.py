@@ -22,13 +22,13 @@ from receiver.intake import Accepted, AsyncIntake, Outcome
 from receiver.metrics import ReceiverMetrics
 from receiver.signature import rejection_reason
 from shared.dataset import DatasetWatch
+from shared.digits import MAX_HOOK_ID_DIGITS, ascii_digits
 from shared.envelope import Envelope
 from shared.logs import loggable
 from shared.queueing import QUEUED_EVENTS
 from shared.reloading import SettingsHolder
 
 MAX_HEADER_VALUE = 200
-MAX_HOOK_ID_DIGITS = 20  # GitHub's hook ids are numbers
 
 
 @dataclass
@@ -68,7 +68,7 @@ def hook_header(headers: Headers) -> str:
     value = header(headers, b"x-github-hook-id")
     if value is None or value == "":
         return ""
-    if not (value.isascii() and value.isdigit() and len(value) <= MAX_HOOK_ID_DIGITS):
+    if not ascii_digits(value, MAX_HOOK_ID_DIGITS):
         raise Rejected(400, "bad_header")
     return value
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from shared.digits import ascii_digits
 from worker.inflight import Accept, Inflight, InflightEntry
 from worker.ledger import Ledger
 from worker.state import INFLIGHT_JOB_PHASES, SHOWN_JOB_FIELDS, SHOWN_RUN_FIELDS
@@ -65,11 +66,7 @@ def parse_query(query: Mapping[str, str]) -> tuple[dict[str, str], int]:
 def parse_limit(text: str | None, default: int) -> int:
     if text is None:
         return default
-    # ASCII only: str.isdigit() passes '²' (int() refuses it) and U+0661 (int() reads it as 1)
-    if (
-        not (text.isascii() and text.isdigit() and len(text) <= LIMIT_DIGITS)
-        or not 1 <= int(text) <= MAX_LIMIT
-    ):
+    if not ascii_digits(text, LIMIT_DIGITS) or not 1 <= int(text) <= MAX_LIMIT:
         raise BadQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(text)
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared.digits import MAX_HOOK_ID_DIGITS, ascii_digits
 from shared.logs import loggable
 from shared.settings import GithubSettings
 from worker.reconcile_plan import Attempt
@@ -44,7 +45,6 @@ LISTING_SHARE = 0.8  # of a pass's budget and time that reading logs may take; t
 MAX_WAIT_SECONDS = 3600.0  # the longest wait GitHub's headers may ask for (a day's would stop the passes)
 MAX_RATE_LIMIT = 1_000_000  # GitHub's hourly limits are at most 15,000 requests
 MAX_HEADER_DIGITS = 12  # epoch seconds have 10
-MAX_HOOK_ID_DIGITS = 20  # as the receiver takes them (receiver.webhook)
 
 
 def header_number(value: Any, most: float) -> float | None:
@@ -52,12 +52,6 @@ def header_number(value: Any, most: float) -> float | None:
     clamped to ``most``; None when it is not such a number."""
     text = str(value) if isinstance(value, str | int) else ""
     return min(float(text), most) if ascii_digits(text, MAX_HEADER_DIGITS) else None
-
-
-def ascii_digits(text: str, most: int) -> bool:
-    """``text`` is 1 to ``most`` ASCII digits (``str.isdigit`` alone also takes superscripts and other
-    scripts' digits, which ``int()`` and ``float()`` refuse)."""
-    return text.isascii() and text.isdigit() and len(text) <= most
 
 
 class ApiError(Exception):

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from shared.digits import ascii_digits
+
 
 class ResponseTooLarge(httpx.TransportError):
     """An answer longer than the bound: not read further."""
@@ -43,7 +45,8 @@ class BoundedTransport(httpx.BaseTransport):
         until = min(now + bounds.request_seconds, bounds.deadline)
         response = self._inner.handle_request(request)
         declared = response.headers.get("content-length", "")
-        if declared.isascii() and declared.isdigit() and int(declared) > bounds.max_bytes:
+        # as many digits as int() reads (4,300); anything else is left to the stream's count
+        if ascii_digits(declared, 4300) and int(declared) > bounds.max_bytes:
             response.close()
             raise ResponseTooLarge(
                 f"an answer of {declared} bytes (at most {bounds.max_bytes})", request=request
