@@ -64,6 +64,7 @@ class Built:
     queue_jobs: QueueJobs
     reconciler: Reconciler
     dataset: DatasetWatch
+    reads: Ledger  # the ledger on the scrape's connection: the scrape, the snapshot, the API
     inflight: Snapshot  # the in-flight sets as the scrape and the API read them
 
 
@@ -100,10 +101,11 @@ def build_processor(
     queue_jobs = QueueJobs(make_queue(connection, settings.queue))
     combiner = Combiner(queue_jobs, settings.worker.max_batch, settings.worker.lease_seconds)
     scrape = scrape_connection or connection
-    inflight = Snapshot(ledger.reading_on(scrape).read_inflight, settings.worker.api_cache_seconds)
+    reads = ledger.reading_on(scrape)
+    inflight = Snapshot(reads.read_inflight, settings.worker.api_cache_seconds)
     exposition = Exposition(
         registry,
-        ledger.reading_on(scrape),
+        reads,
         policy,
         QueueJobs(make_queue(scrape, settings.queue)),
         claimed_key(settings.queue.name),
@@ -117,15 +119,17 @@ def build_processor(
     reconciler = Reconciler(
         connection, marks, lambda: holder.current.github, ReconcileMetrics(registry, settings.metrics.prefix)
     )
-    return Built(processor, ledger, policy, exposition, combiner, queue_jobs, reconciler, dataset, inflight)
+    return Built(
+        processor, ledger, policy, exposition, combiner, queue_jobs, reconciler, dataset, reads, inflight
+    )
 
 
 def http_server(
-    settings: Settings, built: Built, registry: CollectorRegistry, scrape: Redis, healthy: Callable[[], bool]
+    settings: Settings, built: Built, registry: CollectorRegistry, healthy: Callable[[], bool]
 ) -> MetricsServer:
     """The worker's HTTP server: /metrics, /health, the page and its API (``OSError`` when its
     address cannot be had)."""
-    inflight = InflightApi(built.ledger.reading_on(scrape), built.inflight)
+    inflight = InflightApi(built.reads, built.inflight)
     refused = refusal_counter(registry, settings.metrics.prefix, REFUSAL_REASONS)
     gate = Gate(settings.worker.api_concurrency, refused)
     return MetricsServer(
@@ -169,9 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     token = bind(built.processor, built.combiner)
     liveness = Liveness(settings.worker.stall_seconds)
     try:
-        server = http_server(
-            settings, built, registry, scrape_connection, lambda: not stop.is_set() and liveness.healthy()
-        )
+        server = http_server(settings, built, registry, lambda: not stop.is_set() and liveness.healthy())
     except OSError as exc:
         logger.error("cannot serve metrics on {}:{}: {}", settings.worker.host, settings.worker.port, exc)
         return 1

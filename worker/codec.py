@@ -152,7 +152,7 @@ def value_lines(name: str, fields: Mapping[bytes, bytes]) -> tuple[list[str], in
         if shown is None:
             skipped += 1
             continue
-        lines.append(f"{name}{{{label_text}}} {shown}\n" if labels else f"{name} {shown}\n")
+        lines.append(sample(name, label_text, shown))
     lines.sort()
     return lines, skipped
 

@@ -16,7 +16,7 @@ from collections.abc import Collection
 # nan, inf); at most MAX_VALUE_CHARS long: longer is no float (a 400-digit number is out of range).
 _VALUE = re.compile(rb"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[Ii]nf|NaN|nan)")
 MAX_VALUE_CHARS = 32
-_NUMBER_BYTES = b"0123456789.eE+-NaNnIinf"  # what the values of _PATTERN are made of
+_NUMBER_BYTES = b"0123456789.eE+-NaNnIinf"  # what the values _VALUE takes are made of
 
 
 def number(value: float) -> str:
