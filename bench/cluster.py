@@ -104,8 +104,7 @@ class Cluster:
         return [n for n, p in self.processes.items() if p.poll() is not None and n not in self.expected_exits]
 
     def rss_mb(self, name: str) -> float:
-        status = Path(f"/proc/{self.processes[name].pid}/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
+        return rss_mb(self.processes[name].pid)
 
     def logs(self, name: str | None = None, tail: int | None = None) -> str:
         files = [self.workdir / f"{name}.log"] if name else sorted(self.workdir.glob("*.log"))
@@ -125,6 +124,12 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 process.kill()
         self.redis.stop()
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory now, in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
 
 
 def redis_figures(connection: Redis, queue_name: str = "gha-exporter") -> dict[str, float]:

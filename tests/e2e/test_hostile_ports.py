@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.cluster import rss_mb
 from bench.load import SECRET as LOAD_SECRET
 from bench.load import sends
 from bench.slowloris import Trickle, post_once
@@ -35,13 +36,6 @@ def _system(tmp_path: Path):
     yield system
     system.stop_all()
     redis.stop()
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def probe(url: str) -> float | None:
