@@ -120,3 +120,16 @@ def _make_exporter(redis_url: str, make_settings):
 def _exporter(make_exporter) -> Exporter:
     """An exporter with default settings on the test's empty Redis (``redis_url`` flushes it)."""
     return make_exporter()
+
+
+# Figures the tests measure, by section ("deployment figures", "hostile client figures"), printed at
+# the end of the run: a directory's conftest gives its tests a ``figures`` list of its section.
+FIGURES: dict[str, list[str]] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for title, lines in FIGURES.items():
+        if lines:
+            terminalreporter.section(title)
+            for line in lines:
+                terminalreporter.write_line(line)

@@ -7,10 +7,11 @@ import time
 
 import pytest
 
+from tests.conftest import FIGURES as ALL_FIGURES
 from tests.containers.engine import Engine, find_engine
 from tests.containers.standin import NAMES, missing_tools, standin
 
-FIGURES: list[str] = []
+FIGURES = ALL_FIGURES.setdefault("deployment figures", [])
 
 
 @pytest.fixture(name="figures", scope="session")
@@ -36,10 +37,3 @@ def _standins(engine: Engine) -> dict[str, str]:
     images = {name: standin(engine, name) for name in NAMES}
     FIGURES.append(f"stand-in images ready in {time.monotonic() - started:.0f} s (built only when missing)")
     return images
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FIGURES:
-        terminalreporter.section("deployment figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)

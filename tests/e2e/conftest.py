@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-FIGURES: list[str] = []
+from tests.conftest import FIGURES
 
 
 @pytest.fixture(name="figures", scope="session")
 def _figures() -> list[str]:
-    return FIGURES
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FIGURES:
-        terminalreporter.section("hostile client figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
+    return FIGURES.setdefault("hostile client figures", [])
