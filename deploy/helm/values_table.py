@@ -1,6 +1,7 @@
-"""``python deploy/helm/values_table.py``: the README's table of the chart's values, made from the
+"""``python deploy/helm/values_table.py``: the table of the chart's values in its README
+(``deploy/helm/gha-exporter/README.md``), made from the
 ``# --`` comments of ``gha-exporter/values.yaml`` (each one describes the key on the next line) and
-the values themselves. A test checks that the README holds what this prints."""
+the values themselves. A test checks that the chart's README holds what this prints."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 strictly, rendered for each values file of ``ci/`` with every object valid against Kubernetes'
 schemas, values it must refuse refused with a clear message, packaged, installed as the README says
 (``--dry-run=client``: no cluster here); the kustomize manifests are the chart rendered, and the
-README's values table is the one ``values.yaml`` makes."""
+chart's README's values table is the one ``values.yaml`` makes."""
 
 from __future__ import annotations
 
@@ -229,10 +229,10 @@ def test_the_kustomize_manifests_are_the_chart_rendered(helm):
     )
 
 
-def test_the_readmes_values_table_is_the_generated_one():
-    readme = (ROOT / "README.md").read_text()
+def test_the_charts_values_table_is_the_generated_one():
+    readme = (CHART / "README.md").read_text()
     found = re.search(r"<!-- helm-values:start.*?-->\n(.*?)<!-- helm-values:end -->", readme, re.S)
-    assert found, "README lost its Helm values markers"
+    assert found, "the chart's README lost its values markers"
     assert found.group(1) == VALUES_TABLE["table"]()
 
 
