@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.cluster import Cluster
 from bench.load import LoadGenerator, sends
 from bench.workload import deliveries, sample_variants
-from shared.settings import load_settings
+from shared.settings_loader import load_settings
 
 ATTEMPTS = 20_000  # of jobs, and of runs
 LONG = "l" * 180

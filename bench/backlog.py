@@ -15,7 +15,7 @@ from redis import Redis
 
 from bench.workload import accepted, queue_through_intake
 from shared.bodies import pack
-from shared.settings import load_settings
+from shared.settings_loader import load_settings
 from stack.redis_server import RedisServer
 
 RUNS = 1200  # x 9 deliveries

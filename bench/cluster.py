@@ -19,7 +19,7 @@ from redis import Redis
 from bench.load import SECRET
 from shared.queueing import make_queue
 from shared.rqadapter import QueueJobs
-from shared.settings import load_settings
+from shared.settings_loader import load_settings
 from stack.ports import free_port
 from stack.redis_server import RedisServer
 from worker.combine import claimed_key

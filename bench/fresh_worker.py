@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
-from shared.settings import load_settings
+from shared.settings_loader import load_settings
 from stack.redis_server import RedisServer
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from redis import Redis
 from bench.cluster import Cluster, wait_drained
 from bench.load import LoadGenerator, Send
 from bench.workload import deliveries
-from shared.settings import load_settings
+from shared.settings_loader import load_settings
 
 RATES = (5, 50, 500)
 

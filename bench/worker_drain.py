@@ -18,7 +18,7 @@ from pathlib import Path
 from redis import Redis
 
 from bench.workload import accepted, queue_through_intake
-from shared.settings import load_settings
+from shared.settings_loader import load_settings
 from stack.ports import free_port
 from stack.redis_server import RedisServer
 from worker.ledger import aggregate_key

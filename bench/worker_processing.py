@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from redis import Redis
 
 from bench.workload import envelopes
-from shared.settings import load_settings
+from shared.settings_loader import load_settings
 from stack.redis_server import RedisServer
 
 

@@ -24,7 +24,7 @@ from shared.metrics_http import MetricsServer, registry_render
 from shared.queueing import make_queue
 from shared.redis_connect import connect, connect_async
 from shared.reloading import count_failures
-from shared.settings import require_secrets
+from shared.settings_loader import require_secrets
 from shared.stop_deadline import StopDeadline
 
 

@@ -11,7 +11,8 @@ from loguru import logger
 from shared.logs import configure_logging
 from shared.reloading import SettingsHolder
 from shared.rqadapter import TESTED_RQ, rq_is_tested, rq_version
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings
+from shared.settings_loader import SettingsError, load_settings
 
 
 def parse_args(prog: str, description: str, argv: Sequence[str] | None) -> argparse.Namespace:

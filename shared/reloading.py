@@ -1,6 +1,6 @@
 """Hot reload: SIGHUP or a change of the YAML file swaps in the options that can change safely.
 
-Options marked ``reload`` in :mod:`shared.options` take effect at once; a change to any other
+Options marked ``reload`` in :mod:`shared.settings` take effect at once; a change to any other
 option is logged as needing a restart and ignored until then.
 
 A new configuration is checked as at start (the process's own check too: the receiver's needs a
@@ -22,9 +22,9 @@ from types import FrameType
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter
 
-from shared.options import OPTIONS
 from shared.periodic import Periodic
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import OPTIONS, Settings
+from shared.settings_loader import SettingsError, load_settings
 
 Listener = Callable[[Settings], None]
 Check = Callable[[Settings], None]  # raises SettingsError

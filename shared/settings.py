@@ -1,172 +1,310 @@
-"""Load, validate and hold the configuration of both processes.
+"""The configuration: every option declared once, as a field of its section's dataclass.
 
-Sources, later ones winning: built-in defaults, the YAML file named by ``--config`` or
-``GHA_EXPORTER_CONFIG``, environment variables ``GHA_EXPORTER_<SECTION>__<KEY>``, and files named
-by ``GHA_EXPORTER_<SECTION>__<KEY>_FILE`` (Docker and Kubernetes secrets).
-
-dynaconf reads the YAML file only. The environment is the mapping :func:`load_settings` is given
-(``os.environ`` when it is given none), read here, one path for every option: string options take
-the raw text, others are parsed as TOML the way dynaconf parses environment values (a secret such as
-``00123`` or ``1e5`` must not become a number). Every problem is collected and reported at once,
-each with the option's name.
+A field's type is the setting's type; ``option(parser, default, help)`` says how a value is parsed
+and checked, its default and what it does, and whether a reload applies it (:mod:`shared.options`).
+The loader (:mod:`shared.settings_loader`), the environment variables' names and the README's
+configuration reference (``python -m shared.settings``) all follow from these declarations.
 """
 
 from __future__ import annotations
 
-import difflib
-import ipaddress
-import os
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from typing import Any, get_type_hints
 
-from dynaconf import Dynaconf
-from dynaconf.utils.parse_conf import parse_conf_data
+from shared.options import (
+    DAY,
+    DURATION_BUCKETS,
+    LAG_BUCKETS,
+    QUEUE_BUCKETS,
+    RATES_2026,
+    Option,
+    boolean,
+    buckets,
+    choice,
+    fraction,
+    hook_paths,
+    integer,
+    label_sets,
+    non_negative_number,
+    option,
+    optional_text,
+    options_of,
+    positive_number,
+    rates,
+    reference_markdown,
+    secrets,
+    text,
+    text_list,
+    text_mapping,
+)
 
-from shared.options import ENV_PREFIX, OPTIONS, Option, OptionError, secrets, text
 
-CONFIG_ENV = f"{ENV_PREFIX}_CONFIG"
-METRIC_PREFIX = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-
-
-class SettingsError(Exception):
-    """Invalid configuration; ``problems`` lists every one, each naming its option."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+# fmt: off
+@dataclass(frozen=True)
+class RedisSettings:  # Where Redis is and how it is reached.
+    url: str = option(text, "redis://localhost:6379/0",
+        "Redis holding the queue, the redelivery marks, the job and run state and the metric totals; may "
+        "carry a password.", secret=True)
+    username: str | None = option(optional_text, None, "Redis ACL user (instead of one in redis.url).")
+    password: str | None = option(optional_text, None,
+        "Redis password (instead of one in redis.url); with _FILE, read from a file.", secret=True)
+    tls_ca_file: str | None = option(optional_text, None,
+        "PEM CA bundle to verify Redis's certificate (TLS: a rediss:// URL, or Sentinel).")
+    tls_cert_file: str | None = option(optional_text, None,
+        "PEM client certificate, when Redis asks for one (with redis.tls_key_file).")
+    tls_key_file: str | None = option(optional_text, None, "PEM private key of redis.tls_cert_file.")
+    sentinels: tuple[str, ...] = option(text_list, (),
+        "Redis Sentinel addresses (host:port); when set, the primary is asked of them by "
+        "redis.sentinel_master and followed through failovers (redis.url then only gives the database "
+        "number).")
+    sentinel_master: str = option(text, "mymaster", "The name Sentinel knows the primary by.")
+    sentinel_username: str | None = option(optional_text, None, "ACL user for the Sentinels.")
+    sentinel_password: str | None = option(optional_text, None,
+        "Password for the Sentinels; with _FILE, read from a file.", secret=True)
+    min_replicas_ack: int = option(integer(0), 0,
+        "The receiver answers 202 only once this many replicas have each batch (Redis WAIT, up to 2 s; else "
+        "503): a delivery acknowledged just before the primary dies is on the replica that takes over. 0: "
+        "as soon as the primary has it.")
+    socket_timeout_seconds: float = option(positive_number, 5.0,
+        "Longest wait for any Redis answer (both processes); a command past it fails. The worker's wait for "
+        "new RQ jobs is cut into 1 s slices below it.")
+    connect_timeout_seconds: float = option(positive_number, 2.0, "Longest wait for a connection to Redis.")
+    memory_high_water: float = option(fraction(0.5, 0.99), 0.9,
+        "The receivers answer 503 once Redis uses this share of its maxmemory (read every 0.5 s), keeping "
+        "the rest for the worker, which must write before it can free anything; they accept again 0.05 "
+        "below it.")
 
 
 @dataclass(frozen=True)
-class RedisSettings:
-    url: str = field(repr=False)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls_ca_file: str | None = None
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    sentinels: tuple[str, ...] = ()
-    sentinel_master: str = "mymaster"
-    sentinel_username: str | None = None
-    sentinel_password: str | None = field(default=None, repr=False)
-    min_replicas_ack: int = 0
-    socket_timeout_seconds: float = 5.0
-    connect_timeout_seconds: float = 2.0
-    memory_high_water: float = 0.9
+class WebhookSettings:  # What a delivery must carry to be taken in.
+    secrets: tuple[str, ...] = option(secrets, (),
+        "Webhook secrets; a delivery signed with any of them is accepted (rotation). Required.",
+        reload=True, secret=True)
+    max_body_bytes: int = option(integer(1), 25 * 1024 * 1024,
+        "Largest request body accepted; larger gets 413 (GitHub caps payloads at 25 MB).", reload=True)
+    dedupe_ttl_seconds: int = option(integer(60), 3 * DAY + DAY // 2,
+        "How long a (hook id, delivery id) is remembered to recognise redeliveries, and a completed job's "
+        "or run's state kept for late deliveries: GitHub redelivers for 3 days (7 on GitHub Enterprise "
+        "Server: raise it with github.redelivery_window_seconds), plus half a day. Must exceed "
+        "github.redelivery_window_seconds and github.reconcile_lookback_seconds.", reload=True)
 
 
 @dataclass(frozen=True)
-class WebhookSettings:
-    secrets: tuple[str, ...] = field(repr=False)
-    max_body_bytes: int
-    dedupe_ttl_seconds: int
+class ReceiverSettings:  # The receiver's HTTP server and its bounds.
+    host: str = option(text, "0.0.0.0", "Address the receiver listens on.")
+    port: int = option(integer(0, 65535), 8000,
+        "Port of /webhook, /health, /ready and the receiver's /metrics.")
+    metrics_host: str | None = option(optional_text, None,
+        "Address of the receiver's /metrics when served on its own port (default: receiver.host).")
+    metrics_port: int = option(integer(0, 65535), 0,
+        "Serve the receiver's /metrics on this port instead of the webhook port (0: the webhook port), so "
+        "it can stay off the public network.")
+    max_batch: int = option(integer(1, 10_000), 100,
+        "Group commit: at most this many concurrent deliveries are written to Redis (and queued as one RQ "
+        "job) together.")
+    limit_concurrency: int = option(integer(1), 1000,
+        "Connections kept at once (fewer if the descriptor limit is lower): past it, the connection that "
+        "waited longest without a request in progress is closed, and when every one is being answered the "
+        "receiver answers 503 at once.")
+    body_timeout_seconds: float = option(positive_number, 10.0,
+        "A request must arrive whole, head and body, within this long of its first byte (of the connection, "
+        "for its first request); past it the connection is closed (slow_request). GitHub sends a delivery "
+        "at once.")
+    max_header_bytes: int = option(integer(1024, 1024 * 1024), 16 * 1024,
+        "Longest request head (request line and headers) accepted; past it the receiver answers 431 and "
+        "closes the connection before reading more. GitHub's heads are about 2 KB.")
+    keep_alive_seconds: int = option(integer(1), 5, "How long an idle keep-alive connection is kept open.")
+    tls_certfile: str | None = option(optional_text, None, "PEM certificate: serve HTTPS when set.")
+    tls_keyfile: str | None = option(optional_text, None, "PEM private key for receiver.tls_certfile.")
+    deadline_seconds: float = option(positive_number, 8.0,
+        "Longest time a delivery waits for Redis before it is answered 503 (GitHub gives up at 10 s).",
+        reload=True)
+    graceful_shutdown_seconds: float = option(positive_number, 10.0,
+        "On SIGTERM, the longest time until the receiver exits, whatever Redis does: requests in flight get "
+        "until 1 s before it; one still unanswered then is failed for GitHub, which redelivers it. Keep it "
+        "below the orchestrator's grace (compose 20 s here, Kubernetes 30 s).")
 
 
 @dataclass(frozen=True)
-class ReceiverSettings:
-    host: str
-    port: int
-    metrics_host: str | None
-    metrics_port: int
-    max_batch: int
-    limit_concurrency: int
-    body_timeout_seconds: float
-    max_header_bytes: int
-    keep_alive_seconds: int
-    tls_certfile: str | None
-    tls_keyfile: str | None
-    deadline_seconds: float
-    graceful_shutdown_seconds: float
+class WorkerSettings:  # The worker's HTTP server, batches, leases and stop.
+    host: str = option(text, "0.0.0.0", "Address of the worker's /metrics and /health.")
+    port: int = option(integer(0, 65535), 9100, "Port of the worker's /metrics and /health.")
+    allowed_hosts: tuple[str, ...] = option(text_list, (),
+        "Host names the worker's HTTP server answers (name, or name:port), besides IP addresses; others get "
+        "400. Empty: any. Set it to the names the worker is reached by, so a page in a user's browser "
+        "cannot read the API through DNS rebinding.")
+    max_connections: int = option(integer(1), 100,
+        "Connections the worker's HTTP server keeps at once (fewer if the descriptor limit is lower); past "
+        "it the one that waited longest without a request in progress is closed.")
+    body_timeout_seconds: float = option(positive_number, 10.0,
+        "A request to the worker must arrive whole within this long of its first byte (of the connection, "
+        "for its first request); past it the connection is closed.")
+    api_cache_seconds: float = option(non_negative_number, 1.0,
+        "The in-flight sets are read from Redis at most once per this long, for every API request and "
+        "scrape together (0: at each).")
+    api_concurrency: int = option(integer(1, 1000), 4,
+        "API requests answered at once; past it the API answers 429.")
+    scrape_timeout_seconds: float = option(positive_number, 2.0,
+        "Longest time /metrics waits for Redis; past it the answer has the process's own families and "
+        "redis_up 0.")
+    stall_seconds: int = option(integer(5), 120,
+        "/health fails when deliveries wait and none was applied for this long (a wedged worker is "
+        "restarted).")
+    lease_seconds: int = option(integer(3), 10,
+        "A worker renews its hold on the RQ jobs it is applying every third of this; a dead worker's jobs "
+        "go back to the queue this long after its last renewal.")
+    max_scrape_bytes: int = option(integer(1024 * 1024), 64 * 1024 * 1024,
+        "Most bytes one /metrics scrape renders (before gzip); past it the remaining series are left out "
+        "and the scrape says so (scrape_truncated 1).")
+    recent_failures: int = option(integer(1, 10_000), 200,
+        "Completed jobs that did not succeed kept for /api/v1/recent and the page (the newest).")
+    max_batch: int = option(integer(1, 10_000), 500,
+        "Deliveries the worker applies together: with the RQ job in hand it takes further queued jobs until "
+        "their deliveries reach this many (RQ's bookkeeping costs about 25 round trips per job).")
+    stop_grace_seconds: float = option(positive_number, 10.0,
+        "On SIGTERM, the longest time until the worker exits, whatever Redis does (an outage, a failover): "
+        "the batch in hand is applied or abandoned, and an abandoned one goes back to the queue when its "
+        "lease lapses. Keep it below the orchestrator's grace.")
 
 
 @dataclass(frozen=True)
-class WorkerSettings:
-    host: str
-    port: int
-    allowed_hosts: tuple[str, ...]
-    max_connections: int
-    body_timeout_seconds: float
-    api_cache_seconds: float
-    api_concurrency: int
-    scrape_timeout_seconds: float
-    stall_seconds: int
-    lease_seconds: int
-    max_scrape_bytes: int
-    recent_failures: int
-    max_batch: int
-    stop_grace_seconds: float
+class StateSettings:  # How long in-flight states are kept.
+    job_ttl_seconds: int = option(integer(60), 7 * DAY,
+        "How long a job may stay queued or in progress with no delivery before it counts as expired and its "
+        "state goes (the sweeper goes by when the state was last written, never by GitHub's timestamps; "
+        "self-hosted jobs can run 5 days). A completed job's state is kept as long as the marks.")
+    run_ttl_seconds: int = option(integer(60), 36 * DAY,
+        "The same for workflow run attempts (a run can last 35 days).")
+    sweep_interval_seconds: int = option(integer(1), 60,
+        "How often a worker looks for in-flight entries past their TTL and counts them as expired.")
 
 
 @dataclass(frozen=True)
-class StateSettings:
-    job_ttl_seconds: int
-    run_ttl_seconds: int
-    sweep_interval_seconds: int
+class QueueSettings:  # The RQ queue between the receivers and the workers.
+    name: str = option(text, "gha-exporter", "RQ queue the receiver fills and the worker drains.")
+    job_timeout_seconds: int = option(integer(1), 60,
+        "Longest time one RQ job (a batch of deliveries) may run: past it, it fails and is retried. A "
+        "worker killed mid-job is another matter: its job goes back to the queue about worker.lease_seconds "
+        "later.")
+    result_ttl_seconds: int = option(integer(1), 60,
+        "How long RQ keeps a finished job (at least 1: 0 makes a retried abandoned job run twice).")
+    failure_ttl_seconds: int = option(integer(1), 7 * 24 * 3600,
+        "How long RQ keeps a failed job for inspection (RQ's default is a year).")
+    max_retries: int = option(integer(1), 5,
+        "How often a failed or abandoned job is retried before it is left in the failed registry.")
+    compress_bodies: bool = option(boolean, True,
+        "The receiver keeps each queued body LZ4-compressed: 3.2 KB of Redis per queued 12 KB delivery "
+        "instead of 12.8 KB, for about 10 us of CPU (and fewer bytes to send: faster at 64 connections); "
+        "the worker reads either form.")
+    maintenance_interval_seconds: int = option(integer(1), 15,
+        "How often RQ's own upkeep (its registries' cleanup) runs in each worker. Jobs a dead worker held "
+        "are put back by the sweeper every 2 s, not by this.")
 
 
 @dataclass(frozen=True)
-class CostSettings:
-    effective_date: str
-    rates: dict[str, float]
-    label_skus: dict[str, str]
-    self_hosted_rate: float
-    self_hosted_groups: tuple[str, ...]
+class MetricsSettings:  # What the metrics carry and the bounds on them.
+    prefix: str = option(text, "github_actions_", "Prefix of every metric name.")
+    duration_buckets: tuple[float, ...] = option(buckets, DURATION_BUCKETS,
+        "Histogram buckets (seconds) of run and job durations.")
+    queue_buckets: tuple[float, ...] = option(buckets, QUEUE_BUCKETS,
+        "Histogram buckets (seconds) of job queue time.")
+    lag_buckets: tuple[float, ...] = option(buckets, LAG_BUCKETS,
+        "Histogram buckets (seconds) of receiver-to-worker processing lag.")
+    labels: dict[str, tuple[str, ...]] = option(label_sets, {},
+        "Per metric family (e.g. job_run_total), the label names it carries; unset families keep their "
+        "defaults.")
+    max_series_per_family: int = option(integer(1), 10_000,
+        "Cardinality guard: label sets per family past this go to one `__overflow__` set.")
+    max_label_value_bytes: int = option(integer(32, 65536), 256,
+        "Longest label value, in UTF-8 bytes: a longer one (a job, workflow or repository name, a runner "
+        "label) is cut and ends in `…[` and 8 hex digits of its hash `]`, and counted in "
+        "label_values_truncated_total.")
+    max_job_seconds: int = option(integer(60), 5 * DAY,
+        "Longest plausible job (GitHub stops a job after 5 days on a self-hosted runner): a job whose "
+        "completed_at - started_at is longer is refused as implausible_duration.")
+    max_run_seconds: int = option(integer(60), 35 * DAY,
+        "Longest plausible run (GitHub's limit: 35 days, waits and approvals included), and so the longest "
+        "plausible queue time: longer ones are refused as implausible_duration or implausible_queue_time.")
+    clock_skew_seconds: int = option(integer(0), 300,
+        "How far an end may precede its start before a duration counts as implausible (shorter negative "
+        "durations count as 0).")
+    branches: tuple[str, ...] = option(text_list, (),
+        "Branch label: names matching one of these globs are kept, others become `other`; empty: `default` "
+        "for the repository's default branch, else `other`.")
+    inflight_repository_label: bool = option(boolean, False,
+        "Add `repository` to the in-flight job and run gauges.")
+    step_metrics: bool = option(boolean, False,
+        "Also count steps: step conclusions and durations by job and step name.")
+    exemplars: bool = option(boolean, True,
+        "Keep, per bucket of the job duration, job queue time and run duration histograms, the newest job "
+        "(`run_id`, `job_id`) or run (`run_id`) observed there, shown as an exemplar when the scraper asks "
+        "for OpenMetrics.")
 
 
 @dataclass(frozen=True)
-class QueueSettings:
-    name: str
-    job_timeout_seconds: int
-    result_ttl_seconds: int
-    failure_ttl_seconds: int
-    max_retries: int
-    maintenance_interval_seconds: int
-    compress_bodies: bool
+class CostSettings:  # The list prices a job's cost is computed with.
+    effective_date: str = option(text, "2026-01-01",
+        "Date from which `cost.rates` apply; shown on the rate metric.")
+    rates: dict[str, float] = option(rates, RATES_2026,
+        "USD per minute by runner SKU; entries given here replace GitHub's list prices of 2026-01-01 one by "
+        "one.")
+    label_skus: dict[str, str] = option(text_mapping, {},
+        "Runner label -> SKU for larger runners, whose labels are names their admins chose (e.g. "
+        "`ubuntu-22.04-16core: linux_16_core`).")
+    self_hosted_rate: float = option(non_negative_number, 0.0,
+        "USD per minute for self-hosted runners (GitHub's announced $0.002 fee is postponed).")
+    self_hosted_groups: tuple[str, ...] = option(text_list, (),
+        "Runner groups whose jobs are self-hosted even without the `self-hosted` label.")
 
 
 @dataclass(frozen=True)
-class MetricsSettings:
-    prefix: str
-    duration_buckets: tuple[float, ...]
-    queue_buckets: tuple[float, ...]
-    lag_buckets: tuple[float, ...]
-    labels: dict[str, tuple[str, ...]]
-    max_series_per_family: int
-    max_label_value_bytes: int
-    max_job_seconds: int
-    max_run_seconds: int
-    clock_skew_seconds: int
-    branches: tuple[str, ...]
-    inflight_repository_label: bool
-    step_metrics: bool
-    exemplars: bool
+class GithubSettings:  # Reconciliation with GitHub's delivery log.
+    hooks: tuple[str, ...] = option(hook_paths, (),
+        "Webhooks to reconcile with GitHub's delivery log, each as its REST API path: "
+        "repos/OWNER/REPO/hooks/ID, orgs/ORG/hooks/ID, or app/hook (the GitHub App's own). Empty: "
+        "reconciliation is off.", reload=True)
+    api_url: str = option(text, "https://api.github.com",
+        "GitHub's REST API; GitHub Enterprise Server: https://HOST/api/v3.", reload=True)
+    token: str | None = option(optional_text, None,
+        "A token that may read and redeliver the hooks' deliveries (fine-grained: Webhooks read and write "
+        "on the repositories, or organization hooks on the organizations).", reload=True, secret=True)
+    app_id: str | None = option(optional_text, None,
+        "A GitHub App's id, instead of github.token (with github.app_private_key).", reload=True)
+    app_private_key: str | None = option(optional_text, None,
+        "The GitHub App's private key (PEM); with _FILE, read from a file.", reload=True, secret=True)
+    reconcile_interval_seconds: int = option(integer(30), 300,
+        "How often one worker compares each hook's recent deliveries with what Redis holds.", reload=True)
+    reconcile_lookback_seconds: int = option(integer(60), 3 * DAY,
+        "How far back the first pass looks (later passes start where the last one ended, with an overlap).",
+        reload=True)
+    redelivery_window_seconds: int = option(integer(60), 3 * DAY,
+        "How old a delivery GitHub still redelivers: 3 days on GitHub.com, 7 on GitHub Enterprise Server; "
+        "older failed deliveries are only counted as unrecoverable.", reload=True)
+    max_redeliveries: int = option(integer(1), 3,
+        "Redeliveries requested for one delivery at most, over all passes.", reload=True)
+    max_requests_per_pass: int = option(integer(1), 500,
+        "GitHub API requests one pass makes at most, over all hooks.", reload=True)
+    timeout_seconds: float = option(positive_number, 10.0,
+        "Longest time one GitHub API request may take, its whole answer read (a trickled answer is cut off "
+        "too).", reload=True)
+    pass_timeout_seconds: float = option(positive_number, 300.0,
+        "Longest time one reconciliation pass may take over all hooks; a hook's log not read to its end by "
+        "then is resumed where it stopped by the next pass.", reload=True)
+    max_response_bytes: int = option(integer(64 * 1024), 1024 * 1024,
+        "Largest answer read from GitHub's API (a page of 100 deliveries is about 50 KB); the one larger "
+        "call, a delivery with its payload to learn app/hook's id, may read 32 MiB.", reload=True)
+    allow_insecure_http: bool = option(boolean, False,
+        "Allow an http:// github.api_url on an address other than loopback (the token then travels in "
+        "clear). Off: such a URL is refused at start.", reload=True)
 
 
 @dataclass(frozen=True)
-class GithubSettings:
-    hooks: tuple[str, ...]
-    api_url: str
-    token: str | None = field(repr=False)
-    app_id: str | None
-    app_private_key: str | None = field(repr=False)
-    reconcile_interval_seconds: int
-    reconcile_lookback_seconds: int
-    redelivery_window_seconds: int
-    max_redeliveries: int
-    max_requests_per_pass: int
-    timeout_seconds: float
-    pass_timeout_seconds: float
-    max_response_bytes: int
-    allow_insecure_http: bool
-
-
-@dataclass(frozen=True)
-class LogSettings:
-    level: str
-    format: str
+class LogSettings:  # What is logged and how.
+    level: str = option(choice("trace", "debug", "info", "success", "warning", "error", "critical"), "info",
+        "Least severe log level written.", reload=True)
+    format: str = option(choice("text", "json"), "text",
+        "`json`: one JSON object per line (production); `text`: readable lines.", reload=True)
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -191,229 +329,10 @@ class Settings:
         return self.webhook.secrets + tuple(p for p in passwords if p)
 
 
-SECTIONS: dict[str, type[Any]] = {
-    "redis": RedisSettings,
-    "webhook": WebhookSettings,
-    "receiver": ReceiverSettings,
-    "worker": WorkerSettings,
-    "state": StateSettings,
-    "queue": QueueSettings,
-    "metrics": MetricsSettings,
-    "cost": CostSettings,
-    "github": GithubSettings,
-    "log": LogSettings,
-}
+SECTIONS: dict[str, type[Any]] = get_type_hints(Settings)
+del SECTIONS["config_file"]
+OPTIONS: tuple[Option, ...] = tuple(each for name, cls in SECTIONS.items() for each in options_of(name, cls))
 
 
-def _lower_keys(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
-    return value
-
-
-def _lookup(data: Mapping[str, Any], path: str) -> tuple[bool, Any]:
-    node: Any = data
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
-
-
-def _unknown_names(data: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
-    """Settings given that are no option (a typo, an option of another version): refused, with the
-    closest known name, where they would otherwise be ignored without a word. Variables of the
-    prefix without ``__`` are not settings (``GHA_EXPORTER_CONFIG``, the tools' own)."""
-    problems = []
-    names = {o.env for o in OPTIONS} | {f"{o.env}_FILE" for o in OPTIONS}
-    for name in sorted(environ):
-        if name.startswith(f"{ENV_PREFIX}_") and "__" in name and name not in names:
-            problems.append(f"{name}: no such setting{_closest(name, names)}")
-    paths = {o.path for o in OPTIONS}
-    for section, content in sorted(data.items()):
-        if section not in SECTIONS:
-            problems.append(f"{section} (configuration file): no such section{_closest(section, SECTIONS)}")
-        elif not isinstance(content, Mapping):
-            problems.append(f"{section} (configuration file): must hold settings (key: value)")
-        else:
-            for key in sorted(content):
-                path = f"{section}.{key}"
-                if path not in paths:
-                    problems.append(f"{path} (configuration file): no such setting{_closest(path, paths)}")
-    return problems
-
-
-def _closest(name: str, known: Iterable[str]) -> str:
-    """``; did you mean X?`` for the known name closest to ``name``, compared without the prefix
-    they all share (it would make every name look close)."""
-    prefix = f"{ENV_PREFIX}_"
-    bare = {k.removeprefix(prefix): k for k in known}
-    found = difflib.get_close_matches(name.removeprefix(prefix), sorted(bare), n=1, cutoff=0.7)
-    return f"; did you mean {bare[found[0]]}?" if found else ""
-
-
-def _read_secret_file(option: Option, filename: str) -> Any:
-    content = Path(filename).read_text(encoding="utf-8")
-    if option.parse is secrets:
-        return [line.strip() for line in content.splitlines() if line.strip()]
-    return content.strip()
-
-
-def _toml(raw: str) -> Any:
-    return parse_conf_data(raw, tomlfy=True, box_settings={})
-
-
-def _environment_value(option: Option, environ: Mapping[str, str]) -> tuple[bool, Any]:
-    """The option's value in ``environ``, if it is there: its ``_FILE``, else its variable."""
-    file_var = f"{option.env}_FILE"
-    if file_var in environ:
-        return True, _read_secret_file(option, environ[file_var])
-    if option.env not in environ:
-        return False, None
-    raw = environ[option.env]
-    if option.parse is secrets:
-        return True, _toml(raw) if raw.lstrip().startswith("[") else raw  # one secret, or a list
-    if option.parse is text or option.kind == "string":
-        return True, raw
-    return True, _toml(raw)
-
-
-def _read_file(config_file: str | None) -> dict[str, Any]:
-    """The YAML file's content (dynaconf's loaders of the environment are off: see above)."""
-    files = [config_file] if config_file else []
-    loaded = Dynaconf(
-        settings_files=files, environments=False, load_dotenv=False, merge_enabled=True, loaders=[]
-    )
-    data = dict(_lower_keys(loaded.as_dict()))
-    data.pop("load_dotenv", None)
-    return data
-
-
-def load_settings(config_file: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Build validated settings or raise :class:`SettingsError` listing every problem."""
-    environ = os.environ if environ is None else environ
-    config_file = config_file or environ.get(CONFIG_ENV) or None
-    problems: list[str] = []
-    if config_file and not Path(config_file).is_file():
-        raise SettingsError([f"config file {config_file!r} (from --config or {CONFIG_ENV}) does not exist"])
-    try:
-        data = _read_file(config_file)
-    except Exception as exc:  # dynaconf raises many types for a malformed file
-        raise SettingsError([f"cannot read configuration: {type(exc).__name__}: {exc}"]) from None
-
-    problems.extend(_unknown_names(data, environ))
-    values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-    for option in OPTIONS:
-        found, value = _lookup(data, option.path)
-        try:
-            from_env, env_value = _environment_value(option, environ)
-        except OSError as exc:
-            problems.append(f"{option.path} ({option.env}_FILE): cannot read file: {exc.strerror}")
-            continue
-        if from_env:
-            found, value = True, env_value
-        section, key = option.path.split(".", 1)
-        if not found:
-            values[section][key] = option.default
-            continue
-        try:
-            values[section][key] = option.parse(value)
-        except OptionError as exc:
-            problems.append(f"{option.path} ({option.env}): {exc}")
-
-    if not problems:
-        problems.extend(_cross_checks(values))
-    if problems:
-        raise SettingsError(problems)
-    built = {name: cls(**values[name]) for name, cls in SECTIONS.items()}
-    return Settings(**built, config_file=config_file)
-
-
-def _cross_checks(values: dict[str, dict[str, Any]]) -> list[str]:
-    problems = []
-    receiver = values["receiver"]
-    if bool(receiver["tls_certfile"]) != bool(receiver["tls_keyfile"]):
-        problems.append("receiver.tls_certfile and receiver.tls_keyfile must be set together")
-    for key in ("tls_certfile", "tls_keyfile"):
-        if receiver[key] and not Path(receiver[key]).is_file():
-            problems.append(f"receiver.{key}: file {receiver[key]!r} does not exist")
-    if values["redis"]["socket_timeout_seconds"] <= 1:
-        problems.append(
-            "redis.socket_timeout_seconds: must be above 1 (the worker waits for RQ jobs 1 s at a time)"
-        )
-    if not values["redis"]["url"].startswith(("redis://", "rediss://", "unix://")):
-        problems.append("redis.url: must start with redis://, rediss:// or unix://")
-    for address in values["redis"]["sentinels"]:
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            problems.append(f"redis.sentinels: {address!r} is not host:port")
-    tls_files = [values["redis"][k] for k in ("tls_ca_file", "tls_cert_file", "tls_key_file")]
-    if (
-        any(tls_files)
-        and not values["redis"]["sentinels"]
-        and not values["redis"]["url"].startswith("rediss://")
-    ):
-        problems.append("redis.tls_*: TLS needs a rediss:// redis.url (or redis.sentinels)")
-    if bool(values["redis"]["tls_cert_file"]) != bool(values["redis"]["tls_key_file"]):
-        problems.append("redis.tls_cert_file and redis.tls_key_file must be set together")
-    for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
-        if values["redis"][key] and not Path(values["redis"][key]).is_file():
-            problems.append(f"redis.{key}: file {values['redis'][key]!r} does not exist")
-    problems.extend(_github_checks(values["github"]))
-    problems.extend(_window_checks(values["webhook"]["dedupe_ttl_seconds"], values["github"]))
-    prefix = values["metrics"]["prefix"]
-    if not METRIC_PREFIX.fullmatch(prefix):
-        problems.append(f"metrics.prefix: {prefix!r} is not a valid Prometheus metric name prefix")
-    return problems
-
-
-def _window_checks(dedupe: int, github: dict[str, Any]) -> list[str]:
-    """The marks must outlive every window in which a delivery can come again."""
-    return [
-        f"webhook.dedupe_ttl_seconds ({dedupe}) must exceed github.{key} ({github[key]}): a delivery"
-        " redelivered or reconciled after its mark expired would be counted twice"
-        for key in ("redelivery_window_seconds", "reconcile_lookback_seconds")
-        if github[key] >= dedupe
-    ]
-
-
-def _github_checks(github: dict[str, Any]) -> list[str]:
-    problems = []
-    url = urlsplit(github["api_url"])
-    if url.scheme not in ("https", "http") or not url.hostname:
-        problems.append("github.api_url: must be an https:// URL")
-    elif url.scheme == "http" and not github["allow_insecure_http"] and not _loopback(url.hostname):
-        problems.append(
-            "github.api_url: http:// would send the token in clear: use https://, or set"
-            " github.allow_insecure_http (loopback addresses need neither)"
-        )
-    app = bool(github["app_id"]) or bool(github["app_private_key"])
-    if app and not (github["app_id"] and github["app_private_key"]):
-        problems.append("github.app_id and github.app_private_key must be set together")
-    if github["app_id"] and not github["app_id"].isdigit():
-        problems.append(f"github.app_id: must be a number, got {github['app_id']!r}")
-    if github["hooks"] and not (github["token"] or app):
-        problems.append("github.hooks: needs github.token, or github.app_id and github.app_private_key")
-    if "app/hook" in github["hooks"] and not app:
-        problems.append(
-            "github.hooks: app/hook needs the App's credentials (github.app_id, github.app_private_key)"
-        )
-    return problems
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def require_secrets(settings: Settings) -> None:
-    """Signature verification is mandatory: a receiver without a secret must not start."""
-    if not settings.webhook.secrets:
-        option = next(o for o in OPTIONS if o.path == "webhook.secrets")
-        raise SettingsError(
-            [f"webhook.secrets ({option.env} or {option.env}_FILE): at least one secret is required"]
-        )
+if __name__ == "__main__":
+    print(reference_markdown(OPTIONS))  # noqa: T201 - a command-line tool

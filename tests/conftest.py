@@ -8,7 +8,8 @@ from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
-from shared.settings import Settings, load_settings
+from shared.settings import Settings
+from shared.settings_loader import load_settings
 from stack.redis_server import RedisServer
 
 SECRET = "It's a Secret to Everybody"

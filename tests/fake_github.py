@@ -31,8 +31,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.options import OPTIONS
-from shared.settings import GithubSettings
+from shared.settings import OPTIONS, GithubSettings
 from shared.signing import sign
 
 DELIVERIES = re.compile(r"/(repos/[^/]+/[^/]+/hooks/\d+|orgs/[^/]+/hooks/\d+|app/hook)/deliveries")

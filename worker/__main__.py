@@ -25,7 +25,8 @@ from shared.queueing import make_queue
 from shared.redis_connect import connect
 from shared.reloading import SettingsHolder, count_failures
 from shared.rqadapter import QueueJobs
-from shared.settings import Settings, SettingsError
+from shared.settings import Settings
+from shared.settings_loader import SettingsError
 from shared.stop_deadline import StopDeadline
 from worker import reconcile_command
 from worker.api import BUSY, Gate, InflightApi, json_route

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from receiver.metrics import ReceiverMetrics
-from shared.options import OPTIONS
+from shared.settings import OPTIONS
 from tests.conftest import Exporter
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,6 +11,7 @@ import worker
 from receiver.metrics import ReceiverMetrics
 from shared.metrics_http import refusal_counter
 from shared.options import reference_markdown
+from shared.settings import OPTIONS
 from worker.__main__ import REFUSAL_REASONS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +27,7 @@ def test_imported_packages_are_ours():
 def test_configuration_reference_is_the_generated_one():
     found = re.search(r"<!-- config-reference:start.*?-->\n(.*?)<!-- config-reference:end -->", README, re.S)
     assert found, "README lost its configuration reference markers"
-    assert found.group(1).strip() == reference_markdown().strip()
+    assert found.group(1).strip() == reference_markdown(OPTIONS).strip()
 
 
 def test_every_exposed_metric_is_documented(make_exporter):

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from shared import reloading
 from shared.reloading import SettingsHolder, count_failures, settled_content
-from shared.settings import load_settings, require_secrets
+from shared.settings_loader import load_settings, require_secrets
 
 CONFIG = "webhook:\n  secrets: [first-secret, second-secret]\nlog:\n  level: info\n"
 

@@ -4,9 +4,10 @@ import time
 
 import pytest
 
-from shared.options import OPTIONS, reference_markdown
+from shared.options import reference_markdown
 from shared.reloading import SettingsHolder, merge_reloadable
-from shared.settings import SettingsError, load_settings, require_secrets
+from shared.settings import OPTIONS
+from shared.settings_loader import SettingsError, load_settings, require_secrets
 
 
 def test_only_the_mapping_given_is_read_as_the_environment(monkeypatch):
@@ -18,6 +19,24 @@ def test_only_the_mapping_given_is_read_as_the_environment(monkeypatch):
     assert load_settings(environ={"GHA_EXPORTER_REDIS__URL": "redis://given:2/0"}).redis.url == (
         "redis://given:2/0"
     )
+
+
+def test_dynaconfs_own_variables_in_the_process_environment_change_nothing(monkeypatch, tmp_path):
+    """dynaconf's ``Settings`` reads ``SETTINGS_FILE_FOR_DYNACONF`` (and some sixty kin) from the
+    process's environment: the loader must not, with or without a file of its own."""
+    planted = tmp_path / "planted.yaml"
+    planted.write_text("redis:\n  url: redis://planted:1/0\nmetrics:\n  prefix: planted_\n")
+    given = tmp_path / "given.yaml"
+    given.write_text("metrics:\n  prefix: given_\n")
+    for name in ("SETTINGS_FILE_FOR_DYNACONF", "INCLUDES_FOR_DYNACONF", "PRELOAD_FOR_DYNACONF"):
+        monkeypatch.setenv(name, str(planted))
+    monkeypatch.setenv("REDIS_ENABLED_FOR_DYNACONF", "true")  # dynaconf's loader from Redis
+    without_file = load_settings(environ={})
+    assert without_file.redis.url == "redis://localhost:6379/0"
+    assert without_file.metrics.prefix == "github_actions_"
+    with_file = load_settings(str(given), environ={})
+    assert with_file.redis.url == "redis://localhost:6379/0"
+    assert with_file.metrics.prefix == "given_"
 
 
 def test_defaults(make_settings):
@@ -150,7 +169,7 @@ def test_sighup_reloads_secrets(tmp_path):
 
 
 def test_reference_lists_every_option_with_its_variable():
-    table = reference_markdown()
+    table = reference_markdown(OPTIONS)
     for option in OPTIONS:
         assert f"`{option.path}`" in table
         assert f"`{option.env}`" in table
