@@ -17,13 +17,12 @@ from typing import cast
 from redis import Redis
 
 from bench.load import SECRET
+from shared import keys
 from shared.queueing import make_queue
 from shared.rqadapter import QueueJobs
 from shared.settings_loader import load_settings
 from stack.ports import free_port
 from stack.redis_server import RedisServer
-from worker.combine import claimed_key
-from worker.ledger import aggregate_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,7 +136,7 @@ def redis_figures(connection: Redis, queue_name: str = "gha-exporter") -> dict[s
     queue = make_queue(connection, load_settings(environ={"GHA_EXPORTER_QUEUE__NAME": queue_name}).queue)
     processed = cast(
         dict[bytes, bytes],
-        connection.hgetall(aggregate_key("webhook_deliveries_processed_total", ("event", "result"))),
+        connection.hgetall(keys.aggregate("webhook_deliveries_processed_total", ("event", "result"))),
     )
     by_result: dict[str, float] = {"changed": 0.0, "unchanged": 0.0, "invalid": 0.0}
     for key, value in processed.items():
@@ -146,13 +145,13 @@ def redis_figures(connection: Redis, queue_name: str = "gha-exporter") -> dict[s
             raise RuntimeError(f"unexpected processed-total field {key!r}")
         by_result[result[1]] = by_result.get(result[1], 0.0) + float(value)
     jobs = connection.hgetall(
-        aggregate_key(
+        keys.aggregate(
             "job_run_total",
             ("repository", "workflow", "job", "conclusion", "runner_group", "runs_on", "attempt"),
         )
     )
     runs = connection.hgetall(
-        aggregate_key("workflow_run_total", ("repository", "workflow", "event", "conclusion", "attempt"))
+        keys.aggregate("workflow_run_total", ("repository", "workflow", "event", "conclusion", "attempt"))
     )
     inflight = sum(int(connection.zcard(key)) for key in connection.scan_iter("gha-exporter:inflight:*"))
     return {
@@ -161,7 +160,7 @@ def redis_figures(connection: Redis, queue_name: str = "gha-exporter") -> dict[s
         "jobs_counted": sum(float(v) for v in jobs.values()),
         "runs_counted": sum(float(v) for v in runs.values()),
         **QueueJobs(queue).counts(),
-        "claimed": int(connection.zcard(claimed_key(queue_name))),
+        "claimed": int(connection.zcard(keys.claimed(queue_name))),
         "inflight": inflight,
     }
 

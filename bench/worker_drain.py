@@ -18,15 +18,15 @@ from pathlib import Path
 from redis import Redis
 
 from bench.workload import accepted, queue_through_intake
+from shared import keys
 from shared.settings_loader import load_settings
 from stack.ports import free_port
 from stack.redis_server import RedisServer
-from worker.ledger import aggregate_key
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3000"))  # x 9 deliveries
 BATCH = 100
 TARGET = 3000  # deliveries/s per process, on every workload
-PROCESSED_KEY = aggregate_key("webhook_deliveries_processed_total", ("event", "result"))
+PROCESSED_KEY = keys.aggregate("webhook_deliveries_processed_total", ("event", "result"))
 
 
 def processed(connection: Redis) -> float:

@@ -26,8 +26,9 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 from rq import Queue
 
 from receiver.headroom import Headroom
+from shared import keys
 from shared.envelope import Envelope
-from shared.marks import AsyncDeliveryMarks, DeliveryMarks, mark_key
+from shared.marks import AsyncDeliveryMarks, DeliveryMarks
 from shared.queueing import job_args, job_template
 from shared.redis_connect import close_async
 from shared.rqadapter import JobTemplate, know_server_version
@@ -48,14 +49,14 @@ class Accepted:
 
     @property
     def key(self) -> str:
-        return mark_key(self.envelope.hook_id, self.envelope.delivery_id)
+        return keys.mark(self.envelope.hook_id, self.envelope.delivery_id)
 
 
-def plan(keys: Sequence[str]) -> tuple[list[Outcome], list[int]]:
+def plan(marks: Sequence[str]) -> tuple[list[Outcome], list[int]]:
     """Outcomes so far, and the indexes to try to queue: a repeat inside the batch is a duplicate."""
     seen: set[str] = set()
     outcomes, fresh = [], []
-    for index, key in enumerate(keys):
+    for index, key in enumerate(marks):
         if key in seen:
             outcomes.append(Outcome.DUPLICATE)
             continue

@@ -63,7 +63,7 @@ def delivery_header(headers: Headers, name: bytes, reason: str) -> str:
 
 def hook_header(headers: Headers) -> str:
     """``X-GitHub-Hook-ID``: a number (GitHub's are), or absent. Taken as sent, never trimmed or cut,
-    so that two different hooks can never share a delivery mark (:func:`shared.marks.mark_key`
+    so that two different hooks can never share a delivery mark (:func:`shared.keys.mark`
     relies on it: a hook id holds no ``:``)."""
     value = header(headers, b"x-github-hook-id")
     if value is None or value == "":

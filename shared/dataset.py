@@ -23,9 +23,7 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
-from shared.queueing import KEY_PREFIX
-
-DATASET_KEY = f"{KEY_PREFIX}:dataset"
+from shared import keys
 
 
 @dataclass(frozen=True)
@@ -73,17 +71,17 @@ class DatasetWatch:
 
     def check(self, connection: Redis) -> None:
         """Read the epoch (writing it when missing) and compare it with the one known."""
-        raw = connection.get(DATASET_KEY)
+        raw = connection.get(keys.DATASET)
         if Epoch.parse(raw) is None:
-            connection.set(DATASET_KEY, Epoch.new(self._clock()).text(), nx=raw is None)
-            raw = connection.get(DATASET_KEY)
+            connection.set(keys.DATASET, Epoch.new(self._clock()).text(), nx=raw is None)
+            raw = connection.get(keys.DATASET)
         self._saw(Epoch.parse(raw))
 
     async def acheck(self, connection: AsyncRedis) -> None:
-        raw = await connection.get(DATASET_KEY)
+        raw = await connection.get(keys.DATASET)
         if Epoch.parse(raw) is None:
-            await connection.set(DATASET_KEY, Epoch.new(self._clock()).text(), nx=raw is None)
-            raw = await connection.get(DATASET_KEY)
+            await connection.set(keys.DATASET, Epoch.new(self._clock()).text(), nx=raw is None)
+            raw = await connection.get(keys.DATASET)
         self._saw(Epoch.parse(raw))
 
     def _saw(self, epoch: Epoch | None) -> None:

@@ -36,7 +36,6 @@ from redis.exceptions import RedisError
 
 from shared import bodies as stored_bodies
 from shared import resp
-from shared.queueing import KEY_PREFIX
 from shared.redis_lane import RedisLane
 from shared.scripts import LuaScript
 
@@ -69,13 +68,6 @@ def read_mark(state: bytes, stored: bytes | None) -> Mark:
         return Mark(MarkState.QUEUED, stored_bodies.unpack(stored))
     except stored_bodies.UnreadableBody:
         return Mark(MarkState.QUEUED, None, unreadable=True)
-
-
-def mark_key(hook_id: str, delivery_id: str) -> str:
-    """GitHub redelivers with the same hook and delivery ids. The receiver admits only numeric hook
-    ids (or none), so the first ``:`` after the prefix ends the hook id and no two distinct pairs
-    share a key."""
-    return f"{KEY_PREFIX}:delivery:{hook_id}:{delivery_id}"
 
 
 def create_arguments(ttl: int, bodies: Sequence[bytes], then: Sequence[Command], compress: bool) -> list[Any]:

@@ -28,7 +28,6 @@ from shared.settings import QueueSettings
 JOB_FUNCTION = "worker.jobs.process_deliveries"
 QUEUED_EVENTS = frozenset({"workflow_run", "workflow_job"})  # what the receiver queues, the worker reads
 SERIALIZER = "rq.serializers.JSONSerializer"
-KEY_PREFIX = "gha-exporter"
 
 
 def make_queue(connection: Redis, settings: QueueSettings) -> Queue:

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from redis import Redis
 from redis.exceptions import RedisError
 
+from shared import keys
 from shared.cli import parse_args, start
 from shared.dataset import DatasetWatch
 from shared.http_protocol import REASONS as CONNECTION_REASONS
@@ -30,7 +31,7 @@ from shared.settings_loader import SettingsError
 from shared.stop_deadline import StopDeadline
 from worker import reconcile_command
 from worker.api import BUSY, Gate, InflightApi, json_route
-from worker.combine import Combiner, claimed_key
+from worker.combine import Combiner
 from worker.cost import CostModel
 from worker.exposition import Exposition
 from worker.jobs import bind, unbind
@@ -109,7 +110,7 @@ def build_processor(
         reads,
         policy,
         QueueJobs(make_queue(scrape, settings.queue)),
-        claimed_key(settings.queue.name),
+        keys.claimed(settings.queue.name),
         prefix=settings.metrics.prefix,
         cost=settings.cost,
         timeout=settings.worker.scrape_timeout_seconds,

@@ -28,19 +28,11 @@ from loguru import logger
 from redis.exceptions import OutOfMemoryError, RedisError
 from rq.job import Job
 
-from shared.queueing import JOB_FUNCTION, KEY_PREFIX
+from shared import keys
+from shared.queueing import JOB_FUNCTION
 from shared.rqadapter import QueueJobs
 
 MAX_JOBS_PER_ROUND = 100
-
-
-def claimed_key(queue_name: str) -> str:
-    return f"{KEY_PREFIX}:claimed:{queue_name}"
-
-
-def dequeued_seen_key(queue_name: str) -> str:
-    """When each RQ job found taken but not started was first seen so (:meth:`QueueJobs.requeue_stuck`)."""
-    return f"{KEY_PREFIX}:dequeued-seen:{queue_name}"
 
 
 def is_ours(job: Job) -> bool:
@@ -63,8 +55,8 @@ class Combiner:
         self._max_batch = max_batch
         self._lease_seconds = lease_seconds
         self._clock = clock
-        self._claimed = claimed_key(jobs.queue.name)
-        self._seen = dequeued_seen_key(jobs.queue.name)
+        self._claimed = keys.claimed(jobs.queue.name)
+        self._seen = keys.dequeued_seen(jobs.queue.name)
         self._held: list[str] = []  # the ids of the RQ jobs this worker claimed and still holds
         self._held_lock = threading.Lock()
 
@@ -146,7 +138,7 @@ class Combiner:
         # redis-py's Lock, as the reconciler's lease; never released: it lapses, so one worker's
         # sweeper at most recovers per third of a lease
         lock = self._jobs.connection.lock(
-            f"{KEY_PREFIX}:lock:recover:{self._jobs.queue.name}",
+            keys.recover_lock(self._jobs.queue.name),
             timeout=max(1.0, self._lease_seconds / 3),
             blocking=False,
             thread_local=False,

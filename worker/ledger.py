@@ -12,17 +12,8 @@ marks are checked rather than watched: Redis 7.0 compares each key a ``WATCH`` a
 already watched, so 500 deliveries' marks beside their states made ``WATCH`` cost Redis more than
 reading the states.
 
-Keys (all under ``gha-exporter:``; the README's "Redis keys" lists them all):
-
-- ``state:job:<id>:<attempt>``, ``state:run:<id>:<attempt>``: hashes, expiring ``state.*_ttl_seconds``
-  after their last change;
-- ``inflight:job:<phase>``, ``inflight:run:<phase>``: sorted sets of attempts queued, waiting or in
-  progress, scored by when they entered the phase (members: :func:`worker.codec.inflight_member`);
-- ``aggregate:<family>:<label names>``: one hash per family, in the form of :mod:`worker.codec`;
-- ``recent:failures``: a list of the last completed jobs that did not succeed (JSON), bounded;
-- ``labelsets:<family>:<label names>``: the label sets of the family, for the cardinality guard
-  (the in-flight gauges' too: ``labelsets:jobs_queued:runs_on,runner_group``, ...);
-- ``gate:<random>``: set and deleted within one transaction (above).
+Its keys (built by :mod:`shared.keys`): the job and run states, the in-flight sets, the aggregates
+and their label sets, the recent failures, and the gate of one transaction.
 
 Redis Cluster is not supported (the scripts touch keys they are not given as KEYS).
 """
@@ -40,8 +31,8 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import WatchError
 
+from shared import keys
 from shared.marks import DeliveryMarks, MarkState
-from shared.queueing import KEY_PREFIX
 from shared.scripts import LuaScript
 from worker import codec
 from worker.inflight import Inflight
@@ -51,29 +42,6 @@ from worker.state import INFLIGHT_JOB_PHASES, INFLIGHT_RUN_PHASES, State
 MAX_CONFLICT_RETRIES = 50
 MAX_KEPT_LABEL_TEXTS = 20_000  # series whose label text the ledger keeps (a few MB at most)
 R = TypeVar("R")
-
-
-def key(*parts: str) -> str:
-    return ":".join((KEY_PREFIX, *parts))
-
-
-def aggregate_key(family: str, label_names: Sequence[str]) -> str:
-    return key("aggregate", family, ",".join(label_names))
-
-
-def labelset_key(family: str, label_names: Sequence[str]) -> str:
-    return key("labelsets", family, ",".join(label_names))
-
-
-RECENT_FAILURES_KEY = key("recent", "failures")
-
-
-def state_key(attempt_key: str) -> str:
-    return key("state", attempt_key)
-
-
-def inflight_key(kind: str, phase: str) -> str:
-    return key("inflight", kind, phase)
 
 
 def score_pairs(reply: list[Any]) -> tuple[Sequence[bytes], Sequence[Any]]:
@@ -183,10 +151,10 @@ class Ledger:
 
     # -- names -------------------------------------------------------------------------------
     def agg_key(self, family: str) -> str:
-        return aggregate_key(family, self._policy.names[family])
+        return keys.aggregate(family, self._policy.names[family])
 
     def series_key(self, family: str) -> str:
-        return labelset_key(family, self._policy.names[family])
+        return keys.labelsets(family, self._policy.names[family])
 
     # -- one batch ---------------------------------------------------------------------------
     def apply(
@@ -223,7 +191,7 @@ class Ledger:
     ) -> R:
         with self._connection.pipeline() as pipe:
             if attempt_keys:
-                pipe.watch(*[state_key(k) for k in attempt_keys])  # type: ignore[no-untyped-call]
+                pipe.watch(*[keys.state(k) for k in attempt_keys])  # type: ignore[no-untyped-call]
             initial = self._states(pipe, attempt_keys)
             if read is None:
                 read = self._marks.held(marks)
@@ -234,7 +202,7 @@ class Ledger:
             if batch is None and not changes.applied:
                 pipe.reset()
                 return result
-            gate = key("gate", uuid.uuid4().hex) if batch is not None and changes.applied else ""
+            gate = keys.gate(uuid.uuid4().hex) if batch is not None and changes.applied else ""
             pipe.multi()
             self._marks.apply(pipe, changes.applied, [held[m] for m in changes.applied], gate)
             if batch is not None:
@@ -247,7 +215,7 @@ class Ledger:
     def _states(self, pipe: Pipeline, attempt_keys: Sequence[str]) -> dict[str, State]:
         if not attempt_keys:
             return {}
-        raw = self._read(pipe, [state_key(k) for k in attempt_keys])
+        raw = self._read(pipe, [keys.state(k) for k in attempt_keys])
         states = {}
         for attempt_key, flat in zip(attempt_keys, raw, strict=True):
             pairs = [item.decode() if isinstance(item, bytes) else str(item) for item in flat]
@@ -269,20 +237,20 @@ class Ledger:
             else:
                 ttl = self._job_ttl if attempt_key.startswith("job:") else self._run_ttl
             flat = [item for pair in sorted(state.items()) for item in pair]
-            batch["states"].append([state_key(attempt_key), flat, ttl])
+            batch["states"].append([keys.state(attempt_key), flat, ttl])
             kind = attempt_key.split(":", 1)[0]
             old = (before.get("inflight"), before.get("member"), before.get("score"))
             new = (state.get("inflight"), state.get("member"), state.get("score"))
             if old != new:
                 if old[0] and old[1]:
-                    batch["zrem"].append([inflight_key(kind, old[0]), old[1]])
+                    batch["zrem"].append([keys.inflight(kind, old[0]), old[1]])
                 if new[0] and new[1]:
                     guard = self._inflight_guard(kind, new[0], new[1])
                     batch["zadd"].append(
-                        [inflight_key(kind, new[0]), new[2], new[1], *guard, state_key(attempt_key)]
+                        [keys.inflight(kind, new[0]), new[2], new[1], *guard, keys.state(attempt_key)]
                     )
         batch["aggs"] = [self._encode(update, count) for update, count in merged_increments(changes.updates)]
-        batch["recent"] = [RECENT_FAILURES_KEY, self._recent, *changes.failed] if changes.failed else []
+        batch["recent"] = [keys.RECENT_FAILURES, self._recent, *changes.failed] if changes.failed else []
         folded = BY_NAME["series_folded_total"].name
         batch["folded"] = [self.agg_key(folded), codec.VALUE]
         if not (batch["states"] or batch["aggs"] or batch["recent"]):
@@ -299,7 +267,7 @@ class Ledger:
             return ["", "", member, ""]
         group, attempt = codec.inflight_parts(member.encode())
         return [
-            labelset_key(gauge, names),
+            keys.labelsets(gauge, names),
             codec.label_text(names, group[: len(names)]),
             codec.inflight_member([OVERFLOW] * len(group), attempt),
             codec.label_text(BY_NAME["series_folded_total"].default, [gauge]),
@@ -361,7 +329,7 @@ class Ledger:
     def sweep(self, now: float) -> int:
         """Count and drop in-flight entries whose state expired (``state.*_ttl_seconds`` after its
         last write); safe to run on every worker."""
-        zsets, args = [], [repr(now), state_key(""), codec.SEPARATOR]
+        zsets, args = [], [repr(now), keys.state(""), codec.SEPARATOR]
         expired_key = self.agg_key("state_expired_total")
         expired_names = self._policy.names["state_expired_total"]
         for kind, phases, ttl in (
@@ -369,7 +337,7 @@ class Ledger:
             ("run", INFLIGHT_RUN_PHASES, self._run_ttl),
         ):
             for phase in phases:
-                zsets.append(inflight_key(kind, phase))
+                zsets.append(keys.inflight(kind, phase))
                 labels = codec.label_text(expired_names, [kind, phase])
                 args += [str(ttl), expired_key, codec.field_name(labels, codec.VALUE)]
         return int(self._sweep(self._connection, zsets, args))
@@ -391,8 +359,8 @@ class Ledger:
         """Every in-flight set, counted per group by Redis at once; the attempts listed a page at a
         time when asked (:mod:`worker.inflight`)."""
         wanted = [("job", p) for p in INFLIGHT_JOB_PHASES] + [("run", p) for p in INFLIGHT_RUN_PHASES]
-        keys = [inflight_key(kind, phase) for kind, phase in wanted]
-        replies = self._summary(self._connection, keys, [codec.SEPARATOR])
+        sets = [keys.inflight(kind, phase) for kind, phase in wanted]
+        replies = self._summary(self._connection, sets, [codec.SEPARATOR])
         summary = {
             place: [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
             for place, flat in zip(wanted, replies, strict=True)
@@ -405,18 +373,18 @@ class Ledger:
         """Members ``start`` to ``start + count - 1`` of an in-flight set, with their scores."""
         # the reply as it comes: redis-py's pairing of WITHSCORES took most of the time
         reply = self._connection.execute_command(  # type: ignore[no-untyped-call]
-            "ZRANGE", inflight_key(kind, phase), start, start + count - 1, "WITHSCORES"
+            "ZRANGE", keys.inflight(kind, phase), start, start + count - 1, "WITHSCORES"
         )
         return score_pairs(reply)
 
     def read_recent_failures(self) -> list[dict[str, Any]]:
         """The completed jobs that did not succeed, newest first (by ``completed_at``)."""
-        entries = [json.loads(raw) for raw in self._connection.lrange(RECENT_FAILURES_KEY, 0, -1)]
+        entries = [json.loads(raw) for raw in self._connection.lrange(keys.RECENT_FAILURES, 0, -1)]
         return sorted(entries, key=lambda e: e.get("completed_at") or 0.0, reverse=True)
 
     def read_states(self, attempt_keys: Sequence[str], fields: Sequence[str]) -> list[list[str | None]]:
         """Some fields of the states of ``attempt_keys`` (``None`` where absent), in one round trip."""
         pipe = self._connection.pipeline(transaction=False)
         for attempt_key in attempt_keys:
-            pipe.hmget(state_key(attempt_key), list(fields))
+            pipe.hmget(keys.state(attempt_key), list(fields))
         return [[None if value is None else value.decode() for value in values] for values in pipe.execute()]

@@ -21,14 +21,15 @@ from typing import Any
 
 from loguru import logger
 
+from shared import keys
 from shared.envelope import Envelope, EnvelopeError
-from shared.marks import DeliveryMarks, MarkState, mark_key
+from shared.marks import DeliveryMarks, MarkState
 from shared.queueing import QUEUED_EVENTS
 from worker import plausible
 from worker.ledger import Changes, Ledger, Snapshot
 from worker.metrics import LabelPolicy, LocalMetrics, Update, action_label
 from worker.payloads import JobEvent, PayloadError, RunEvent, parse
-from worker.state import Effects, State, Transitions, job_key, run_key
+from worker.state import Effects, State, Transitions
 
 ERROR_EVENT_UNKNOWN = "unknown"
 
@@ -48,18 +49,18 @@ class Item:
 
     @functools.cached_property
     def mark(self) -> str:  # asked three times per delivery
-        return mark_key(self.envelope.hook_id, self.envelope.delivery_id)
+        return keys.mark(self.envelope.hook_id, self.envelope.delivery_id)
 
     def state_keys(self) -> list[str]:
         event = self.event
         if event is None:
             return []
         if isinstance(event, RunEvent):
-            return [run_key(event.run_id, event.run_attempt)]
-        keys = [job_key(event.job_id, event.run_attempt)]
+            return [keys.run_attempt(event.run_id, event.run_attempt)]
+        attempts = [keys.job_attempt(event.job_id, event.run_attempt)]
         if event.run_id is not None:
-            keys.append(run_key(event.run_id, event.run_attempt))
-        return keys
+            attempts.append(keys.run_attempt(event.run_id, event.run_attempt))
+        return attempts
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,10 @@ class Processor:
         if not envelopes:
             return
         items = self._items(envelopes)
-        keys = sorted({k for item in items for k in item.state_keys()})
+        attempts = sorted({k for item in items for k in item.state_keys()})
         held = [item.held for item in items if item.held is not None]
         outcomes = self._ledger.apply(
-            keys,
+            attempts,
             [item.mark for item in items],
             functools.partial(self.decide_batch, items),
             held if len(held) == len(items) else None,  # the marks were all read with their bodies
@@ -130,7 +131,7 @@ class Processor:
     def _items(self, envelopes: list[Envelope]) -> list[Item]:
         """Each envelope parsed, its body inline or read from its mark (all marks of the batch at once)."""
         marks = iter(
-            self._marks.read([mark_key(e.hook_id, e.delivery_id) for e in envelopes if e.body is None])
+            self._marks.read([keys.mark(e.hook_id, e.delivery_id) for e in envelopes if e.body is None])
         )
         items = []
         for envelope in envelopes:

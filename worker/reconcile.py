@@ -36,18 +36,16 @@ from redis import Redis
 from redis.exceptions import LockError, RedisError
 from redis.typing import EncodableT, FieldT
 
+from shared import keys
 from shared.logs import loggable
-from shared.marks import DeliveryMarks, MarkState, mark_key
+from shared.marks import DeliveryMarks, MarkState
 from shared.periodic import Periodic
-from shared.queueing import KEY_PREFIX
 from shared.settings import GithubSettings
 from worker.github_api import MAX_RATE_LIMIT, MAX_WAIT_SECONDS, ApiError, GitHubHooks, Log, header_number
 from worker.metrics import ReconcileMetrics
 from worker.reconcile_plan import Attempt, Decision, plan
 from worker.textformat import stored_value
 
-STATUS_KEY = f"{KEY_PREFIX}:reconcile"
-LOCK_KEY = f"{KEY_PREFIX}:lock:reconcile"
 LEASE_SECONDS = 30.0
 MIN_OVERLAP_SECONDS = 600.0
 TICK_SECONDS = 5.0
@@ -55,14 +53,6 @@ TICK_SECONDS = 5.0
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def redelivered_key(hook_id: int, guid: str) -> str:
-    return f"{KEY_PREFIX}:reconcile:redelivered:{hook_id}:{guid}"
-
-
-def unrecoverable_key(hook_id: int, guid: str) -> str:
-    return f"{KEY_PREFIX}:reconcile:unrecoverable:{hook_id}:{guid}"
 
 
 @dataclass
@@ -110,7 +100,7 @@ def read_status(connection: Redis, hooks: tuple[str, ...]) -> Status:
     if not hooks:
         return Status({}, None)
     fields = [f"last_success:{hook}" for hook in hooks] + ["rate_limit_remaining"]
-    *last, rate = connection.hmget(STATUS_KEY, fields)
+    *last, rate = connection.hmget(keys.RECONCILE_STATUS, fields)
     remaining = header_number(
         rate.decode(errors="replace") if isinstance(rate, bytes) else rate, MAX_RATE_LIMIT
     )
@@ -150,7 +140,7 @@ class Reconciler:
         report = PassReport(dry_run=dry_run)
         client = self._client(settings)
         started = self._clock()
-        status = {_text(k): _text(v) for k, v in self._connection.hgetall(STATUS_KEY).items()}
+        status = {_text(k): _text(v) for k, v in self._connection.hgetall(keys.RECONCILE_STATUS).items()}
         wait: float | None = None
         for hook in settings.hooks:
             start = since if since is not None else self._start(settings, status, hook, started)
@@ -184,7 +174,7 @@ class Reconciler:
                     updates[f"last_success:{hook_report.hook}"] = repr(hook_report.began)
             self._metrics.passes.labels(report.result).inc()
         if updates:
-            self._connection.hset(STATUS_KEY, mapping=updates)
+            self._connection.hset(keys.RECONCILE_STATUS, mapping=updates)
         if client.usage.invalid_guids:
             self._metrics.api_errors.labels("invalid_guid").inc(client.usage.invalid_guids)
             logger.warning(
@@ -215,7 +205,7 @@ class Reconciler:
         except ApiError as exc:
             if resume is not None and exc.status in ("400", "404", "410", "422"):
                 # a cursor GitHub no longer takes: the next pass reads from the newest
-                self._connection.hdel(STATUS_KEY, f"resume:{report.hook}")
+                self._connection.hdel(keys.RECONCILE_STATUS, f"resume:{report.hook}")
             raise
         attempts = log.attempts
         report.attempts = len(attempts)
@@ -224,7 +214,7 @@ class Reconciler:
             self._keep_checkpoint(report, log, dry_run)
             return  # an empty log: nothing to reconcile
         guids = sorted({a.guid for a in attempts})
-        states = self._marks.held([mark_key(str(hook_id), guid) for guid in guids])
+        states = self._marks.held([keys.mark(str(hook_id), guid) for guid in guids])
         marked = {guid for guid, state in zip(guids, states, strict=True) if state is not MarkState.MISSING}
         counts = self._redelivered(hook_id, [g for g in guids if g not in marked])
         report.decisions = plan(
@@ -241,14 +231,14 @@ class Reconciler:
             if decision.action != "redeliver":
                 # counted once per delivery, however many passes see it again
                 first = self._connection.set(
-                    unrecoverable_key(hook_id, decision.guid), decision.action, nx=True,
+                    keys.unrecoverable(hook_id, decision.guid), decision.action, nx=True,
                     ex=settings.redelivery_window_seconds * 3,
                 )  # fmt: skip
                 if first:
                     self._metrics.unrecoverable.labels(report.hook, decision.action).inc()
                 continue
             client.redeliver(report.hook, decision.attempt_id)
-            key = redelivered_key(hook_id, decision.guid)
+            key = keys.redelivered(hook_id, decision.guid)
             with self._connection.pipeline(transaction=False) as pipe:
                 pipe.incr(key)
                 pipe.expire(key, settings.redelivery_window_seconds)
@@ -280,10 +270,10 @@ class Reconciler:
             return
         name = f"resume:{report.hook}"
         if log.resume is None:
-            self._connection.hdel(STATUS_KEY, name)
+            self._connection.hdel(keys.RECONCILE_STATUS, name)
             return
         point = {"cursor": log.resume, "since": report.since, "began": report.began}
-        self._connection.hset(STATUS_KEY, name, json.dumps(point))
+        self._connection.hset(keys.RECONCILE_STATUS, name, json.dumps(point))
         report.error = f"read in part ({log.stopped}): the next pass resumes where this one stopped"
         self._metrics.api_errors.labels(log.stopped or "budget").inc()
 
@@ -295,21 +285,21 @@ class Reconciler:
             return int(known)
         found = client.hook_id(hook, attempts[0].id if attempts else None)
         if found is not None and hook == "app/hook":
-            self._connection.hset(STATUS_KEY, f"hook_id:{hook}", str(found))
+            self._connection.hset(keys.RECONCILE_STATUS, f"hook_id:{hook}", str(found))
             status[f"hook_id:{hook}"] = str(found)
         return found
 
     def _redelivered(self, hook_id: int, guids: list[str]) -> dict[str, int]:
         if not guids:
             return {}
-        values = self._connection.mget([redelivered_key(hook_id, guid) for guid in guids])
+        values = self._connection.mget([keys.redelivered(hook_id, guid) for guid in guids])
         return {guid: int(value) for guid, value in zip(guids, values, strict=True) if value is not None}
 
     # -- scheduling -------------------------------------------------------------------------------
     def due(self) -> bool:
         """A pass is due at ``next_pass``; one that is not a time, or further away than any interval
         and wait allow (written from a hostile answer before waits were bounded), is due now."""
-        raw = self._connection.hget(STATUS_KEY, "next_pass")
+        raw = self._connection.hget(keys.RECONCILE_STATUS, "next_pass")
         try:
             next_pass = float(raw) if raw is not None else 0.0
         except ValueError:
@@ -325,7 +315,9 @@ class ReconcileLoop:
     def __init__(self, connection: Redis, reconciler: Reconciler, enabled: Callable[[], bool]) -> None:
         self._reconciler = reconciler
         self._enabled = enabled
-        self._lock = connection.lock(LOCK_KEY, timeout=LEASE_SECONDS, blocking=False, thread_local=False)
+        self._lock = connection.lock(
+            keys.RECONCILE_LOCK, timeout=LEASE_SECONDS, blocking=False, thread_local=False
+        )
         self._loop = Periodic(TICK_SECONDS, self._look, name="reconciler")
 
     def start(self) -> None:

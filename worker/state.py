@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shared import keys
 from worker import plausible
 from worker.codec import inflight_member
 from worker.cost import NO_RUNNER, CostModel
@@ -86,14 +87,6 @@ def number(state: Mapping[str, str], key: str) -> float | None:
     return float(value) if value else None
 
 
-def job_key(job_id: int, attempt: int) -> str:
-    return f"job:{job_id}:{attempt}"
-
-
-def run_key(run_id: int, attempt: int) -> str:
-    return f"run:{run_id}:{attempt}"
-
-
 @dataclass
 class Effects:
     updates: list[Update] = field(default_factory=list)
@@ -154,7 +147,7 @@ class Transitions:
         score = started if phase == "in_progress" and started is not None else (created or received_at)
         group = [values["runs_on"], values["runner_group"], values["repository"]]
         state["inflight"] = phase
-        state["member"] = inflight_member(group, job_key(event.job_id, event.run_attempt))
+        state["member"] = inflight_member(group, keys.job_attempt(event.job_id, event.run_attempt))
         state["score"] = repr(score)
         state.update(  # for the in-flight page and API (worker.api), while the job is in flight
             workflow=values["workflow"], job=values["job"], run_id=str(event.run_id or ""),
@@ -250,7 +243,9 @@ class Transitions:
             return
         score = epoch(event.run_started_at) if phase == "in_progress" else epoch(event.created_at)
         state["inflight"] = phase
-        state["member"] = inflight_member([values["repository"]], run_key(event.run_id, event.run_attempt))
+        state["member"] = inflight_member(
+            [values["repository"]], keys.run_attempt(event.run_id, event.run_attempt)
+        )
         state["score"] = repr(score if score is not None else received_at)
         state.update(head_branch=bounded(event.branch, self._labels.limit), html_url=event.html_url)
 

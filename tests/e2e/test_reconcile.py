@@ -12,7 +12,7 @@ import time
 import pytest
 from redis import Redis
 
-from shared.marks import mark_key
+from shared import keys
 from stack.redis_server import RedisServer
 from tests.corpus import KRZKO, load
 from tests.e2e.system import ROOT, System, handled, scrape, total
@@ -85,7 +85,7 @@ def test_after_an_outage_and_a_lost_write_one_pass_counts_every_delivery_once(re
             connection = Redis.from_url(redis.url)
             for key in connection.scan_iter("rq:*"):
                 connection.delete(key)
-            connection.delete(*[mark_key("17", r.guid) for r in lost])
+            connection.delete(*[keys.mark("17", r.guid) for r in lost])
             connection.close()
             system.start("worker")
 

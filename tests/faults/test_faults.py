@@ -19,9 +19,9 @@ from rq import Queue
 
 from bench.cluster import Cluster, redis_figures, wait_drained
 from bench.load import LoadGenerator, Send, Stats
+from shared import keys
 from tests.corpus import run_copies
 from tests.faults.harness import Accounting, as_sends, check, stream
-from worker.ledger import aggregate_key
 
 pytestmark = pytest.mark.faults
 
@@ -161,7 +161,7 @@ def test_duplicates_and_replays_with_fresh_delivery_ids(cluster, accounts):
     assert stats.statuses["200"] == len(sends)
     connection = cluster.connection()
     unchanged = connection.hget(
-        aggregate_key("webhook_deliveries_processed_total", ("event", "result")),
+        keys.aggregate("webhook_deliveries_processed_total", ("event", "result")),
         'event="workflow_job",result="unchanged"\x1fv',
     )
     assert float(unchanged) >= 6 * runs  # every replayed job delivery changed nothing

@@ -6,12 +6,13 @@ import pytest
 from rq import Queue
 
 from receiver.intake import Accepted, Intake
+from shared import keys
 from shared.envelope import Envelope
 from shared.marks import DeliveryMarks
 from shared.queueing import make_queue
 from shared.rqadapter import QueueJobs
 from tests.corpus import run_copies
-from worker.combine import Combiner, claimed_key
+from worker.combine import Combiner
 from worker.jobs import bind, process_deliveries, unbind
 from worker.rqworker import StopFlag, make_worker
 
@@ -44,7 +45,7 @@ def drain(connection, settings, exporter, max_batch: int) -> None:
 
 def rq_left(queue: Queue) -> tuple[int, ...]:
     """RQ jobs queued, taken but not started, started, failed, and claimed by a worker."""
-    return (*QueueJobs(queue).counts().values(), int(queue.connection.zcard(claimed_key(queue.name))))
+    return (*QueueJobs(queue).counts().values(), int(queue.connection.zcard(keys.claimed(queue.name))))
 
 
 def test_small_jobs_are_applied_together_each_delivery_once(connection, settings, make_exporter):
@@ -90,7 +91,7 @@ def test_a_failed_batch_gives_the_taken_jobs_back_in_order(connection, settings,
     finally:
         unbind(token)
     assert queue.get_job_ids() == ids[1:]  # the others are back at the head, in their order
-    assert connection.zcard(claimed_key(queue.name)) == 0
+    assert connection.zcard(keys.claimed(queue.name)) == 0
 
 
 def test_jobs_claimed_by_a_worker_that_died_go_back_once_the_lease_lapses(connection, settings):
@@ -108,4 +109,4 @@ def test_jobs_claimed_by_a_worker_that_died_go_back_once_the_lease_lapses(connec
     now[0] += 2  # ... and then it dies: no renewal for a whole lease
     assert combiner.reclaim() == 6
     assert sorted(queue.get_job_ids()) == sorted(ids)  # back at the head (order does not matter)
-    assert connection.zcard(claimed_key(queue.name)) == 0
+    assert connection.zcard(keys.claimed(queue.name)) == 0

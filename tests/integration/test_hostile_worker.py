@@ -12,12 +12,11 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from shared import keys
 from shared.envelope import Envelope
 from tests.corpus import KRZKO, load
 from worker import codec
-from worker.ledger import inflight_key
 from worker.metrics import Update
-from worker.reconcile import STATUS_KEY
 
 pytestmark = pytest.mark.integration
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -128,7 +127,7 @@ def test_inflight_gauges_fold_past_the_series_limit_and_leave_nothing_behind(mak
     exporter.processor.process_batch([job("completed", i, labels=[f"pool-{i}"]) for i in jobs])
     assert exporter.total("jobs_in_progress") == 0
     for phase in ("queued", "waiting", "in_progress"):
-        assert exporter.connection.zcard(inflight_key("job", phase)) == 0  # the folded members left too
+        assert exporter.connection.zcard(keys.inflight("job", phase)) == 0  # the folded members left too
     assert exporter.total("job_run_total") == 5
 
 
@@ -240,7 +239,7 @@ def test_a_value_redis_holds_that_cannot_be_rendered_is_left_out_and_counted(mak
     exporter.connection.hset(
         exporter.ledger.agg_key("job_run_duration_seconds"), f'repository="d"{sep}count', "NaNa"
     )
-    exporter.connection.hset(STATUS_KEY, "last_success:orgs/acme/hooks/1", "yesterday")
+    exporter.connection.hset(keys.RECONCILE_STATUS, "last_success:orgs/acme/hooks/1", "yesterday")
     for accept in ("", OPENMETRICS):
         text = b"".join(exporter.exposition.stream(accept)[0]).decode()
         families = {f.name: f for f in (parse_openmetrics if accept else parse_text)(text)}

@@ -9,9 +9,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from receiver.intake import Accepted, Intake, Outcome
+from shared import keys
 from shared.bodies import LZ4_MAGIC
 from shared.envelope import Envelope
-from shared.marks import DeliveryMarks, Mark, MarkState, mark_key
+from shared.marks import DeliveryMarks, Mark, MarkState
 from shared.queueing import make_queue
 from shared.reloading import SettingsHolder
 from tests.corpus import load
@@ -47,13 +48,13 @@ def test_the_worker_marks_with_the_ttl_of_the_current_settings(connection, setti
     processor = build_processor(connection, holder, CollectorRegistry()).processor
     first = Envelope.from_bytes("workflow_job", "ttl-1", "hook", time.time(), COMPLETED.body).to_dict()
     processor.process_batch([first])
-    assert connection.ttl(mark_key("hook", "ttl-1")) > 3 * 24 * 3600  # GitHub redelivers for 3 days
+    assert connection.ttl(keys.mark("hook", "ttl-1")) > 3 * 24 * 3600  # GitHub redelivers for 3 days
     holder.current = dataclasses.replace(
         settings, webhook=dataclasses.replace(settings.webhook, dedupe_ttl_seconds=120)
     )  # what a reload does
     second = Envelope.from_bytes("workflow_job", "ttl-2", "hook", time.time(), COMPLETED.body).to_dict()
     processor.process_batch([second])
-    assert 0 < connection.ttl(mark_key("hook", "ttl-2")) <= 120
+    assert 0 < connection.ttl(keys.mark("hook", "ttl-2")) <= 120
 
 
 # -- the scripts alone, with crafted KEYS and ARGV ----------------------------------------------------
@@ -81,19 +82,19 @@ def test_create_writes_nothing_when_a_mark_exists_and_says_which(connection):
 def test_read_and_held_and_apply(connection):
     marks = DeliveryMarks(connection, lambda: 45)
     marks.create(["m:q", "m:r"], [b"body", b"{}"], [])
-    keys = ["m:q", "m:r", "m:none"]
-    assert marks.read(keys) == [
+    names = ["m:q", "m:r", "m:none"]
+    assert marks.read(names) == [
         Mark(MarkState.QUEUED, b"body"),
         Mark(MarkState.QUEUED, b"{}"),
         Mark(MarkState.MISSING, None),
     ]
-    read = marks.held(keys)
+    read = marks.held(names)
     assert read == [MarkState.QUEUED, MarkState.QUEUED, MarkState.MISSING]
     with connection.pipeline() as pipe:
-        marks.apply(pipe, keys, read, gate="m:gate")
+        marks.apply(pipe, names, read, gate="m:gate")
         assert pipe.execute() == [1]
-    assert marks.read(keys) == [Mark(MarkState.APPLIED, None)] * 3
-    assert all(0 < connection.ttl(key) <= 45 for key in keys)
+    assert marks.read(names) == [Mark(MarkState.APPLIED, None)] * 3
+    assert all(0 < connection.ttl(key) <= 45 for key in names)
     assert 0 < connection.ttl("m:gate") <= 60
 
 
@@ -124,19 +125,19 @@ def test_compressed_and_plain_bodies_share_a_queue_and_are_counted_once(connecti
     Intake(DeliveryMarks(connection, lambda: 60), queue, settings.queue).submit(
         [accepted("plain", plain_body)]
     )
-    packed = connection.hget(mark_key("hook", "packed"), "body")
+    packed = connection.hget(keys.mark("hook", "packed"), "body")
     assert packed.startswith(LZ4_MAGIC)
     assert len(packed) < len(COMPLETED.body) / 3
-    assert connection.hget(mark_key("hook", "plain"), "body") == plain_body
+    assert connection.hget(keys.mark("hook", "plain"), "body") == plain_body
     marks = DeliveryMarks(connection, lambda: 60)
-    assert [m.body for m in marks.read([mark_key("hook", "packed"), mark_key("hook", "plain")])] == [
+    assert [m.body for m in marks.read([keys.mark("hook", "packed"), keys.mark("hook", "plain")])] == [
         COMPLETED.body,
         plain_body,
     ]
     exporter.processor.process_batch(queued_entries(connection, settings))
     assert exporter.value("webhook_deliveries_processed_total", event="workflow_job", result="changed") == 2
     assert exporter.total("webhook_processing_errors_total") == 0
-    assert connection.hgetall(mark_key("hook", "packed")) == {b"state": b"applied"}
+    assert connection.hgetall(keys.mark("hook", "packed")) == {b"state": b"applied"}
 
 
 def test_a_compressed_body_that_does_not_decompress_is_counted_as_an_error(connection, settings, exporter):
@@ -144,7 +145,7 @@ def test_a_compressed_body_that_does_not_decompress_is_counted_as_an_error(conne
     Intake(DeliveryMarks(connection, lambda: 60, compress=True), queue, settings.queue).submit(
         [accepted("broken"), accepted("fine", json.dumps(dict(COMPLETED.data, action="completed")).encode())]
     )
-    connection.hset(mark_key("hook", "broken"), "body", LZ4_MAGIC + b"\xff" * 40)  # damaged in Redis
+    connection.hset(keys.mark("hook", "broken"), "body", LZ4_MAGIC + b"\xff" * 40)  # damaged in Redis
     exporter.processor.process_batch(queued_entries(connection, settings))
     assert (
         exporter.value("webhook_processing_errors_total", event="workflow_job", reason="body_unreadable") == 1

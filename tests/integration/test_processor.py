@@ -5,8 +5,9 @@ import time
 
 import pytest
 
+from shared import keys
 from shared.envelope import Envelope
-from shared.marks import DeliveryMarks, mark_key
+from shared.marks import DeliveryMarks
 from tests.corpus import KRZKO, SEQUENCE, Delivery, load
 from worker.jobs import bind, process_deliveries, unbind
 
@@ -297,7 +298,7 @@ def test_a_delivery_another_worker_applies_between_reading_and_writing_is_counte
     else:
         batch = [Envelope("workflow_job", "d-raced", "hook", 1000.0, "{not json").to_dict()]
     if body == "in its mark":
-        DeliveryMarks(first.connection, lambda: 60).create([mark_key("hook", "d-raced")], [b"{not json"], [])
+        DeliveryMarks(first.connection, lambda: 60).create([keys.mark("hook", "d-raced")], [b"{not json"], [])
         batch = [Envelope("workflow_job", "d-raced", "hook", 1000.0, None).to_dict()]
     decide = first.processor.decide_batch
     raced: list[None] = []

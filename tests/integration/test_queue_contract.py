@@ -9,8 +9,9 @@ from redis import Redis
 from rq.registry import StartedJobRegistry
 
 from receiver.intake import Accepted, Intake, Outcome
+from shared import keys
 from shared.envelope import Envelope
-from shared.marks import DeliveryMarks, mark_key
+from shared.marks import DeliveryMarks
 from shared.queueing import make_queue
 from shared.rqadapter import InProcessWorker
 from tests.corpus import load
@@ -88,7 +89,7 @@ def test_bodies_move_from_the_marks_and_a_retried_job_replays(connection, settin
     [job] = queue.get_jobs()
     exporter = make_exporter()
     exporter.processor.process_batch(job.args[0])
-    assert connection.hgetall(mark_key("hook", "m-1")) == {b"state": b"applied"}  # the body is freed
+    assert connection.hgetall(keys.mark("hook", "m-1")) == {b"state": b"applied"}  # the body is freed
     exporter.processor.process_batch(job.args[0])  # RQ retried it after a worker died past its commit
     assert exporter.total("webhook_deliveries_processed_total") == 2
     assert exporter.total("webhook_events_processed_total", effect="replayed") == 2

@@ -13,12 +13,13 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
-from shared.marks import DeliveryMarks, mark_key
+from shared import keys
+from shared.marks import DeliveryMarks
 from tests.conftest import SECRET
 from tests.fake_github import FakeGitHub, Refusal, github_settings
 from tests.receiver_thread import running_receiver
 from worker.metrics import ReconcileMetrics
-from worker.reconcile import STATUS_KEY, ReconcileLoop, Reconciler, read_status
+from worker.reconcile import ReconcileLoop, Reconciler, read_status
 
 pytestmark = pytest.mark.integration
 TOKEN = "ghp_reconcile-0123456789"
@@ -64,7 +65,7 @@ def test_failed_and_lost_deliveries_are_redelivered_once_and_then_left_alone(wor
     github.deliver(HOOK, "ping", b"{}")  # not an event the exporter counts
     hook.url = receiver
     taken = [github.deliver(HOOK, "workflow_job", payload(10 + i)).guid for i in range(3)]
-    connection.delete(mark_key("17", taken[0]))  # acknowledged, then lost with a Redis that crashed
+    connection.delete(keys.mark("17", taken[0]))  # acknowledged, then lost with a Redis that crashed
 
     report = reconciler(github, connection, metrics).run_pass()
     [hook_report] = report.hooks
@@ -75,9 +76,9 @@ def test_failed_and_lost_deliveries_are_redelivered_once_and_then_left_alone(wor
     assert value(registry, "reconcile_redeliveries_total", hook=HOOK, reason="failed") == 3
     assert value(registry, "reconcile_redeliveries_total", hook=HOOK, reason="missing") == 1
     for guid in [*failed, *taken]:  # every one has its mark now: the receiver took the redeliveries
-        assert connection.exists(mark_key("17", guid))
+        assert connection.exists(keys.mark("17", guid))
 
-    connection.hdel(STATUS_KEY, "next_pass")
+    connection.hdel(keys.RECONCILE_STATUS, "next_pass")
     again = reconciler(github, connection, metrics).run_pass()
     assert again.hooks[0].decisions == []
     assert len(github.redelivered) == 4
@@ -107,7 +108,7 @@ def test_a_dry_run_asks_for_nothing(world, metrics):
     report = reconciler(github, connection, metrics).run_pass(dry_run=True)
     assert report.hooks[0].count("redeliver") == 1
     assert github.redelivered == []
-    assert connection.hget(STATUS_KEY, "next_pass") is None  # a dry run schedules nothing
+    assert connection.hget(keys.RECONCILE_STATUS, "next_pass") is None  # a dry run schedules nothing
 
 
 def test_a_rate_limit_ends_the_pass_and_puts_the_next_after_it(world, registry, metrics):
@@ -117,9 +118,9 @@ def test_a_rate_limit_ends_the_pass_and_puts_the_next_after_it(world, registry, 
     assert report.result == "failed"
     assert value(registry, "github_api_errors_total", status="429") == 1
     assert value(registry, "reconcile_passes_total", result="failed") == 1
-    next_pass = float(connection.hget(STATUS_KEY, "next_pass"))
+    next_pass = float(connection.hget(keys.RECONCILE_STATUS, "next_pass"))
     assert next_pass >= time.time() + 800
-    assert connection.hget(STATUS_KEY, f"last_success:{HOOK}") is None
+    assert connection.hget(keys.RECONCILE_STATUS, f"last_success:{HOOK}") is None
 
 
 @pytest.mark.parametrize(
@@ -139,11 +140,11 @@ def test_hostile_rate_limit_headers_delay_the_next_pass_an_hour_at_most(world, m
     github.refusals.append(Refusal(403, 1, headers=headers))
     passes = reconciler(github, connection, metrics)
     assert passes.run_pass().result == "failed"
-    next_pass = float(connection.hget(STATUS_KEY, "next_pass"))
+    next_pass = float(connection.hget(keys.RECONCILE_STATUS, "next_pass"))
     assert next_pass <= time.time() + 300 + 3600  # the interval, then the wait's bound
     assert read_status(connection, (HOOK,)).rate_remaining in (None, 0, 1_000_000)
     connection.hset(
-        STATUS_KEY, mapping={"next_pass": "1e15", "rate_limit_remaining": "9" * 400}
+        keys.RECONCILE_STATUS, mapping={"next_pass": "1e15", "rate_limit_remaining": "9" * 400}
     )  # stored before
     assert passes.due()  # a next pass further than any wait allows is due now
     assert read_status(connection, (HOOK,)).rate_remaining is None
@@ -202,19 +203,19 @@ def test_a_log_longer_than_a_pass_is_read_over_several_passes_and_completes(worl
     with connection.pipeline(transaction=False) as pipe:  # the marks of deliveries applied
         for guid in guids:
             if guid not in missing:
-                pipe.hset(mark_key("17", guid), "state", "applied")
+                pipe.hset(keys.mark("17", guid), "state", "applied")
         pipe.execute()
     github.hooks[HOOK].url = receiver
     began = time.time()
     passes = 0
-    while connection.hget(STATUS_KEY, f"last_success:{HOOK}") is None:
+    while connection.hget(keys.RECONCILE_STATUS, f"last_success:{HOOK}") is None:
         passes += 1
         assert passes <= 10, f"no pass reached the log's start: {github.redelivered}"
-        connection.hdel(STATUS_KEY, "next_pass")
+        connection.hdel(keys.RECONCILE_STATUS, "next_pass")
         reconciler(github, connection, metrics, max_requests_per_pass=5).run_pass()
     assert passes == 3
     assert sorted(github.redelivered) == sorted(missing)
-    assert began <= float(connection.hget(STATUS_KEY, f"last_success:{HOOK}")) <= began + 60
-    assert connection.hget(STATUS_KEY, f"resume:{HOOK}") is None
+    assert began <= float(connection.hget(keys.RECONCILE_STATUS, f"last_success:{HOOK}")) <= began + 60
+    assert connection.hget(keys.RECONCILE_STATUS, f"resume:{HOOK}") is None
     assert value(registry, "reconcile_passes_total", result="failed") == 2  # read in part, resumed
     assert value(registry, "reconcile_passes_total", result="ok") == 1

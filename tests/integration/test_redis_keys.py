@@ -1,4 +1,4 @@
-"""Every key the system writes is listed in the README's "Redis keys" table.
+"""Every key the system writes is listed in :data:`shared.keys.KEYS` (the README's "Redis keys").
 
 Redis reports every key written (keyspace notifications) while the receivers' intake, the worker
 (with the combiner taking further RQ jobs), a job that fails, the sweeper and a scrape all run; each
@@ -8,7 +8,6 @@ key must match a pattern of the table.
 import re
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -16,6 +15,7 @@ from redis import Redis
 
 from receiver.intake import Accepted, Intake
 from shared.envelope import Envelope
+from shared.keys import KEYS
 from shared.marks import DeliveryMarks
 from shared.queueing import make_queue
 from tests.corpus import run_copies
@@ -24,17 +24,12 @@ from worker.jobs import bind, unbind
 from worker.rqworker import StopFlag, make_worker
 
 pytestmark = pytest.mark.integration
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def table_patterns() -> list[re.Pattern[str]]:
-    text = README.read_text()
-    section = text.split("\n## Redis keys\n", 1)[1].split("\n## ", 1)[0]
     patterns = []
-    for row in section.splitlines():
-        if not row.startswith("| `"):
-            continue
-        for key in re.findall(r"`([^`]+)`", row.split(" | ")[0]):
+    for doc in KEYS:
+        for key in re.findall(r"`([^`]+)`", doc.pattern):
             parts = re.split(r"<[^>]+>", key)
             patterns.append(re.compile(".+".join(re.escape(part) for part in parts) + r"\Z"))
     return patterns
@@ -103,4 +98,4 @@ def test_every_key_written_is_in_the_readme_table(redis_url, make_settings):
     assert any(key.startswith("gha-exporter:inflight:") for key in written.keys)
     patterns = table_patterns()
     unlisted = sorted(key for key in written.keys if not any(p.match(key) for p in patterns))
-    assert not unlisted, f"keys written that README's 'Redis keys' table does not list: {unlisted}"
+    assert not unlisted, f"keys written that shared.keys.KEYS does not list: {unlisted}"

@@ -4,7 +4,8 @@ import fakeredis
 from loguru import logger
 from prometheus_client import CollectorRegistry
 
-from shared.dataset import DATASET_KEY, DatasetWatch, Epoch
+from shared import keys
+from shared.dataset import DatasetWatch, Epoch
 
 
 def test_a_redis_that_lost_its_data_is_noticed_once_and_counted(fake_redis):
@@ -25,7 +26,7 @@ def test_a_redis_that_lost_its_data_is_noticed_once_and_counted(fake_redis):
         watch.check(fake_redis)
         watch.check(fake_redis)
         assert watch.known != first
-        fake_redis.set(DATASET_KEY, Epoch("another", 10.0).text())  # data of another deployment
+        fake_redis.set(keys.DATASET, Epoch("another", 10.0).text())  # data of another deployment
         watch.check(fake_redis)
     finally:
         logger.remove(sink)
@@ -50,8 +51,8 @@ def test_every_process_agrees_on_the_epoch(fake_server):
 
 
 def test_a_garbled_epoch_is_replaced(fake_redis):
-    fake_redis.set(DATASET_KEY, "not an epoch")
+    fake_redis.set(keys.DATASET, "not an epoch")
     watch = DatasetWatch()
     watch.check(fake_redis)
     assert watch.known is not None
-    assert Epoch.parse(fake_redis.get(DATASET_KEY)) == watch.known
+    assert Epoch.parse(fake_redis.get(keys.DATASET)) == watch.known

@@ -9,6 +9,7 @@ import receiver
 import shared
 import worker
 from receiver.metrics import ReceiverMetrics
+from shared.keys import reference_markdown as keys_reference
 from shared.metrics_http import refusal_counter
 from shared.options import reference_markdown
 from shared.settings import OPTIONS
@@ -28,6 +29,12 @@ def test_configuration_reference_is_the_generated_one():
     found = re.search(r"<!-- config-reference:start.*?-->\n(.*?)<!-- config-reference:end -->", README, re.S)
     assert found, "README lost its configuration reference markers"
     assert found.group(1).strip() == reference_markdown(OPTIONS).strip()
+
+
+def test_the_redis_keys_table_is_the_generated_one():
+    found = re.search(r"<!-- redis-keys:start.*?-->\n(.*?)<!-- redis-keys:end -->", README, re.S)
+    assert found, "README lost its Redis keys markers"
+    assert found.group(1).strip() == keys_reference().strip()
 
 
 def test_every_exposed_metric_is_documented(make_exporter):

@@ -13,8 +13,9 @@ from receiver.asgi import Rejected, read_body
 from receiver.intake import AsyncIntake, Outcome
 from receiver.metrics import ReceiverMetrics
 from receiver.webhook import Services
+from shared import keys
 from shared.envelope import Envelope
-from shared.marks import AsyncDeliveryMarks, mark_key
+from shared.marks import AsyncDeliveryMarks
 from shared.queueing import JOB_FUNCTION, SERIALIZER, make_queue
 from shared.reloading import SettingsHolder
 from shared.signing import sign
@@ -74,7 +75,7 @@ def test_signed_delivery_is_queued_with_its_envelope(client, queue, registry, fa
         "workflow_job", "72d3162e-cc78-11e3-81ab-4c9367dc0958", "12345",
     )  # fmt: skip
     assert queued.body is None  # the body waits in the delivery's mark, written with the job
-    assert fake_redis.hget(mark_key("12345", queued.delivery_id), "body") == JOB.body
+    assert fake_redis.hget(keys.mark("12345", queued.delivery_id), "body") == JOB.body
     assert value(registry, "webhook_deliveries_total", event="workflow_job", outcome="queued") == 1
     assert value(registry, "webhook_request_duration_seconds_count", outcome="queued") == 1
 
@@ -124,7 +125,7 @@ def test_form_encoded_delivery_is_verified_over_the_raw_body(client, queue, fake
     )
     assert response.status_code == 202
     [queued] = queued_envelopes(queue)
-    assert json.loads(fake_redis.hget(mark_key("12345", queued.delivery_id), "body")) == json.loads(JOB.body)
+    assert json.loads(fake_redis.hget(keys.mark("12345", queued.delivery_id), "body")) == json.loads(JOB.body)
 
 
 @pytest.mark.parametrize(
@@ -283,7 +284,7 @@ def test_form_encoded_payload_reaches_the_queue_byte_for_byte(client, queue, fak
     )
     assert response.status_code == 202
     [queued] = queued_envelopes(queue)
-    assert fake_redis.hget(mark_key("12345", queued.delivery_id), "body") == raw
+    assert fake_redis.hget(keys.mark("12345", queued.delivery_id), "body") == raw
 
 
 def test_a_refused_delivery_id_is_logged_bounded_and_sanitised(client):
