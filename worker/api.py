@@ -24,6 +24,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from shared.digits import ascii_digits
+from worker.codec import InflightGroup, JobGroup
 from worker.inflight import Accept, Inflight, InflightEntry
 from worker.ledger import Ledger
 from worker.state import INFLIGHT_JOB_PHASES, SHOWN_JOB_FIELDS, SHOWN_RUN_FIELDS
@@ -77,9 +78,9 @@ def summary(inflight: Inflight, accept: Accept, now: float) -> list[dict[str, An
     by: dict[str, dict[str, Any]] = {}
     for phase in INFLIGHT_JOB_PHASES:
         for found in inflight.groups("job", phase):
-            if not accept(phase, found.group):
+            if not accept(phase, found.group) or not isinstance(found.group, JobGroup):
                 continue
-            runs_on = found.group[0]
+            runs_on = found.group.runs_on
             row = by.setdefault(runs_on, {"runs_on": runs_on, "queued": 0, "waiting": 0, "in_progress": 0,
                                           "oldest_wait_seconds": None})  # fmt: skip
             row[phase] += found.attempts
@@ -92,26 +93,26 @@ def summary(inflight: Inflight, accept: Accept, now: float) -> list[dict[str, An
 def job_filter(filters: Mapping[str, str]) -> Accept:
     """Whether a job's set and group (runs_on, runner_group, repository) match the filters."""
 
-    def accept(phase: str, group: list[str]) -> bool:
-        runs_on, _runner_group, repository = group
+    def accept(phase: str, group: InflightGroup) -> bool:
         return (
-            filters.get("phase", phase) == phase
-            and filters.get("runs_on", runs_on) == runs_on
-            and filters.get("repository", repository) == repository
+            isinstance(group, JobGroup)
+            and filters.get("phase", phase) == phase
+            and filters.get("runs_on", group.runs_on) == group.runs_on
+            and filters.get("repository", group.repository) == group.repository
         )
 
     return accept
 
 
 def run_filter(filters: Mapping[str, str]) -> Accept:
-    """Whether a run's set and group ([repository]) match the filters: none does when ``runs_on``
+    """Whether a run's set and group (its repository) match the filters: none does when ``runs_on``
     is given (runs have no runner)."""
 
-    def accept(phase: str, group: list[str]) -> bool:
+    def accept(phase: str, group: InflightGroup) -> bool:
         return (
             "runs_on" not in filters
             and filters.get("phase", phase) == phase
-            and filters.get("repository", group[0]) == group[0]
+            and filters.get("repository", group.repository) == group.repository
         )
 
     return accept
@@ -156,6 +157,8 @@ class InflightApi:
         found = []
         for entry, (workflow, job, run_id, html_url) in zip(entries, states, strict=True):
             job_id, attempt = attempt_of(entry.key)
+            if not isinstance(entry.group, JobGroup):
+                continue  # a job's set holds job groups only
             runs_on, runner_group, repository = entry.group
             found.append({
                 "repository": repository, "workflow": workflow or "", "job": job or "",
@@ -173,7 +176,7 @@ class InflightApi:
             run_id, attempt = attempt_of(entry.key)
             values = json.loads(labels) if labels else {}
             found.append({
-                "repository": entry.group[0] if entry.group else values.get("repository", ""),
+                "repository": entry.group.repository or values.get("repository", ""),
                 "workflow": values.get("workflow", ""), "run_id": run_id, "run_attempt": attempt,
                 "event": values.get("event", ""), "branch": head_branch or "", "phase": entry.phase,
                 "since": iso(entry.since), "age_seconds": round(max(0.0, now - entry.since), 3),

@@ -16,8 +16,9 @@ One hash per family (:func:`worker.ledger.Ledger.agg_key`); one field per series
   the newest (ties: the larger text). The time comes first so the apply script finds it with a
   plain search (an unanchored pattern for the last word cost 28 µs per exemplar).
 
-A member of an in-flight set (``inflight:<kind>:<phase>``) is the gauge's label values as JSON,
-then the attempt's key: :func:`inflight_member`.
+A member of an in-flight set (``inflight:<kind>:<phase>``) is its attempt's group (:class:`JobGroup`,
+:class:`RunGroup`: the in-flight gauges' label values) as JSON, then the attempt's key:
+:func:`inflight_member`.
 
 The cardinality guard keeps each family's label texts in a set. The write itself is the ledger's apply
 script (``worker/ledger.apply.lua``), given the fields built here.
@@ -28,7 +29,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from worker.textformat import all_stored_values, number, sample, stored_value
 
@@ -94,22 +95,49 @@ def observation_fields(
     return fields
 
 
-def inflight_member(group: Sequence[str], attempt_key: str) -> str:
-    """A member of an in-flight set: the gauge's label values, then the attempt's key."""
+class JobGroup(NamedTuple):
+    """The labels an in-flight job attempt is counted under (the job gauges' labels are a prefix)."""
+
+    runs_on: str
+    runner_group: str
+    repository: str
+
+
+class RunGroup(NamedTuple):
+    """The labels an in-flight run attempt is counted under."""
+
+    repository: str
+
+
+InflightGroup = JobGroup | RunGroup
+
+
+def group_labels(group: InflightGroup, names: Sequence[str]) -> tuple[str, ...]:
+    """The group's values of the gauge labels ``names`` (``runs_on``, ``runner_group``, ``repository``)."""
+    return tuple(getattr(group, name) for name in names)
+
+
+def folded_group(group: InflightGroup, overflow: str) -> InflightGroup:
+    """The group an attempt is counted under once its gauge reached its series limit."""
+    return type(group)(*[overflow] * len(group))
+
+
+def inflight_group(values: Sequence[str]) -> InflightGroup:
+    """A group as stored: a job's three values, a run's one."""
+    return JobGroup(*values) if len(values) == len(JobGroup._fields) else RunGroup(*values)
+
+
+def inflight_member(group: InflightGroup, attempt_key: str) -> str:
+    """A member of an in-flight set: the group's values as JSON, then the attempt's key."""
     return json.dumps(list(group), separators=(",", ":")) + SEPARATOR + attempt_key
 
 
-def inflight_parts(member: bytes) -> tuple[list[str], str]:
-    """An in-flight set member's gauge label values, and its attempt's key."""
-    return inflight_parts_all([member])[0]
-
-
-def inflight_parts_all(members: Sequence[bytes]) -> list[tuple[list[str], str]]:
-    """:func:`inflight_parts` of many members, their JSON decoded in one call (at 10,000 members,
-    one ``json.loads`` each took most of a scrape's and the in-flight API's time)."""
+def inflight_parts_all(members: Sequence[bytes]) -> list[tuple[InflightGroup, str]]:
+    """Each member's group and attempt key, their JSON decoded in one call (at 10,000 members, one
+    ``json.loads`` each took most of a scrape's and the in-flight API's time)."""
     split = [member.partition(_SEP) for member in members]
     groups: list[list[str]] = json.loads(b"[" + b",".join(text for text, _, _ in split) + b"]")
-    return [(group, key.decode()) for group, (_, _, key) in zip(groups, split, strict=True)]
+    return [(inflight_group(group), key.decode()) for group, (_, _, key) in zip(groups, split, strict=True)]
 
 
 # -- reading -----------------------------------------------------------------------------------

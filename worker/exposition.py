@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 from shared.rqadapter import QueueJobs
 from shared.settings import CostSettings
 from worker import codec
+from worker.codec import JobGroup
 from worker.inflight import Inflight
 from worker.ledger import Ledger
 from worker.metrics import (
@@ -282,9 +283,9 @@ class Exposition:
             for phase, family in gauges.items():
                 counts: dict[tuple[str, ...], int] = defaultdict(int)
                 for found in inflight.groups(kind, phase):
-                    counts[tuple(found.group[: len(names)])] += found.attempts
-                    if kind == "job" and phase in oldest:
-                        runs_on = found.group[0]
+                    counts[codec.group_labels(found.group, names)] += found.attempts
+                    if phase in oldest and isinstance(found.group, JobGroup):
+                        runs_on = found.group.runs_on
                         oldest[phase][runs_on] = min(oldest[phase].get(runs_on, found.oldest), found.oldest)
                 block = self._block(family)
                 for values, count in sorted(counts.items()):

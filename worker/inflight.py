@@ -35,7 +35,7 @@ class Phase(NamedTuple):
 
 
 class GroupCount(NamedTuple):
-    group: list[str]  # the gauge label values: [runs_on, runner_group, repository] or [repository]
+    group: codec.InflightGroup
     attempts: int
     oldest: float  # when the group's oldest attempt entered the phase
 
@@ -43,12 +43,12 @@ class GroupCount(NamedTuple):
 class InflightEntry(NamedTuple):
     kind: str
     phase: str
-    group: list[str]
+    group: codec.InflightGroup
     since: float
     key: str  # the attempt's: job:<id>:<attempt> or run:<id>:<attempt>
 
 
-Accept = Callable[[str, list[str]], bool]  # (phase, group) -> listed or not
+Accept = Callable[[str, codec.InflightGroup], bool]  # (phase, group) -> listed or not
 # (kind, phase, start, count) -> that page of the set: its members and their scores, in score order
 Pages = Callable[[str, str, int, int], tuple[Sequence[bytes], Sequence[Any]]]
 # per (kind, phase): (group as stored, attempts, oldest score), as the summary script answers
@@ -62,14 +62,14 @@ def group_of(member: bytes) -> bytes:
 class Inflight:
     def __init__(self, summary: Summary, pages: Pages) -> None:
         self._pages = pages
-        decoded: dict[bytes, list[str]] = {}
+        decoded: dict[bytes, codec.InflightGroup] = {}
         self._counts: dict[tuple[str, str], dict[bytes, GroupCount]] = {}
         for (kind, phase), groups in summary.items():
             counted = {}
             for stored, attempts, oldest in groups:
                 group = decoded.get(stored)
                 if group is None:
-                    group = decoded[stored] = json.loads(stored)
+                    group = decoded[stored] = codec.inflight_group(json.loads(stored))
                 counted[stored] = GroupCount(group, int(attempts), float(oldest))
             self._counts[kind, phase] = counted
 
@@ -140,5 +140,5 @@ class Inflight:
             start += PAGE
 
 
-def _all(_phase: str, _group: list[str]) -> bool:
+def _all(_phase: str, _group: codec.InflightGroup) -> bool:
     return True

@@ -35,6 +35,7 @@ from shared import keys
 from shared.marks import DeliveryMarks, MarkState
 from shared.scripts import LuaScript
 from worker import codec
+from worker.codec import InflightGroup
 from worker.inflight import Inflight
 from worker.metrics import BY_NAME, JOB_PHASE_GAUGES, OVERFLOW, RUN_PHASE_GAUGES, LabelPolicy, Update
 from worker.state import INFLIGHT_JOB_PHASES, INFLIGHT_RUN_PHASES, State
@@ -70,6 +71,7 @@ class Changes:
     updates: Sequence[Update] = ()
     applied: Sequence[str] = ()
     failed: Sequence[str] = ()  # completed jobs that did not succeed (JSON), for the recent list
+    groups: Mapping[str, InflightGroup] = field(default_factory=dict)  # of attempts entering a phase
 
 
 Decide = Callable[[Snapshot], tuple[Changes, R]]
@@ -111,6 +113,11 @@ def batch_json(batch: dict[str, Any]) -> bytes:
         return orjson.dumps(batch)
     except orjson.JSONEncodeError:
         return json.dumps(batch, separators=(",", ":")).encode()
+
+
+def _group_of(member: str) -> InflightGroup:
+    """The group of a member written before (a state whose phase moved without a new group)."""
+    return codec.inflight_parts_all([member.encode()])[0][0]
 
 
 class Ledger:
@@ -230,6 +237,9 @@ class Ledger:
         }  # fmt: skip
         for attempt_key, state in changes.states.items():
             before = initial.get(attempt_key, {})
+            group = changes.groups.get(attempt_key) if state.get("inflight") else None
+            if group is not None:  # its member in the in-flight set, kept in the state to leave it by
+                state = {**state, "member": codec.inflight_member(group, attempt_key)}  # noqa: PLW2901
             if state == before:
                 continue
             if not state.get("inflight"):  # settled: kept for late deliveries as long as their marks
@@ -245,7 +255,7 @@ class Ledger:
                 if old[0] and old[1]:
                     batch["zrem"].append([keys.inflight(kind, old[0]), old[1]])
                 if new[0] and new[1]:
-                    guard = self._inflight_guard(kind, new[0], new[1])
+                    guard = self._inflight_guard(kind, new[0], group or _group_of(new[1]), attempt_key)
                     batch["zadd"].append(
                         [keys.inflight(kind, new[0]), new[2], new[1], *guard, keys.state(attempt_key)]
                     )
@@ -257,19 +267,18 @@ class Ledger:
             return None
         return batch
 
-    def _inflight_guard(self, kind: str, phase: str, member: str) -> list[str]:
+    def _inflight_guard(self, kind: str, phase: str, group: InflightGroup, attempt: str) -> list[str]:
         """The cardinality guard of an in-flight gauge, for the apply script: its label-set set (''
-        when the gauge has no labels), the member's label text there, the member folded to
+        when the gauge has no labels), the attempt's label text there, its member folded to
         ``__overflow__``, and the ``series_folded_total`` labels of the gauge."""
         gauge = (JOB_PHASE_GAUGES if kind == "job" else RUN_PHASE_GAUGES)[phase].name
         names = self.inflight_labels(kind)
         if not names:
-            return ["", "", member, ""]
-        group, attempt = codec.inflight_parts(member.encode())
+            return ["", "", codec.inflight_member(group, attempt), ""]
         return [
             keys.labelsets(gauge, names),
-            codec.label_text(names, group[: len(names)]),
-            codec.inflight_member([OVERFLOW] * len(group), attempt),
+            codec.label_text(names, codec.group_labels(group, names)),
+            codec.inflight_member(codec.folded_group(group, OVERFLOW), attempt),
             codec.label_text(BY_NAME["series_folded_total"].default, [gauge]),
         ]
 

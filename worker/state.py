@@ -24,7 +24,7 @@ from datetime import datetime
 
 from shared import keys
 from worker import plausible
-from worker.codec import inflight_member
+from worker.codec import InflightGroup, JobGroup, RunGroup
 from worker.cost import NO_RUNNER, CostModel
 from worker.labels import LabelMaker, bound_all, bounded
 from worker.metrics import STEP_FAMILIES, LabelPolicy, Update
@@ -92,6 +92,8 @@ class Effects:
     updates: list[Update] = field(default_factory=list)
     cut: list[str] = field(default_factory=list)  # label names whose values were cut (worker.labels)
     failed: list[str] = field(default_factory=list)  # completed jobs that did not succeed, as JSON
+    # the group each attempt that entered an in-flight phase is counted under (the ledger files it)
+    groups: dict[str, InflightGroup] = field(default_factory=dict)
 
 
 SETTLED_RUN_DROPS = ("labels", "reference", "first_job_started")  # not needed once queue_observed
@@ -145,10 +147,10 @@ class Transitions:
                 state.pop(field_name, None)
             return
         score = started if phase == "in_progress" and started is not None else (created or received_at)
-        group = [values["runs_on"], values["runner_group"], values["repository"]]
         state["inflight"] = phase
-        state["member"] = inflight_member(group, keys.job_attempt(event.job_id, event.run_attempt))
         state["score"] = repr(score)
+        attempt = keys.job_attempt(event.job_id, event.run_attempt)
+        out.groups[attempt] = JobGroup(values["runs_on"], values["runner_group"], values["repository"])
         state.update(  # for the in-flight page and API (worker.api), while the job is in flight
             workflow=values["workflow"], job=values["job"], run_id=str(event.run_id or ""),
             html_url=event.html_url,
@@ -243,10 +245,8 @@ class Transitions:
             return
         score = epoch(event.run_started_at) if phase == "in_progress" else epoch(event.created_at)
         state["inflight"] = phase
-        state["member"] = inflight_member(
-            [values["repository"]], keys.run_attempt(event.run_id, event.run_attempt)
-        )
         state["score"] = repr(score if score is not None else received_at)
+        out.groups[keys.run_attempt(event.run_id, event.run_attempt)] = RunGroup(values["repository"])
         state.update(head_branch=bounded(event.branch, self._labels.limit), html_url=event.html_url)
 
     def _run_queue_time(self, run: State, out: Effects) -> None:

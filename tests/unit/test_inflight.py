@@ -3,7 +3,7 @@ several sets merged, filtered and limited, from scores as RESP2 (text) or RESP3 
 
 import pytest
 
-from worker.codec import inflight_member
+from worker.codec import JobGroup, inflight_group, inflight_member
 from worker.inflight import Inflight, Phase
 
 GPU = ["self-hosted,gpu", "gpu-pool", "o/a"]
@@ -12,8 +12,8 @@ LINUX = ["ubuntu-latest", "", "o/b"]
 
 def phase(kind, name, attempts, resp2):
     """A set as ZRANGE gives it: (group, attempt key, score), in score order."""
-    ordered = sorted(attempts, key=lambda a: (a[2], inflight_member(a[0], a[1])))
-    members = [inflight_member(group, key).encode() for group, key, _ in ordered]
+    ordered = sorted(attempts, key=lambda a: (a[2], inflight_member(inflight_group(a[0]), a[1])))
+    members = [inflight_member(inflight_group(group), key).encode() for group, key, _ in ordered]
     scores = [repr(score).encode() if resp2 else score for _, _, score in ordered]
     return Phase(kind, name, members, scores)
 
@@ -47,7 +47,7 @@ def test_oldest_first_across_sets_filtered_and_limited(inflight):
         ("job:1:1", "queued", 50.0),
     ]
     assert total == 5
-    assert everything[0].group == GPU
+    assert everything[0].group == JobGroup(*GPU)
     gpu, total = inflight.oldest_first("job", lambda _phase, group: group[0] == "self-hosted,gpu", 2)
     assert ([e.key for e in gpu], total) == (["job:2:1", "job:5:1"], 3)  # the total counts past the limit
     none, total = inflight.oldest_first("job", lambda phase, _group: phase == "waiting", 5)
