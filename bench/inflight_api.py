@@ -81,7 +81,7 @@ def main() -> dict[str, Any]:
         for start in range(0, JOBS, 500):
             built.processor.process_batch(items[start : start + 500])
         used = used_memory(connection) - empty
-        api = InflightApi(built.ledger)
+        api = InflightApi(built.reads)
         server = MetricsServer(
             "127.0.0.1", 0, lambda _accept: ([b""], "text/plain"), lambda: True,
             {**page_routes(), "/api/v1/inflight": json_route(api.inflight),

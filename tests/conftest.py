@@ -74,6 +74,7 @@ class Exporter:
         built = build_processor(connection, settings, self.registry)
         self.processor, self.ledger, self.exposition = built.processor, built.ledger, built.exposition
         self.policy = built.policy
+        self.reads, self.expiry = built.reads, built.expiry
         self.settings = settings
         self.prefix = settings.metrics.prefix
 

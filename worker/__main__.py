@@ -33,10 +33,12 @@ from worker import reconcile_command
 from worker.api import BUSY, Gate, InflightApi, json_route
 from worker.combine import Combiner
 from worker.cost import CostModel
+from worker.expiry import Expiry
 from worker.exposition import Exposition
 from worker.jobs import bind, unbind
 from worker.labels import LabelMaker
 from worker.ledger import Ledger
+from worker.ledger_reads import LedgerReads
 from worker.liveness import Liveness
 from worker.metrics import LabelPolicy, LocalMetrics, ReconcileMetrics, label_problems
 from worker.page import page_routes
@@ -66,8 +68,9 @@ class Built:
     queue_jobs: QueueJobs
     reconciler: Reconciler
     dataset: DatasetWatch
-    reads: Ledger  # the ledger on the scrape's connection: the scrape, the snapshot, the API
+    reads: LedgerReads  # on the scrape's connection: the scrape, the snapshot, the API
     inflight: Snapshot  # the in-flight sets as the scrape and the API read them
+    expiry: Expiry
 
 
 def build_processor(
@@ -103,7 +106,10 @@ def build_processor(
     queue_jobs = QueueJobs(make_queue(connection, settings.queue))
     combiner = Combiner(queue_jobs, settings.worker.max_batch, settings.worker.lease_seconds)
     scrape = scrape_connection or connection
-    reads = ledger.reading_on(scrape)
+    expiry = Expiry(
+        connection, policy, job_ttl=settings.state.job_ttl_seconds, run_ttl=settings.state.run_ttl_seconds
+    )
+    reads = LedgerReads(scrape, policy)
     inflight = Snapshot(reads.read_inflight, settings.worker.api_cache_seconds)
     exposition = Exposition(
         registry,
@@ -122,7 +128,17 @@ def build_processor(
         connection, marks, lambda: holder.current.github, ReconcileMetrics(registry, settings.metrics.prefix)
     )
     return Built(
-        processor, ledger, policy, exposition, combiner, queue_jobs, reconciler, dataset, reads, inflight
+        processor,
+        ledger,
+        policy,
+        exposition,
+        combiner,
+        queue_jobs,
+        reconciler,
+        dataset,
+        reads,
+        inflight,
+        expiry,
     )
 
 
@@ -185,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.warning("could not read Redis at the start (the sweeper will look again): {}", exc)
     outage = Outage()
     sweeper = Sweeper(
-        built.ledger,
+        built.expiry,
         settings.state.sweep_interval_seconds,
         combiner=built.combiner,
         liveness=liveness,

@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from shared.digits import ascii_digits
 from worker.codec import InflightGroup, JobGroup
 from worker.inflight import Accept, Inflight, InflightEntry
-from worker.ledger import Ledger
+from worker.ledger_reads import LedgerReads
 from worker.state import INFLIGHT_JOB_PHASES, SHOWN_JOB_FIELDS, SHOWN_RUN_FIELDS
 
 DEFAULT_LIMIT = 500
@@ -121,12 +121,12 @@ def run_filter(filters: Mapping[str, str]) -> Accept:
 class InflightApi:
     def __init__(
         self,
-        ledger: Ledger,
+        reads: LedgerReads,
         read_inflight: Callable[[], Inflight] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._ledger = ledger
-        self._read_inflight = read_inflight or ledger.read_inflight
+        self._reads = reads
+        self._read_inflight = read_inflight or reads.read_inflight
         self._clock = clock
 
     def inflight(self, query: Mapping[str, str]) -> dict[str, Any]:
@@ -147,13 +147,13 @@ class InflightApi:
         """``GET /api/v1/recent``: the completed jobs that did not succeed, newest first."""
         known_only(query, {"limit"})
         jobs = []
-        for entry in self._ledger.read_recent_failures()[: parse_limit(query.get("limit"), MAX_LIMIT)]:
+        for entry in self._reads.read_recent_failures()[: parse_limit(query.get("limit"), MAX_LIMIT)]:
             completed = entry.get("completed_at")
             jobs.append({**entry, "completed_at": iso(completed) if completed else None})
         return {"jobs": jobs}
 
     def _jobs(self, entries: list[InflightEntry], now: float) -> list[dict[str, Any]]:
-        states = self._ledger.read_states([e.key for e in entries], SHOWN_JOB_FIELDS)
+        states = self._reads.read_states([e.key for e in entries], SHOWN_JOB_FIELDS)
         found = []
         for entry, (workflow, job, run_id, html_url) in zip(entries, states, strict=True):
             job_id, attempt = attempt_of(entry.key)
@@ -170,7 +170,7 @@ class InflightApi:
         return found
 
     def _runs(self, entries: list[InflightEntry], now: float) -> list[dict[str, Any]]:
-        states = self._ledger.read_states([e.key for e in entries], RUN_FIELDS)
+        states = self._reads.read_states([e.key for e in entries], RUN_FIELDS)
         found = []
         for entry, (labels, head_branch, html_url) in zip(entries, states, strict=True):
             run_id, attempt = attempt_of(entry.key)

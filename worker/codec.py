@@ -1,6 +1,6 @@
 """The stored form of the metric aggregates: how a movement is written into Redis and read back.
 
-One hash per family (:func:`worker.ledger.Ledger.agg_key`); one field per series and suffix::
+One hash per family (:meth:`worker.metrics.LabelPolicy.aggregate_key`); one field per series and suffix::
 
     <label text> \\x1f <suffix>  ->  number
 
@@ -9,7 +9,7 @@ One hash per family (:func:`worker.ledger.Ledger.agg_key`); one field per series
 - the suffix is ``v`` (a counter's or a gauge's value), ``at`` (a latest-value gauge: the time of
   the fact it holds), or, for a histogram, ``sum``, ``count`` and one field per bucket bound
   (``10.0``; ``+Inf`` for values above every bound) counting the observations that fell in that
-  bucket alone: buckets are made cumulative when read (:func:`histogram_lines`);
+  bucket alone: buckets are made cumulative when read (:func:`worker.textformat.histogram_lines`);
 - a histogram bucket's exemplar, ``x`` and the bucket (``x10.0``): not a number but the time of
   the fact, then the exemplar as OpenMetrics writes it after the ``#`` less its timestamp
   (``1700000000.0 {run_id="1",job_id="2"} 7.5``), of the observation in that bucket whose fact is
@@ -27,11 +27,8 @@ script (``worker/ledger.apply.lua``), given the fields built here.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
-
-from worker.textformat import all_stored_values, number, sample, stored_value
 
 SEPARATOR = "\x1f"
 VALUE = "v"
@@ -42,7 +39,6 @@ INF = "+Inf"
 EXEMPLAR = "x"
 _SEP = SEPARATOR.encode()
 _EXEMPLAR = EXEMPLAR.encode()
-_COUNT, _SUM, _INF_EXEMPLAR = COUNT.encode(), SUM.encode(), _EXEMPLAR + INF.encode()
 
 # How the apply script moves a field: add an integer, add a float, keep the latest value, or keep
 # the latest exemplar.
@@ -90,7 +86,7 @@ def observation_fields(
     bucket = bucket_of(value, bounds)
     fields: list[list[Any]] = [[bucket, "n", "1"], [SUM, "f", repr(float(value))], [COUNT, "n", "1"]]
     if exemplar:
-        stored = f"{number(at)} {{{exemplar}}} {number(value)}"
+        stored = f"{float(at)!r} {{{exemplar}}} {float(value)!r}"  # finite: from timestamps
         fields.append([EXEMPLAR + bucket, "x", stored, repr(float(at))])
     return fields
 
@@ -150,95 +146,3 @@ def decode(fields: Mapping[bytes, bytes]) -> dict[str, dict[str, float]]:
             continue
         series.setdefault(labels.decode(), {})[suffix.decode()] = float(value)
     return series
-
-
-def value_lines(name: str, fields: Mapping[bytes, bytes]) -> tuple[list[str], int]:
-    """A counter's or gauge's samples, sorted (a latest-value gauge's ``at`` fields are skipped),
-    and how many series were left out because their value or labels cannot be rendered."""
-    value = VALUE.encode()
-    lines, skipped = [], 0
-    if fields and all_stored_values(list(fields.values())):  # as nearly always: none checked alone
-        try:
-            for field, stored in fields.items():
-                labels, _, suffix = field.rpartition(_SEP)  # split_field, inlined: runs per series
-                if suffix == value:
-                    text = stored.decode()
-                    lines.append(f"{name}{{{labels.decode()}}} {text}\n" if labels else f"{name} {text}\n")
-            lines.sort()
-            return lines, 0
-        except UnicodeDecodeError:
-            lines = []  # labels that are no UTF-8: series by series below
-    for field, stored in fields.items():
-        labels, _, suffix = field.rpartition(_SEP)
-        if suffix != value:
-            continue
-        shown = stored_value(stored)
-        try:
-            label_text = labels.decode()
-        except UnicodeDecodeError:
-            shown = None
-        if shown is None:
-            skipped += 1
-            continue
-        lines.append(sample(name, label_text, shown))
-    lines.sort()
-    return lines, skipped
-
-
-def histogram_lines(
-    name: str, fields: Mapping[bytes, bytes], bounds: Sequence[float], exemplars: bool = False
-) -> tuple[list[str], int]:
-    """A histogram's samples: cumulative buckets, ``+Inf`` (the count), count and sum; one string
-    per series (its lines together, so that a scrape cut short never leaves half a series). With
-    ``exemplars`` (OpenMetrics only), a bucket that has one carries it. A series with a value or
-    labels that cannot be rendered is left out whole, and counted in the second item."""
-    series: dict[bytes, dict[bytes, bytes]] = defaultdict(dict)
-    for field, stored in fields.items():
-        labels, _, suffix = field.rpartition(_SEP)  # split_field, inlined: this loop runs per field
-        series[labels][suffix] = stored
-    les = [repr(float(bound)) for bound in bounds]
-    # the label text, the stored bucket field, its exemplar's field
-    encoded = [(le, le.encode(), _EXEMPLAR + le.encode()) for le in les]
-    lines, skipped = [], 0
-    for stored_labels, values in sorted(series.items()):
-        try:
-            lines.append(_histogram_series(name, stored_labels, values, encoded, exemplars))
-        except ValueError:  # UnicodeDecodeError among them
-            skipped += 1
-    return lines, skipped
-
-
-def _histogram_series(
-    name: str,
-    stored_labels: bytes,
-    values: Mapping[bytes, bytes],
-    encoded: Sequence[tuple[str, bytes, bytes]],
-    exemplars: bool,
-) -> str:
-    """One series of :func:`histogram_lines` (``ValueError`` when it cannot be rendered)."""
-    text_labels = stored_labels.decode()
-    comma = "," if text_labels else ""
-    cumulative = 0.0
-    one = []
-    for text, bucket, exemplar in encoded:
-        cumulative += float(values.get(bucket, 0))  # ValueError for what is no number
-        tail = _exemplar_tail(values.get(exemplar)) if exemplars else ""
-        one.append(f'{name}_bucket{{{text_labels}{comma}le="{text}"}} {number(cumulative)}{tail}\n')
-    count, total = (stored_value(values.get(field, b"0")) for field in (_COUNT, _SUM))
-    if count is None or total is None:
-        raise ValueError("a count or sum that is no number")
-    tail = _exemplar_tail(values.get(_INF_EXEMPLAR)) if exemplars else ""
-    one.append(f'{name}_bucket{{{text_labels}{comma}le="{INF}"}} {count}{tail}\n')
-    one.append(sample(f"{name}_count", text_labels, count))
-    one.append(sample(f"{name}_sum", text_labels, total))
-    return "".join(one)
-
-
-def _exemplar_tail(stored: bytes | None) -> str:
-    """`` # {labels} value timestamp`` from the stored ``timestamp {labels} value``."""
-    if stored is None:
-        return ""
-    at, _, exemplar = stored.decode().partition(" ")
-    if "\n" in exemplar:
-        raise ValueError("an exemplar with a line break")
-    return f" # {exemplar} {at}"

@@ -41,7 +41,7 @@ from shared.settings import CostSettings
 from worker import codec
 from worker.codec import JobGroup
 from worker.inflight import Inflight
-from worker.ledger import Ledger
+from worker.ledger_reads import LedgerReads
 from worker.metrics import (
     COST_RATE,
     FAMILIES,
@@ -58,7 +58,7 @@ from worker.metrics import (
     ScrapeFamily,
 )
 from worker.reconcile import Status
-from worker.textformat import header, number, sample
+from worker.textformat import header, histogram_lines, number, sample, value_lines
 
 
 class Block(NamedTuple):
@@ -86,7 +86,7 @@ class Exposition:
     def __init__(
         self,
         registry: CollectorRegistry,
-        ledger: Ledger,
+        reads: LedgerReads,
         policy: LabelPolicy,
         queue_jobs: QueueJobs,
         claimed_key: str,
@@ -100,7 +100,7 @@ class Exposition:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._registry = registry
-        self._ledger = ledger
+        self._reads = reads
         self._policy = policy
         self._queue_jobs = queue_jobs
         self._claimed_key = claimed_key
@@ -112,7 +112,7 @@ class Exposition:
         self._cost = cost
         self._max_bytes = max_bytes
         self._reconcile_status = reconcile_status
-        self._read_inflight = read_inflight or ledger.read_inflight
+        self._read_inflight = read_inflight or reads.read_inflight
         self._clock = clock
         self._errors = Counter(
             f"{prefix}scrape_errors",
@@ -186,7 +186,7 @@ class Exposition:
 
     def _read(self) -> View:
         return View(
-            self._ledger.read_fields(),
+            self._reads.read_fields(),
             self._read_inflight(),
             self._queue_jobs.counts(claimed=self._claimed_key),
             self._reconcile_status(),
@@ -253,11 +253,9 @@ class Exposition:
     def _family(self, family: Family, fields: dict[bytes, bytes], openmetrics: bool) -> Block:
         name = self._prefix + family.name
         if family.kind == "histogram":
-            lines, skipped = codec.histogram_lines(
-                name, fields, self._policy.buckets_of(family.name), openmetrics
-            )
+            lines, skipped = histogram_lines(name, fields, self._policy.buckets_of(family.name), openmetrics)
         else:
-            lines, skipped = codec.value_lines(name, fields)
+            lines, skipped = value_lines(name, fields)
         if skipped:
             self._skipped(family.name, skipped, None)
         return Block(name, family.doc, family.kind, lines)
@@ -279,7 +277,7 @@ class Exposition:
         blocks = []
         oldest: dict[str, dict[str, float]] = {"queued": {}, "in_progress": {}}
         for kind, gauges in (("job", JOB_PHASE_GAUGES), ("run", RUN_PHASE_GAUGES)):
-            names = self._ledger.inflight_labels(kind)
+            names = self._policy.inflight_labels(kind)
             for phase, family in gauges.items():
                 counts: dict[tuple[str, ...], int] = defaultdict(int)
                 for found in inflight.groups(kind, phase):

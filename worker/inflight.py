@@ -4,7 +4,7 @@ at a time, so that no reader holds every member.
 A set ``inflight:<kind>:<phase>`` holds one member per attempt: the gauge's label values as JSON,
 the separator, the attempt's key (:func:`worker.codec.inflight_member`), scored by when it entered
 the phase. Every reader (the scrape's gauges, the API's counts) needs only each group's attempts
-and oldest: Redis counts them (``worker/ledger.summary.lua``) and sends one line per group. Before,
+and oldest: Redis counts them (``worker/ledger_reads.summary.lua``) and sends one line per group. Before,
 every member was read for every scrape and API request: 40,000 attempts with long labels took the
 worker from 50 to 237 MB, and each concurrent request added its own copy. The attempts a page lists
 are read in pages of :data:`PAGE`, oldest first, until the list is full

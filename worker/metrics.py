@@ -34,6 +34,7 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from shared import keys
 from shared.settings import MetricsSettings
 
 Kind = Literal["counter", "histogram", "gauge"]
@@ -246,6 +247,19 @@ class LabelPolicy:
 
     def buckets_of(self, family: str) -> tuple[float, ...]:
         return self.buckets[BY_NAME[family].buckets]
+
+    def aggregate_key(self, family: str) -> str:
+        """The hash holding the family's series (its label names are part of the key)."""
+        return keys.aggregate(family, self.names[family])
+
+    def labelsets_key(self, family: str) -> str:
+        """The set of the family's label sets, for the cardinality guard."""
+        return keys.labelsets(family, self.names[family])
+
+    def inflight_labels(self, kind: str) -> tuple[str, ...]:
+        """The labels of the in-flight gauges of ``kind`` (``job``, ``run``): fields of its group."""
+        repository = ("repository",) if self.settings.inflight_repository_label else ()
+        return ("runs_on", "runner_group", *repository) if kind == "job" else repository
 
 
 class LocalMetrics:

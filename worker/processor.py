@@ -26,7 +26,7 @@ from shared.envelope import Envelope, EnvelopeError
 from shared.marks import DeliveryMarks, MarkState
 from shared.queueing import QUEUED_EVENTS
 from worker import plausible
-from worker.ledger import Changes, Ledger, Snapshot
+from worker.ledger import Changes, Ledger, Stored
 from worker.metrics import LabelPolicy, LocalMetrics, Update, action_label
 from worker.payloads import JobEvent, PayloadError, RunEvent, parse
 from worker.state import Effects, State, Transitions
@@ -162,14 +162,14 @@ class Processor:
             logger.warning("delivery {} ({}) unusable: {}", envelope.delivery_id, envelope.event, exc)
             return Item(envelope, None, exc.reason, held)
 
-    def decide_batch(self, items: list[Item], snapshot: Snapshot) -> tuple[Changes, list[Outcome]]:
+    def decide_batch(self, items: list[Item], stored: Stored) -> tuple[Changes, list[Outcome]]:
         """The batch's outcomes and changes, given what is stored (no I/O: the ledger may ask again)."""
-        states = snapshot.states
+        states = stored.states
         effects = Effects()
         outcomes = []
         seen: set[str] = set()
         for item in items:
-            if item.mark in snapshot.applied or item.mark in seen:
+            if item.mark in stored.applied or item.mark in seen:
                 outcomes.append(Outcome(item, "replayed"))
                 continue
             seen.add(item.mark)

@@ -16,7 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.outage import Outage
 from shared.periodic import Periodic
 from worker.combine import Combiner
-from worker.ledger import Ledger
+from worker.expiry import Expiry
 from worker.liveness import Liveness
 
 RECOVER_SECONDS = 2.0
@@ -25,7 +25,7 @@ RECOVER_SECONDS = 2.0
 class Sweeper:
     def __init__(
         self,
-        ledger: Ledger,
+        expiry: Expiry,
         interval_seconds: float,
         *,
         combiner: Combiner | None = None,
@@ -34,7 +34,7 @@ class Sweeper:
         outage: Outage | None = None,
         check_dataset: Callable[[], None] = lambda: None,
     ) -> None:
-        self._ledger = ledger
+        self._expiry = expiry
         self._check_dataset = check_dataset
         self._outage = outage or Outage()
         self._liveness = liveness
@@ -61,7 +61,7 @@ class Sweeper:
             if time.monotonic() - self._last_sweep < self._interval:
                 return
             self._last_sweep = time.monotonic()
-            expired = self._ledger.sweep(time.time())
+            expired = self._expiry.sweep(time.time())
         except RedisError as exc:
             if self._liveness is not None:
                 self._liveness.saw_queue(None)

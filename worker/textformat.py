@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections import deque
-from collections.abc import Collection
+from collections import defaultdict, deque
+from collections.abc import Collection, Mapping, Sequence
+
+from worker.codec import COUNT, EXEMPLAR, INF, SEPARATOR, SUM, VALUE
 
 # A value as Prometheus's and OpenMetrics' parsers take it (Redis writes 3, 1.5, 1e+20; Python 1.0,
 # nan, inf); at most MAX_VALUE_CHARS long: longer is no float (a 400-digit number is out of range).
 _VALUE = re.compile(rb"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[Ii]nf|NaN|nan)")
 MAX_VALUE_CHARS = 32
 _NUMBER_BYTES = b"0123456789.eE+-NaNnIinf"  # what the values _VALUE takes are made of
+_SEP, _EXEMPLAR = SEPARATOR.encode(), EXEMPLAR.encode()
+_COUNT, _SUM, _INF_EXEMPLAR = COUNT.encode(), SUM.encode(), _EXEMPLAR + INF.encode()
 
 
 def number(value: float) -> str:
@@ -62,3 +66,96 @@ def all_stored_values(values: Collection[bytes]) -> bool:
     except ValueError:
         return False
     return True
+
+
+# -- the Redis-backed families, from their stored form (worker.codec) -------------------------------
+def value_lines(name: str, fields: Mapping[bytes, bytes]) -> tuple[list[str], int]:
+    """A counter's or gauge's samples, sorted (a latest-value gauge's ``at`` fields are skipped),
+    and how many series were left out because their value or labels cannot be rendered."""
+    value = VALUE.encode()
+    lines, skipped = [], 0
+    if fields and all_stored_values(list(fields.values())):  # as nearly always: none checked alone
+        try:
+            for field, stored in fields.items():
+                labels, _, suffix = field.rpartition(_SEP)  # split_field, inlined: runs per series
+                if suffix == value:
+                    text = stored.decode()
+                    lines.append(f"{name}{{{labels.decode()}}} {text}\n" if labels else f"{name} {text}\n")
+            lines.sort()
+            return lines, 0
+        except UnicodeDecodeError:
+            lines = []  # labels that are no UTF-8: series by series below
+    for field, stored in fields.items():
+        labels, _, suffix = field.rpartition(_SEP)
+        if suffix != value:
+            continue
+        shown = stored_value(stored)
+        try:
+            label_text = labels.decode()
+        except UnicodeDecodeError:
+            shown = None
+        if shown is None:
+            skipped += 1
+            continue
+        lines.append(sample(name, label_text, shown))
+    lines.sort()
+    return lines, skipped
+
+
+def histogram_lines(
+    name: str, fields: Mapping[bytes, bytes], bounds: Sequence[float], exemplars: bool = False
+) -> tuple[list[str], int]:
+    """A histogram's samples: cumulative buckets, ``+Inf`` (the count), count and sum; one string
+    per series (its lines together, so that a scrape cut short never leaves half a series). With
+    ``exemplars`` (OpenMetrics only), a bucket that has one carries it. A series with a value or
+    labels that cannot be rendered is left out whole, and counted in the second item."""
+    series: dict[bytes, dict[bytes, bytes]] = defaultdict(dict)
+    for field, stored in fields.items():
+        labels, _, suffix = field.rpartition(_SEP)  # split_field, inlined: this loop runs per field
+        series[labels][suffix] = stored
+    les = [repr(float(bound)) for bound in bounds]
+    # the label text, the stored bucket field, its exemplar's field
+    encoded = [(le, le.encode(), _EXEMPLAR + le.encode()) for le in les]
+    lines, skipped = [], 0
+    for stored_labels, values in sorted(series.items()):
+        try:
+            lines.append(_histogram_series(name, stored_labels, values, encoded, exemplars))
+        except ValueError:  # UnicodeDecodeError among them
+            skipped += 1
+    return lines, skipped
+
+
+def _histogram_series(
+    name: str,
+    stored_labels: bytes,
+    values: Mapping[bytes, bytes],
+    encoded: Sequence[tuple[str, bytes, bytes]],
+    exemplars: bool,
+) -> str:
+    """One series of :func:`histogram_lines` (``ValueError`` when it cannot be rendered)."""
+    text_labels = stored_labels.decode()
+    comma = "," if text_labels else ""
+    cumulative = 0.0
+    one = []
+    for text, bucket, exemplar in encoded:
+        cumulative += float(values.get(bucket, 0))  # ValueError for what is no number
+        tail = _exemplar_tail(values.get(exemplar)) if exemplars else ""
+        one.append(f'{name}_bucket{{{text_labels}{comma}le="{text}"}} {number(cumulative)}{tail}\n')
+    count, total = (stored_value(values.get(field, b"0")) for field in (_COUNT, _SUM))
+    if count is None or total is None:
+        raise ValueError("a count or sum that is no number")
+    tail = _exemplar_tail(values.get(_INF_EXEMPLAR)) if exemplars else ""
+    one.append(f'{name}_bucket{{{text_labels}{comma}le="{INF}"}} {count}{tail}\n')
+    one.append(sample(f"{name}_count", text_labels, count))
+    one.append(sample(f"{name}_sum", text_labels, total))
+    return "".join(one)
+
+
+def _exemplar_tail(stored: bytes | None) -> str:
+    """`` # {labels} value timestamp`` from the stored ``timestamp {labels} value``."""
+    if stored is None:
+        return ""
+    at, _, exemplar = stored.decode().partition(" ")
+    if "\n" in exemplar:
+        raise ValueError("an exemplar with a line break")
+    return f" # {exemplar} {at}"

@@ -31,7 +31,7 @@ def feed(exporter, count: int) -> None:
 
 
 def test_jobs_and_runs_appear_change_phase_and_leave(exporter):
-    api = InflightApi(exporter.ledger, clock=lambda: NOW)
+    api = InflightApi(exporter.reads, clock=lambda: NOW)
     feed(exporter, 1)
     assert api.inflight({}) == {
         "jobs": [{
@@ -66,7 +66,7 @@ def test_jobs_and_runs_appear_change_phase_and_leave(exporter):
 
 
 def test_filters_and_limit(exporter):
-    api = InflightApi(exporter.ledger, clock=lambda: NOW)
+    api = InflightApi(exporter.reads, clock=lambda: NOW)
     feed(exporter, 4)
     assert [j["job"] for j in api.inflight({"phase": "queued"})["jobs"]] == ["test"]
     assert api.inflight({"phase": "queued"})["runs"] == []
@@ -89,7 +89,7 @@ def test_filters_and_limit(exporter):
 
 
 def test_served_over_http_with_bad_queries_answered_400(exporter):
-    api = InflightApi(exporter.ledger, clock=lambda: NOW)
+    api = InflightApi(exporter.reads, clock=lambda: NOW)
     feed(exporter, 1)
     server = MetricsServer(
         "127.0.0.1", 0, lambda _accept: ([b""], "text/plain"), lambda: True,
@@ -120,7 +120,7 @@ def completed(job_id: int, conclusion: str, minute: int) -> dict:
 
 def test_recent_failures_newest_first_bounded_and_counted_once(make_exporter):
     exporter = make_exporter(GHA_EXPORTER_WORKER__RECENT_FAILURES="2")
-    api = InflightApi(exporter.ledger, clock=lambda: NOW)
+    api = InflightApi(exporter.reads, clock=lambda: NOW)
     exporter.processor.process_batch(
         [completed(1, "failure", 20), completed(2, "success", 21), completed(3, "cancelled", 22)]
     )
@@ -141,7 +141,7 @@ def test_recent_failures_newest_first_bounded_and_counted_once(make_exporter):
 def test_the_api_server_refuses_what_it_does_not_serve(exporter):
     """Only GET and HEAD, only the allowed hosts, a bounded number of requests at once, nosniff on
     every answer; each refusal counted."""
-    api = InflightApi(exporter.ledger, clock=lambda: NOW)
+    api = InflightApi(exporter.reads, clock=lambda: NOW)
     refused: Counter[str] = Counter()
     entered, release = threading.Event(), threading.Event()
 
@@ -201,14 +201,14 @@ def test_a_request_reads_the_counts_and_the_rows_it_lists_not_every_member(expor
         {f"{group}\x1fjob:{i}:1": NOW - 3_000 + i for i in range(3_000)},
     )
     pages: list[tuple[int, int]] = []
-    read_page = exporter.ledger.inflight_page
+    read_page = exporter.reads.inflight_page
 
     def counted(kind: str, phase: str, start: int, count: int):
         pages.append((start, count))
         return read_page(kind, phase, start, count)
 
-    monkeypatch.setattr(exporter.ledger, "inflight_page", counted)
-    answer = InflightApi(exporter.ledger, clock=lambda: NOW).inflight({"limit": "10"})
+    monkeypatch.setattr(exporter.reads, "inflight_page", counted)
+    answer = InflightApi(exporter.reads, clock=lambda: NOW).inflight({"limit": "10"})
     assert answer["total_jobs"] == 3_000
     assert [job["job_id"] for job in answer["jobs"]] == list(range(10))  # the oldest first
     assert pages == [(0, 1_000)]

@@ -114,7 +114,7 @@ def test_exemplars_can_be_turned_off(make_exporter):
     exporter = make_exporter(GHA_EXPORTER_METRICS__EXEMPLARS="false")
     feed(exporter, [(d.event, d.body) for d in map(load, SEQUENCE)])
     assert exemplars(exporter, "job_run_duration_seconds") == {}
-    stored = exporter.ledger.read_fields()["job_run_duration_seconds"]
+    stored = exporter.reads.read_fields()["job_run_duration_seconds"]
     assert stored
     assert not [field for field in stored if field.rpartition(b"\x1f")[2].startswith(b"x")]
 
@@ -125,4 +125,4 @@ def test_a_delivery_applied_twice_moves_no_exemplar(exporter):
     before = exemplars(exporter, "job_run_duration_seconds")
     feed(exporter, [job_like(1, shift=0)], first=100)
     assert exemplars(exporter, "job_run_duration_seconds") == before
-    assert exporter.ledger.read_aggregates()["job_run_duration_seconds"]  # numbers still decode
+    assert exporter.reads.read_aggregates()["job_run_duration_seconds"]  # numbers still decode

@@ -230,14 +230,14 @@ def test_a_value_redis_holds_that_cannot_be_rendered_is_left_out_and_counted(mak
         GHA_EXPORTER_GITHUB__HOOKS='["orgs/acme/hooks/1"]', GHA_EXPORTER_GITHUB__TOKEN="t"
     )
     exporter.processor.process_batch([job("completed", 1)])
-    runs = exporter.ledger.agg_key("job_run_total")
+    runs = exporter.policy.aggregate_key("job_run_total")
     sep = codec.SEPARATOR
     exporter.connection.hset(runs, mapping={
         f'repository="a"{sep}v': "9" * 400, f'repository="b"{sep}v': "eleven",
         f'repository="c"{sep}v'.encode() + b"": b"\xff\xfe", b'repository="\xff"' + f"{sep}v".encode(): b"1",
     })  # fmt: skip
     exporter.connection.hset(
-        exporter.ledger.agg_key("job_run_duration_seconds"), f'repository="d"{sep}count', "NaNa"
+        exporter.policy.aggregate_key("job_run_duration_seconds"), f'repository="d"{sep}count', "NaNa"
     )
     exporter.connection.hset(keys.RECONCILE_STATUS, "last_success:orgs/acme/hooks/1", "yesterday")
     for accept in ("", OPENMETRICS):

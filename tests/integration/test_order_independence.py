@@ -35,11 +35,11 @@ def final_metrics(exporter, items, batch_size, ignore=frozenset()):
     exporter.connection.flushall()
     for start in range(0, len(items), batch_size):
         exporter.processor.process_batch(items[start : start + batch_size])
-    everything = exporter.ledger.read_aggregates()
+    everything = exporter.reads.read_aggregates()
     processed = sum(values["v"] for values in everything[LEDGER].values())
     assert processed == len({item["delivery_id"] for item in items})  # each delivery accounted once
     aggregates = {k: v for k, v in everything.items() if k not in ignore and k != LEDGER}
-    entries = exporter.ledger.read_inflight().entries()
+    entries = exporter.reads.read_inflight().entries()
     inflight = sorted((e.kind, e.phase, tuple(e.group), e.since) for e in entries)
     return aggregates, inflight
 

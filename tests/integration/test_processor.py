@@ -218,16 +218,16 @@ def test_jobs_stuck_past_their_ttl_are_counted_as_expired_once(make_exporter):
     )
     assert exporter.total("jobs_queued") == 1
     now = time.time()
-    assert exporter.ledger.sweep(now) == 0  # written just now: in flight, however old its timestamps
+    assert exporter.expiry.sweep(now) == 0  # written just now: in flight, however old its timestamps
     exporter.connection.delete("gha-exporter:state:job:17556730984:10")  # its TTL ran out
-    assert exporter.ledger.sweep(now) == 1
-    assert exporter.ledger.sweep(now) == 0  # counted once, by whichever worker swept first
+    assert exporter.expiry.sweep(now) == 1
+    assert exporter.expiry.sweep(now) == 0  # counted once, by whichever worker swept first
     assert exporter.value("state_expired_total", kind="job", phase="queued") == 1
     assert exporter.total("jobs_queued") == 0
     assert exporter.total("workflow_runs_in_progress") == 1  # runs have their own, longer TTL
     [run] = exporter.connection.keys("gha-exporter:state:run:*")
     exporter.connection.delete(run)
-    assert exporter.ledger.sweep(now) == 1
+    assert exporter.expiry.sweep(now) == 1
     assert exporter.value("state_expired_total", kind="run", phase="in_progress") == 1
 
 

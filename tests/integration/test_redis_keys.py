@@ -90,7 +90,7 @@ def test_every_key_written_is_in_the_readme_table(redis_url, make_settings):
         finally:
             unbind(token)
         connection.delete(*connection.keys("gha-exporter:state:*"))  # their TTLs ran out
-        built.ledger.sweep(time.time())  # everything in flight expires
+        built.expiry.sweep(time.time())  # everything in flight expires
         built.combiner.recover()
         built.exposition.render()
     connection.close()

@@ -115,7 +115,7 @@ def test_ledger_apply_guards_the_inflight_gauges_and_records_a_folded_member_in_
     assert redis.hgetall("folded") == {f'family="q"{SEP}v'.encode(): b"1"}
 
 
-def test_ledger_sweep_counts_entries_whose_state_is_gone_5000_looked_at_per_set_a_call(redis):
+def test_expiry_sweep_counts_entries_whose_state_is_gone_5000_looked_at_per_set_a_call(redis):
     """An entry expires when its state did (by its last write), whatever its score (GitHub's time)."""
 
     def member(attempt: str) -> str:
@@ -126,7 +126,7 @@ def test_ledger_sweep_counts_entries_whose_state_is_gone_5000_looked_at_per_set_
         redis.set(f"s:job:{i}:1", "state")
     redis.zadd("z:runs", {member("run:1:1"): 1, member("run:2:1"): 1, member("run:3:1"): 10**9})
     redis.set("s:run:1:1", "state")
-    sweep = LuaScript("worker", "ledger.sweep")
+    sweep = LuaScript("worker", "expiry.sweep")
     args = ["5000", "s:", "\x1f", "100", "expired", "jobs", "100", "expired", "runs"]
     assert sweep(redis, ["z:jobs", "z:runs"], args) == 4000 + 1  # 1,000 alive and 4,000 gone looked at
     assert sweep(redis, ["z:jobs", "z:runs"], args) == 1000
@@ -164,7 +164,7 @@ def test_ledger_apply_pushes_recent_entries_and_keeps_the_newest(redis):
     assert redis.lrange("recent", 0, -1) == [b"d", b"c", b"b"]
 
 
-def test_ledger_summary_counts_each_group_with_its_oldest_across_pages(redis):
+def test_ledger_reads_summary_counts_each_group_with_its_oldest_across_pages(redis):
     """2,500 members (three pages) in four groups, scores tied across groups: the same counts and
     oldest as the sets read whole and counted here; a missing set is empty."""
     members = {}
@@ -172,7 +172,9 @@ def test_ledger_summary_counts_each_group_with_its_oldest_across_pages(redis):
         group = json.dumps([f"pool-{i % 4}", "", "o/r"])
         members[f"{group}{SEP}job:{i}:1"] = float(1_000 + i // 3)
     redis.zadd("inflight:job:queued", members)
-    summary = LuaScript("worker", "ledger.summary")(redis, ["inflight:job:queued", "inflight:none"], [SEP])
+    summary = LuaScript("worker", "ledger_reads.summary")(
+        redis, ["inflight:job:queued", "inflight:none"], [SEP]
+    )
     whole = redis.zrange("inflight:job:queued", 0, -1, withscores=True)
     expected = Inflight.of_sets([Phase("job", "queued", [m for m, _ in whole], [s for _, s in whole])])
     got = Inflight({("job", "queued"): list(zip(*[iter(summary[0])] * 3, strict=True))}, expected_pages)

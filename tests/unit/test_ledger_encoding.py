@@ -1,10 +1,10 @@
-"""What the ledger hands the apply script: the batch's JSON and each series' label text."""
+"""What a batch's write hands the apply script: the batch's JSON and each series' label text."""
 
 import json
 
-from worker import codec, ledger
-from worker.ledger import Ledger, batch_json
+from worker import codec, write_encoding
 from worker.metrics import LabelPolicy, Update
+from worker.write_encoding import WriteEncoder, batch_json
 
 PROCESSED = "webhook_deliveries_processed_total"
 
@@ -21,9 +21,9 @@ def test_an_integer_past_64_bits_is_written_by_json_instead():
 
 
 def test_label_texts_kept_per_series_stay_right_past_the_bound(make_settings, monkeypatch):
-    monkeypatch.setattr(ledger, "MAX_KEPT_LABEL_TEXTS", 2)
+    monkeypatch.setattr(write_encoding, "MAX_KEPT_LABEL_TEXTS", 2)
     policy = LabelPolicy(make_settings().metrics)
-    encoder = Ledger(None, None, policy, job_ttl=60, run_ttl=60)  # type: ignore[arg-type]  # no Redis
+    encoder = WriteEncoder(policy, settled_ttl=lambda: 60, job_ttl=60, run_ttl=60, recent=200)
     for labels in [("workflow_job", "changed"), ("run", 'a"b'), ("x", "y"), ("workflow_job", "changed")]:
         text = encoder._encode(Update(PROCESSED, labels, "inc", 1))[2]
         assert text == codec.label_text(policy.names[PROCESSED], labels)

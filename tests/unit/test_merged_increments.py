@@ -1,7 +1,7 @@
 """A batch's increments of one series are written as one, standing for as many updates."""
 
-from worker.ledger import merged_increments
 from worker.metrics import Update
+from worker.write_encoding import merged_increments
 
 
 def test_whole_increments_of_a_series_merge_at_the_first_place_and_others_keep_their_order():
