@@ -19,7 +19,7 @@ from redis import Redis
 from bench.load import SECRET
 from shared import keys
 from shared.queueing import make_queue
-from shared.rqadapter import QueueJobs
+from shared.rqadapter.storage import QueueJobs
 from shared.settings_loader import load_settings
 from stack.ports import free_port
 from stack.redis_server import RedisServer

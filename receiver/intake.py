@@ -9,7 +9,7 @@ a delivery that got 503 can be redelivered, and two receivers handed the same de
 queue it only once. (Under ``maxmemory`` with ``noeviction`` Redis refuses the script at its first
 write, before anything is written.)
 
-RQ builds the job once (:class:`shared.rqadapter.JobTemplate`); each batch fills it in. Two front ends
+RQ builds the job once (:class:`shared.rqadapter.enqueue.JobTemplate`); each batch fills it in. Two front ends
 share that logic: :class:`Intake` (blocking) and :class:`AsyncIntake` (asyncio, used by the
 receiver so that its event loop never waits on a thread).
 """
@@ -31,7 +31,7 @@ from shared.envelope import Envelope
 from shared.marks import AsyncDeliveryMarks, DeliveryMarks
 from shared.queueing import job_args, job_template
 from shared.redis_connect import close_async
-from shared.rqadapter import JobTemplate, know_server_version
+from shared.rqadapter.enqueue import JobTemplate, know_server_version
 from shared.settings import QueueSettings
 
 

@@ -45,7 +45,7 @@ def start(
     logger.info("{} starting with {}", component, settings.config_file or "environment configuration")
     if not rq_is_tested():
         logger.warning(
-            "RQ {} is outside the range this version was tested with ({}): see shared/rqadapter.py",
+            "RQ {} is outside the range this version was tested with ({}): see shared/rqadapter/",
             ".".join(map(str, rq_version())),
             " to below ".join(".".join(map(str, v)) for v in TESTED_RQ),
         )

@@ -213,7 +213,7 @@ KEYS: tuple[KeyDoc, ...] = (
         "`gha-exporter:dequeued-seen:<queue>`",
         "hash: RQ job id → when the sweeper first saw it taken from the queue (RQ's intermediate list) "
         "but not started",
-        "`worker/combine.py` (`shared/rqadapter.py`)",
+        "`worker/combine.py` (`shared/rqadapter/storage.py`)",
         "entries leave when the job starts, or go back to the head of the queue once seen so for "
         "`worker.lease_seconds` (its worker died between RQ's dequeue and the start)",
         "—",
@@ -228,7 +228,7 @@ KEYS: tuple[KeyDoc, ...] = (
     KeyDoc(
         "`rq:queue:<queue>`",
         "list of RQ job ids",
-        "RQ (`shared/rqadapter.py` pops and pushes)",
+        "RQ (`shared/rqadapter/storage.py` pops and pushes)",
         "never",
         "0.05 KB per RQ job",
     ),

@@ -22,7 +22,7 @@ from rq import Queue, Retry
 from rq.queue import EnqueueData
 
 from shared.envelope import Envelope
-from shared.rqadapter import Args, JobTemplate
+from shared.rqadapter.enqueue import Args, JobTemplate
 from shared.settings import QueueSettings
 
 JOB_FUNCTION = "worker.jobs.process_deliveries"

@@ -13,7 +13,7 @@ made here has
 - a health check (``PING``) before a connection idle for more than 5 s is used again.
 
 RQ raises the socket timeout of the worker's connection pool to minutes (for its own blocking
-dequeue); the worker's RQ subclass keeps ours (:class:`shared.rqadapter.InProcessWorker`).
+dequeue); the worker's RQ subclass keeps ours (:class:`shared.rqadapter.worker.InProcessWorker`).
 
 Credentials and TLS come from ``redis.username``/``redis.password`` and ``redis.tls_*`` next to the
 URL (which may still carry them). With ``redis.sentinels``, the client asks the Sentinels for the

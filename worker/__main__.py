@@ -25,7 +25,7 @@ from shared.outage import Outage
 from shared.queueing import make_queue
 from shared.redis_connect import connect
 from shared.reloading import SettingsHolder, count_failures
-from shared.rqadapter import QueueJobs
+from shared.rqadapter.storage import QueueJobs
 from shared.settings import Settings
 from shared.settings_loader import SettingsError
 from shared.stop_deadline import StopDeadline

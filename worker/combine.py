@@ -30,7 +30,7 @@ from rq.job import Job
 
 from shared import keys
 from shared.queueing import JOB_FUNCTION
-from shared.rqadapter import QueueJobs
+from shared.rqadapter.storage import QueueJobs
 
 MAX_JOBS_PER_ROUND = 100
 

@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.exposition import choose_encoder
 from redis.exceptions import RedisError
 
-from shared.rqadapter import QueueJobs
+from shared.rqadapter.storage import QueueJobs
 from shared.settings import CostSettings
 from worker import codec
 from worker.codec import JobGroup

@@ -1,10 +1,10 @@
-"""The worker loop: RQ's in-process worker (:class:`shared.rqadapter.InProcessWorker`), with a stop
+"""The worker loop: RQ's in-process worker (:class:`shared.rqadapter.worker.InProcessWorker`), with a stop
 flag that is always honoured, kept alive through outages.
 
 - ``SimpleWorker`` runs each job in this process: metrics updated by a forked child would be lost.
 - SIGTERM/SIGINT only set a flag, which the worker looks at at least every second, so a stop
   takes effect within about a second after the RQ job in hand, also while Redis does not answer
-  (RQ's own reconnection loop is cut short: :class:`shared.rqadapter.InProcessWorker`). The signal
+  (RQ's own reconnection loop is cut short: :class:`shared.rqadapter.worker.InProcessWorker`). The signal
   also arms the stop deadline (``worker.stop_grace_seconds``): whatever Redis does, the process is
   gone by then (:mod:`shared.stop_deadline`).
 - A started RQ job is leased for ``worker.lease_seconds``, renewed every third of it while it runs
@@ -33,7 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.outage import Outage
 from shared.queueing import SERIALIZER
-from shared.rqadapter import InProcessWorker, OutageLog
+from shared.rqadapter.worker import InProcessWorker, OutageLog
 from shared.settings import QueueSettings
 from shared.stop_deadline import StopDeadline
 

@@ -10,7 +10,7 @@ from shared import keys
 from shared.envelope import Envelope
 from shared.marks import DeliveryMarks
 from shared.queueing import make_queue
-from shared.rqadapter import QueueJobs
+from shared.rqadapter.storage import QueueJobs
 from tests.corpus import run_copies
 from worker.combine import Combiner
 from worker.jobs import bind, process_deliveries, unbind

@@ -13,7 +13,7 @@ from shared import keys
 from shared.envelope import Envelope
 from shared.marks import DeliveryMarks
 from shared.queueing import make_queue
-from shared.rqadapter import InProcessWorker
+from shared.rqadapter.worker import InProcessWorker
 from tests.corpus import load
 from worker.jobs import bind, unbind
 from worker.rqworker import StopFlag, make_worker

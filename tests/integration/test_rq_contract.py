@@ -17,7 +17,9 @@ from rq.utils import get_version, utcformat, utcparse
 from shared import resp, rqadapter
 from shared.envelope import Envelope
 from shared.queueing import job_args, job_template, make_queue
-from shared.rqadapter import QueueJobs, enqueue_commands
+from shared.rqadapter import enqueue as rq_enqueue
+from shared.rqadapter.enqueue import enqueue_commands
+from shared.rqadapter.storage import QueueJobs
 from tests.faults.proxy import FaultProxy
 from worker.rqworker import StopFlag, make_worker
 
@@ -240,9 +242,9 @@ def test_a_stop_during_an_outage_ends_rqs_reconnection_loop(redis_url, settings,
 
 def test_a_known_server_version_is_the_one_rq_reads_and_spares_its_question(connection, settings):
     unreachable = make_queue(Redis(port=1), settings.queue)  # nothing listens: RQ must not ask
-    rqadapter.know_server_version(unreachable, connection.info("server"))
+    rq_enqueue.know_server_version(unreachable, connection.info("server"))
     assert unreachable.get_redis_server_version() == get_version(connection)
-    assert rqadapter.server_version(None) == get_version(FakeRedis())  # a server without INFO
+    assert rq_enqueue.server_version(None) == get_version(FakeRedis())  # a server without INFO
 
 
 def test_the_worker_keeps_the_socket_timeout_its_connection_was_given(redis_url, settings):

@@ -136,10 +136,10 @@ def test_expiry_sweep_counts_entries_whose_state_is_gone_5000_looked_at_per_set_
     assert redis.hgetall("expired") == {b"jobs": b"5000", b"runs": b"1"}
 
 
-# -- shared/rqadapter.*.lua ------------------------------------------------------------------
+# -- shared/rqadapter/storage.*.lua ------------------------------------------------------------------
 def test_claim_pops_from_the_head_into_the_claims(redis):
     redis.rpush("queue", "j1", "j2", "j3")
-    claim = LuaScript("shared", "rqadapter.claim")
+    claim = LuaScript("shared.rqadapter", "storage.claim")
     assert claim(redis, ["queue", "claims"], [2, 42]) == [b"j1", b"j2"]
     assert redis.lrange("queue", 0, -1) == [b"j3"]
     assert redis.zrange("claims", 0, -1, withscores=True) == [(b"j1", 42.0), (b"j2", 42.0)]
@@ -152,7 +152,7 @@ def test_reclaim_puts_old_claims_back_in_order_and_skips_deleted_jobs(redis):
     redis.zadd("claims", {"a": 1, "b": 2, "gone": 3, "young": 100})
     for job_id in ("a", "b", "young"):
         redis.hset(f"job:{job_id}", "status", "queued")
-    reclaim = LuaScript("shared", "rqadapter.reclaim")
+    reclaim = LuaScript("shared.rqadapter", "storage.reclaim")
     assert reclaim(redis, ["queue", "claims"], [50, "job:"]) == 3
     assert redis.lrange("queue", 0, -1) == [b"a", b"b", b"waiting"]
     assert redis.zrange("claims", 0, -1) == [b"young"]
