@@ -100,14 +100,34 @@ SETTLED_RUN_DROPS = ("labels", "reference", "first_job_started")  # not needed o
 
 
 class Transitions:
+    """The rules of both kinds: a job's delivery may move its run's state too (its first start)."""
+
     def __init__(self, policy: LabelPolicy, labels: LabelMaker, cost: CostModel) -> None:
+        self._runs = RunTransitions(policy, labels)
+        self._jobs = JobTransitions(policy, labels, cost, self._runs)
+
+    def job(self, state: State, run: State | None, event: JobEvent, received_at: float, out: Effects) -> None:
+        """Apply ``event`` to ``state`` (and the run's ``run`` state) in place, adding metric updates."""
+        self._jobs.apply(state, run, event, received_at, out)
+
+    def run(self, state: State, event: RunEvent, received_at: float, out: Effects) -> None:
+        """Apply ``event`` to the run attempt's ``state`` in place, adding metric updates."""
+        self._runs.apply(state, event, received_at, out)
+
+
+class JobTransitions:
+    def __init__(
+        self, policy: LabelPolicy, labels: LabelMaker, cost: CostModel, runs: RunTransitions
+    ) -> None:
         self._policy = policy
         self._labels = labels
         self._cost = cost
+        self._runs = runs
         self._steps = policy.settings.step_metrics
 
-    # -- jobs -------------------------------------------------------------------------------
-    def job(self, state: State, run: State | None, event: JobEvent, received_at: float, out: Effects) -> None:
+    def apply(
+        self, state: State, run: State | None, event: JobEvent, received_at: float, out: Effects
+    ) -> None:
         """Apply ``event`` to ``state`` (and the run's ``run`` state) in place, adding metric updates."""
         phase = event.action  # the job's status field is not trusted (hand-edited payloads disagree)
         if state.get("phase") == "completed" or phase not in JOB_RANK:
@@ -135,14 +155,14 @@ class Transitions:
                 )
                 state["queue_observed"] = YES
         if really_started and run is not None and started is not None:
-            self._job_started_in_run(run, started, out)
+            self._runs.job_started(run, started, out)
 
         current = JOB_RANK.get(state.get("phase", ""), 0)
         if JOB_RANK[phase] < current or phase == state.get("phase"):
             return
         state["phase"] = phase
         if phase == "completed":
-            self._job_completed(values, event, started, completed, out)
+            self._completed(values, event, started, completed, out)
             for field_name in ("inflight", "member", "score", *SHOWN_JOB_FIELDS):
                 state.pop(field_name, None)
             return
@@ -156,7 +176,7 @@ class Transitions:
             html_url=event.html_url,
         )  # fmt: skip
 
-    def _job_completed(
+    def _completed(
         self,
         values: dict[str, str],
         event: JobEvent,
@@ -196,17 +216,23 @@ class Transitions:
                 if took is not None:
                     out.updates.append(update(STEP_FAMILIES[1], step_values, "observe", took))
 
-    def _job_started_in_run(self, run: State, started: float, out: Effects) -> None:
+
+class RunTransitions:
+    def __init__(self, policy: LabelPolicy, labels: LabelMaker) -> None:
+        self._policy = policy
+        self._labels = labels
+
+    def job_started(self, run: State, started: float, out: Effects) -> None:
+        """One of the run's jobs started at ``started``: the earliest start is the end of its wait."""
         if run.get("queue_observed"):
             return  # the run's queue time is counted: nothing more to learn
         first = number(run, "first_job_started")
         if first is None or started < first:
             run["first_job_started"] = repr(started)
         if run.get("phase") == "completed":
-            self._run_queue_time(run, out)
+            self._queue_time(run, out)
 
-    # -- runs -------------------------------------------------------------------------------
-    def run(self, state: State, event: RunEvent, received_at: float, out: Effects) -> None:
+    def apply(self, state: State, event: RunEvent, received_at: float, out: Effects) -> None:
         phase = {"requested": "queued"}.get(event.action, event.action)
         if event.action == "requested" and event.status == "completed":
             phase = "completed"  # a run that ended at once, e.g. conclusion action_required
@@ -241,7 +267,7 @@ class Transitions:
                 )
             for field_name in ("inflight", "member", "score", *SHOWN_RUN_FIELDS):
                 state.pop(field_name, None)
-            self._run_queue_time(state, out)
+            self._queue_time(state, out)
             return
         score = epoch(event.run_started_at) if phase == "in_progress" else epoch(event.created_at)
         state["inflight"] = phase
@@ -249,7 +275,7 @@ class Transitions:
         out.groups[keys.run_attempt(event.run_id, event.run_attempt)] = RunGroup(values["repository"])
         state.update(head_branch=bounded(event.branch, self._labels.limit), html_url=event.html_url)
 
-    def _run_queue_time(self, run: State, out: Effects) -> None:
+    def _queue_time(self, run: State, out: Effects) -> None:
         """Once the run completed and a job started: its queue time, once. A completed run's state
         then keeps only what late deliveries need (its phase, that this is done)."""
         if run.get("queue_observed"):

@@ -260,7 +260,7 @@ def test_a_family_that_cannot_be_built_leaves_the_rest_of_the_scrape_whole(expor
     def broken(*_args: Any) -> list[Any]:
         raise RuntimeError("a bug no guard foresaw")
 
-    monkeypatch.setattr(exporter.exposition, "_inflight", broken)
+    monkeypatch.setattr(exporter.exposition._stored, "_inflight", broken)
     exporter.processor.process_batch([job("completed", 1)])
     text = b"".join(exporter.exposition.stream(OPENMETRICS)[0]).decode()
     families = {f.name: f for f in parse_openmetrics(text)}
