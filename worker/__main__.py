@@ -43,7 +43,8 @@ from worker.liveness import Liveness
 from worker.metrics import LabelPolicy, LocalMetrics, ReconcileMetrics, label_problems
 from worker.page import page_routes
 from worker.processor import Processor
-from worker.reconcile import ReconcileLoop, Reconciler, read_status
+from worker.reconcile import ReconcileLoop, Reconciler
+from worker.reconcile_store import read_status
 from worker.rqworker import StopFlag, supervise
 from worker.snapshot import Snapshot
 from worker.state import Transitions

@@ -34,7 +34,7 @@ from shared.settings import CostSettings
 from worker.inflight import Inflight
 from worker.ledger_reads import LedgerReads
 from worker.metrics import SCRAPE_TRUNCATED, LabelPolicy
-from worker.reconcile import Status
+from worker.reconcile_store import Status
 from worker.stored_families import StoredFamilies
 from worker.textformat import header, number, sample
 

@@ -2,17 +2,8 @@
 (of any number of replicas) reads each hook's recent deliveries and asks GitHub to redeliver those
 Redis has no mark of (:mod:`worker.reconcile_plan` decides which).
 
-Redis keeps (all under ``gha-exporter:``):
-
-- ``reconcile``: a hash: ``next_pass`` (when the next pass is due, on any replica: the interval, or
-  later when GitHub asked to wait), ``last_success:<hook>`` (when the reading that went through the
-  hook's log back to its start began), ``hook_id:<hook>`` (``app/hook``'s id, learnt once),
-  ``resume:<hook>`` (a log read in part: the cursor of its next older page, how far back it goes,
-  when that reading began), ``rate_limit_remaining``;
-- ``reconcile:redelivered:<hook id>:<guid>``: redeliveries requested for one delivery, expiring
-  with GitHub's redelivery window; ``reconcile:unrecoverable:<hook id>:<guid>``: a delivery counted
-  as unrecoverable (so it is counted once), expiring after three windows;
-- ``lock:reconcile``: held by the worker running a pass (a lease, renewed while it runs).
+What it keeps in Redis: :mod:`worker.reconcile_store`; ``lock:reconcile`` is held by the worker
+running a pass (a lease, renewed while it runs).
 
 A pass reads each hook back to its last successful pass, less an overlap (the first pass:
 ``github.reconcile_lookback_seconds``), and acts on what it read. A log longer than the pass's budget
@@ -26,7 +17,6 @@ stops the worker.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,18 +31,15 @@ from shared.logs import loggable
 from shared.marks import DeliveryMarks, MarkState
 from shared.periodic import Periodic
 from shared.settings import GithubSettings
-from worker.github_api import MAX_RATE_LIMIT, MAX_WAIT_SECONDS, ApiError, GitHubHooks, Log, header_number
+from worker.github_api import GitHubHooks, Log
+from worker.github_calls import MAX_WAIT_SECONDS, ApiError
 from worker.metrics import ReconcileMetrics
 from worker.reconcile_plan import Attempt, Decision, plan
-from worker.textformat import stored_value
+from worker.reconcile_store import Checkpoint, ReconcileStore
 
 LEASE_SECONDS = 30.0
 MIN_OVERLAP_SECONDS = 600.0
 TICK_SECONDS = 5.0
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass
@@ -87,34 +74,6 @@ class PassReport:
 ClientFactory = Callable[[GithubSettings], GitHubHooks]
 
 
-@dataclass(frozen=True)
-class Status:
-    """What the scrape shows of reconciliation: each configured hook's last successful pass, and the
-    rate limit GitHub last reported."""
-
-    last_success: dict[str, float]
-    rate_remaining: int | None
-
-
-def read_status(connection: Redis, hooks: tuple[str, ...]) -> Status:
-    if not hooks:
-        return Status({}, None)
-    fields = [f"last_success:{hook}" for hook in hooks] + ["rate_limit_remaining"]
-    *last, rate = connection.hmget(keys.RECONCILE_STATUS, fields)
-    remaining = header_number(
-        rate.decode(errors="replace") if isinstance(rate, bytes) else rate, MAX_RATE_LIMIT
-    )
-    return Status(
-        {
-            hook: float(text)
-            for hook, value in zip(hooks, last, strict=True)
-            if value is not None
-            and (text := stored_value(value if isinstance(value, bytes) else value.encode())) is not None
-        },
-        None if remaining is None else int(remaining),  # as bounded as when it was read from GitHub
-    )
-
-
 class Reconciler:
     def __init__(
         self,
@@ -126,7 +85,7 @@ class Reconciler:
         clock: Callable[[], float] = time.time,
         client: ClientFactory = GitHubHooks,
     ) -> None:
-        self._connection = connection
+        self._store = ReconcileStore(connection)
         self._marks = marks
         self._settings = settings
         self._metrics = metrics
@@ -140,7 +99,7 @@ class Reconciler:
         report = PassReport(dry_run=dry_run)
         client = self._client(settings)
         started = self._clock()
-        status = {_text(k): _text(v) for k, v in self._connection.hgetall(keys.RECONCILE_STATUS).items()}
+        status = self._store.status()
         wait: float | None = None
         for hook in settings.hooks:
             start = since if since is not None else self._start(settings, status, hook, started)
@@ -173,8 +132,7 @@ class Reconciler:
                 if hook_report.error is None:
                     updates[f"last_success:{hook_report.hook}"] = repr(hook_report.began)
             self._metrics.passes.labels(report.result).inc()
-        if updates:
-            self._connection.hset(keys.RECONCILE_STATUS, mapping=updates)
+        self._store.save(updates)
         if client.usage.invalid_guids:
             self._metrics.api_errors.labels("invalid_guid").inc(client.usage.invalid_guids)
             logger.warning(
@@ -199,13 +157,15 @@ class Reconciler:
         now: float,
         dry_run: bool,
     ) -> None:
-        resume = None if dry_run else self._checkpoint(status, report)
+        resume = None if dry_run else self._store.checkpoint(status, report.hook)
+        if resume is not None:  # go on from where an earlier pass stopped
+            report.since, report.began, report.resumed = resume.since, resume.began, True
         try:
-            log = client.deliveries(report.hook, report.since, resume)
+            log = client.deliveries(report.hook, report.since, None if resume is None else resume.cursor)
         except ApiError as exc:
             if resume is not None and exc.status in ("400", "404", "410", "422"):
                 # a cursor GitHub no longer takes: the next pass reads from the newest
-                self._connection.hdel(keys.RECONCILE_STATUS, f"resume:{report.hook}")
+                self._store.keep_checkpoint(report.hook, None)
             raise
         attempts = log.attempts
         report.attempts = len(attempts)
@@ -216,7 +176,7 @@ class Reconciler:
         guids = sorted({a.guid for a in attempts})
         states = self._marks.held([keys.mark(str(hook_id), guid) for guid in guids])
         marked = {guid for guid, state in zip(guids, states, strict=True) if state is not MarkState.MISSING}
-        counts = self._redelivered(hook_id, [g for g in guids if g not in marked])
+        counts = self._store.redelivered(hook_id, [g for g in guids if g not in marked])
         report.decisions = plan(
             attempts,
             marked,
@@ -230,19 +190,12 @@ class Reconciler:
                 continue
             if decision.action != "redeliver":
                 # counted once per delivery, however many passes see it again
-                first = self._connection.set(
-                    keys.unrecoverable(hook_id, decision.guid), decision.action, nx=True,
-                    ex=settings.redelivery_window_seconds * 3,
-                )  # fmt: skip
-                if first:
+                window = settings.redelivery_window_seconds
+                if self._store.first_unrecoverable(hook_id, decision.guid, decision.action, window):
                     self._metrics.unrecoverable.labels(report.hook, decision.action).inc()
                 continue
             client.redeliver(report.hook, decision.attempt_id)
-            key = keys.redelivered(hook_id, decision.guid)
-            with self._connection.pipeline(transaction=False) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, settings.redelivery_window_seconds)
-                pipe.execute()
+            self._store.count_redelivery(hook_id, decision.guid, settings.redelivery_window_seconds)
             self._metrics.redeliveries.labels(report.hook, decision.reason).inc()
             logger.info(
                 "reconcile {}: redelivery of {} requested ({})", report.hook, decision.guid, decision.reason
@@ -250,30 +203,14 @@ class Reconciler:
         # only once what was read was acted on: a pass that could not is read again by the next
         self._keep_checkpoint(report, log, dry_run)
 
-    def _checkpoint(self, status: dict[str, str], report: HookReport) -> str | None:
-        """Where an earlier pass stopped reading this log (its cursor), the report set to go on
-        from there; None: read from the newest."""
-        raw = status.get(f"resume:{report.hook}")
-        if raw is None:
-            return None
-        try:
-            found = json.loads(raw)
-            cursor, since, began = str(found["cursor"]), float(found["since"]), float(found["began"])
-        except (ValueError, KeyError, TypeError):
-            return None  # not ours: read from the newest
-        report.since, report.began, report.resumed = since, began, True
-        return cursor
-
     def _keep_checkpoint(self, report: HookReport, log: Log, dry_run: bool) -> None:
         """A log read in part: where the next pass resumes; read to its start: nothing kept."""
         if dry_run:
             return
-        name = f"resume:{report.hook}"
         if log.resume is None:
-            self._connection.hdel(keys.RECONCILE_STATUS, name)
+            self._store.keep_checkpoint(report.hook, None)
             return
-        point = {"cursor": log.resume, "since": report.since, "began": report.began}
-        self._connection.hset(keys.RECONCILE_STATUS, name, json.dumps(point))
+        self._store.keep_checkpoint(report.hook, Checkpoint(log.resume, report.since, report.began))
         report.error = f"read in part ({log.stopped}): the next pass resumes where this one stopped"
         self._metrics.api_errors.labels(log.stopped or "budget").inc()
 
@@ -285,21 +222,14 @@ class Reconciler:
             return int(known)
         found = client.hook_id(hook, attempts[0].id if attempts else None)
         if found is not None and hook == "app/hook":
-            self._connection.hset(keys.RECONCILE_STATUS, f"hook_id:{hook}", str(found))
-            status[f"hook_id:{hook}"] = str(found)
+            self._store.keep_hook_id(status, hook, found)
         return found
-
-    def _redelivered(self, hook_id: int, guids: list[str]) -> dict[str, int]:
-        if not guids:
-            return {}
-        values = self._connection.mget([keys.redelivered(hook_id, guid) for guid in guids])
-        return {guid: int(value) for guid, value in zip(guids, values, strict=True) if value is not None}
 
     # -- scheduling -------------------------------------------------------------------------------
     def due(self) -> bool:
         """A pass is due at ``next_pass``; one that is not a time, or further away than any interval
         and wait allow (written from a hostile answer before waits were bounded), is due now."""
-        raw = self._connection.hget(keys.RECONCILE_STATUS, "next_pass")
+        raw = self._store.next_pass()
         try:
             next_pass = float(raw) if raw is not None else 0.0
         except ValueError:

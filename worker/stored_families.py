@@ -41,7 +41,7 @@ from worker.metrics import (
     LabelPolicy,
     ScrapeFamily,
 )
-from worker.reconcile import Status
+from worker.reconcile_store import Status
 from worker.textformat import histogram_lines, number, sample, value_lines
 
 

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fake_github import FakeGitHub, Refusal, app_key_pair, github_settings
-from worker.github_api import ApiError, GitHubHooks
+from worker.github_api import GitHubHooks
+from worker.github_calls import ApiError
 
 pytestmark = pytest.mark.integration
 TOKEN = "ghp_test-token-0123456789"

@@ -19,7 +19,8 @@ from tests.conftest import SECRET
 from tests.fake_github import FakeGitHub, Refusal, github_settings
 from tests.receiver_thread import running_receiver
 from worker.metrics import ReconcileMetrics
-from worker.reconcile import ReconcileLoop, Reconciler, read_status
+from worker.reconcile import ReconcileLoop, Reconciler
+from worker.reconcile_store import read_status
 
 pytestmark = pytest.mark.integration
 TOKEN = "ghp_reconcile-0123456789"

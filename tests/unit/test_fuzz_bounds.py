@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from worker.api import MAX_LIMIT, BadQuery, parse_query
-from worker.github_api import MAX_RATE_LIMIT, MAX_WAIT_SECONDS, _retry_after, header_number
+from worker.github_calls import MAX_RATE_LIMIT, MAX_WAIT_SECONDS, _retry_after, header_number
 
 NOW = 1_800_000_000.0
 UNICODE_DIGITS = st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=6)
