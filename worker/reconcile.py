@@ -74,6 +74,25 @@ class PassReport:
 ClientFactory = Callable[[GithubSettings], GitHubHooks]
 
 
+def reading_start(settings: GithubSettings, last_success: str | None, now: float) -> float:
+    """Where a hook's reading goes back to: its last successful pass less an overlap, at most
+    ``github.reconcile_lookback_seconds`` back (the first pass: that far)."""
+    if last_success is None:
+        return now - settings.reconcile_lookback_seconds
+    overlap = max(MIN_OVERLAP_SECONDS, 2.0 * settings.reconcile_interval_seconds)
+    return max(float(last_success) - overlap, now - settings.reconcile_lookback_seconds)
+
+
+def pass_due(next_pass: bytes | None, now: float, interval: float) -> bool:
+    """A pass is due at ``next_pass``; one that is not a time, or further away than any interval
+    and wait allow (written from a hostile answer before waits were bounded), is due now."""
+    try:
+        due = float(next_pass) if next_pass is not None else 0.0
+    except ValueError:
+        return True
+    return not due <= now + interval + MAX_WAIT_SECONDS or now >= due
+
+
 class Reconciler:
     def __init__(
         self,
@@ -102,7 +121,11 @@ class Reconciler:
         status = self._store.status()
         wait: float | None = None
         for hook in settings.hooks:
-            start = since if since is not None else self._start(settings, status, hook, started)
+            start = (
+                since
+                if since is not None
+                else reading_start(settings, status.get(f"last_success:{hook}"), started)
+            )
             hook_report = HookReport(hook, start, started)
             report.hooks.append(hook_report)
             if wait is not None:
@@ -140,13 +163,6 @@ class Reconciler:
                 client.usage.invalid_guids,
             )
         return report
-
-    def _start(self, settings: GithubSettings, status: dict[str, str], hook: str, now: float) -> float:
-        last = status.get(f"last_success:{hook}")
-        if last is None:
-            return now - settings.reconcile_lookback_seconds
-        overlap = max(MIN_OVERLAP_SECONDS, 2.0 * settings.reconcile_interval_seconds)
-        return max(float(last) - overlap, now - settings.reconcile_lookback_seconds)
 
     def _reconcile(  # noqa: PLR0917 - one hook's step of the pass
         self,
@@ -227,15 +243,7 @@ class Reconciler:
 
     # -- scheduling -------------------------------------------------------------------------------
     def due(self) -> bool:
-        """A pass is due at ``next_pass``; one that is not a time, or further away than any interval
-        and wait allow (written from a hostile answer before waits were bounded), is due now."""
-        raw = self._store.next_pass()
-        try:
-            next_pass = float(raw) if raw is not None else 0.0
-        except ValueError:
-            return True
-        latest = self._clock() + self._settings().reconcile_interval_seconds + MAX_WAIT_SECONDS
-        return not next_pass <= latest or self._clock() >= next_pass
+        return pass_due(self._store.next_pass(), self._clock(), self._settings().reconcile_interval_seconds)
 
 
 class ReconcileLoop:

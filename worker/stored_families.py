@@ -196,26 +196,32 @@ class StoredFamilies:
             )
 
     def _inflight(self, inflight: Inflight) -> list[Block]:
-        now = self._clock()
-        blocks = []
-        oldest: dict[str, dict[str, float]] = {"queued": {}, "in_progress": {}}
-        for kind, gauges in (("job", JOB_PHASE_GAUGES), ("run", RUN_PHASE_GAUGES)):
-            names = self._policy.inflight_labels(kind)
-            for phase, family in gauges.items():
-                counts: dict[tuple[str, ...], int] = defaultdict(int)
-                for found in inflight.groups(kind, phase):
-                    counts[codec.group_labels(found.group, names)] += found.attempts
-                    if phase in oldest and isinstance(found.group, JobGroup):
-                        runs_on = found.group.runs_on
-                        oldest[phase][runs_on] = min(oldest[phase].get(runs_on, found.oldest), found.oldest)
-                block = self.block(family)
-                for values, count in sorted(counts.items()):
-                    block.lines.append(sample(block.name, codec.label_text(names, values), number(count)))
-                blocks.append(block)
-        for phase, family in OLDEST_BY_PHASE.items():
-            block = self.block(family)
-            for runs_on, since in sorted(oldest[phase].items()):
-                age = number(max(0.0, now - since))
-                block.lines.append(sample(block.name, codec.label_text(("runs_on",), (runs_on,)), age))
+        return inflight_blocks(inflight, self._policy, self.block, self._clock())
+
+
+def inflight_blocks(
+    inflight: Inflight, policy: LabelPolicy, block_of: Callable[[ScrapeFamily], Block], now: float
+) -> list[Block]:
+    """The in-flight gauges and the oldest attempts' ages, from the sets as counted per group."""
+    blocks = []
+    oldest: dict[str, dict[str, float]] = {"queued": {}, "in_progress": {}}
+    for kind, gauges in (("job", JOB_PHASE_GAUGES), ("run", RUN_PHASE_GAUGES)):
+        names = policy.inflight_labels(kind)
+        for phase, family in gauges.items():
+            counts: dict[tuple[str, ...], int] = defaultdict(int)
+            for found in inflight.groups(kind, phase):
+                counts[codec.group_labels(found.group, names)] += found.attempts
+                if phase in oldest and isinstance(found.group, JobGroup):
+                    runs_on = found.group.runs_on
+                    oldest[phase][runs_on] = min(oldest[phase].get(runs_on, found.oldest), found.oldest)
+            block = block_of(family)
+            for values, count in sorted(counts.items()):
+                block.lines.append(sample(block.name, codec.label_text(names, values), number(count)))
             blocks.append(block)
-        return blocks
+    for phase, family in OLDEST_BY_PHASE.items():
+        block = block_of(family)
+        for runs_on, since in sorted(oldest[phase].items()):
+            age = number(max(0.0, now - since))
+            block.lines.append(sample(block.name, codec.label_text(("runs_on",), (runs_on,)), age))
+        blocks.append(block)
+    return blocks
