@@ -111,7 +111,6 @@ class Reconciler:
         self._clock = clock
         self._client = client
 
-    # -- one pass ---------------------------------------------------------------------------------
     def run_pass(self, since: float | None = None, dry_run: bool = False) -> PassReport:
         """Reconcile every hook once; ``since`` overrides where each hook's reading starts."""
         settings = self._settings()
@@ -241,7 +240,6 @@ class Reconciler:
             self._store.keep_hook_id(status, hook, found)
         return found
 
-    # -- scheduling -------------------------------------------------------------------------------
     def due(self) -> bool:
         return pass_due(self._store.next_pass(), self._clock(), self._settings().reconcile_interval_seconds)
 
