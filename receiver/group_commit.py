@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from redis.exceptions import RedisError
 
-from receiver.intake import Accepted, Outcome
+from receiver.intake import Accepted, Admission
 
 
 class CommitStopped(RedisError):
@@ -30,9 +30,9 @@ class CommitStopped(RedisError):
     (answered 503; a redelivery is then queued, or answered as a duplicate)."""
 
 
-Submit = Callable[[Sequence[Accepted]], Awaitable[list[Outcome]]]
+Submit = Callable[[Sequence[Accepted]], Awaitable[list[Admission]]]
 Observer = Callable[[int], None]
-Waiting = tuple[Accepted, "asyncio.Future[Outcome]", float]  # the delivery, its answer, its deadline
+Waiting = tuple[Accepted, "asyncio.Future[Admission]", float]  # the delivery, its answer, its deadline
 
 
 class GroupCommit:
@@ -61,11 +61,11 @@ class GroupCommit:
                 future.set_exception(CommitStopped("the receiver stopped before Redis answered"))
         self._in_flight, self._pending = [], []
 
-    async def submit(self, delivery: Accepted, deadline: float = math.inf) -> Outcome:
+    async def submit(self, delivery: Accepted, deadline: float = math.inf) -> Admission:
         """The outcome once the batch holding ``delivery`` is in Redis; raises what the write raised,
         or ``TimeoutError`` at ``deadline`` (the event loop's clock)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Outcome] = loop.create_future()
+        future: asyncio.Future[Admission] = loop.create_future()
         self._pending.append((delivery, future, deadline))
         self._wakeup.set()
         if deadline < math.inf and (self._watch is None or deadline < self._watch.when()):

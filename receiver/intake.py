@@ -35,7 +35,9 @@ from shared.rqadapter.enqueue import JobTemplate, know_server_version
 from shared.settings import QueueSettings
 
 
-class Outcome(StrEnum):
+class Admission(StrEnum):
+    """What became of a delivery at the intake: queued, or a duplicate of one already marked."""
+
     QUEUED = "queued"
     DUPLICATE = "duplicate"
 
@@ -52,25 +54,25 @@ class Accepted:
         return keys.mark(self.envelope.hook_id, self.envelope.delivery_id)
 
 
-def plan(marks: Sequence[str]) -> tuple[list[Outcome], list[int]]:
-    """Outcomes so far, and the indexes to try to queue: a repeat inside the batch is a duplicate."""
+def plan(marks: Sequence[str]) -> tuple[list[Admission], list[int]]:
+    """Admissions so far, and the indexes to try to queue: a repeat inside the batch is a duplicate."""
     seen: set[str] = set()
     outcomes, fresh = [], []
     for index, key in enumerate(marks):
         if key in seen:
-            outcomes.append(Outcome.DUPLICATE)
+            outcomes.append(Admission.DUPLICATE)
             continue
         seen.add(key)
         fresh.append(index)
-        outcomes.append(Outcome.QUEUED)
+        outcomes.append(Admission.QUEUED)
     return outcomes, fresh
 
 
-def retry_without(fresh: list[int], taken: Sequence[int], outcomes: list[Outcome]) -> list[int]:
+def retry_without(fresh: list[int], taken: Sequence[int], outcomes: list[Admission]) -> list[int]:
     """After a refused try: the taken ones become duplicates, the others are tried again."""
     for index, flag in zip(fresh, taken, strict=True):
         if flag:
-            outcomes[index] = Outcome.DUPLICATE
+            outcomes[index] = Admission.DUPLICATE
     return [index for index, flag in zip(fresh, taken, strict=True) if not flag]
 
 
@@ -98,7 +100,7 @@ class Intake(_Base):
         super().__init__(queue, settings)
         self._marks = marks
 
-    def submit(self, deliveries: Sequence[Accepted]) -> list[Outcome]:
+    def submit(self, deliveries: Sequence[Accepted]) -> list[Admission]:
         """Queue the new ones among ``deliveries`` as one job; raises ``redis.RedisError`` if Redis fails."""
         outcomes, fresh = plan([d.key for d in deliveries])
         while fresh:
@@ -126,7 +128,7 @@ class AsyncIntake(_Base):
         self._marks = marks
         self.headroom = headroom
 
-    async def submit(self, deliveries: Sequence[Accepted]) -> list[Outcome]:
+    async def submit(self, deliveries: Sequence[Accepted]) -> list[Admission]:
         if self._template is None and self._queue.redis_server_version is None:
             try:
                 info = await self.connection.info("server")

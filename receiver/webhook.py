@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from receiver.asgi import Headers, Receive, Rejected, Scope, Send, header, headers_of, read_body, respond
 from receiver.group_commit import GroupCommit
 from receiver.headroom import RedisFull
-from receiver.intake import Accepted, AsyncIntake, Outcome
+from receiver.intake import Accepted, Admission, AsyncIntake
 from receiver.metrics import ReceiverMetrics
 from receiver.signature import rejection_reason
 from shared.dataset import DatasetWatch
@@ -168,6 +168,6 @@ class Webhook:
         except (RedisError, TimeoutError) as exc:
             logger.error("cannot queue delivery {}: {}: {}", delivery_id, type(exc).__name__, exc)
             return 503, UNAVAILABLE, "unavailable"
-        if outcome is Outcome.DUPLICATE:
+        if outcome is Admission.DUPLICATE:
             return 200, DUPLICATE, "duplicate"
         return 202, QUEUED, "queued"

@@ -166,9 +166,9 @@ KEYS: tuple[KeyDoc, ...] = (
     ),
     KeyDoc(
         "`gha-exporter:gate:<random>`",
-        "string: set by the marks' apply when every delivery of a batch is still as read, deleted by the "
-        "batch's write in the same transaction (without it nothing is written)",
-        "`worker/ledger.py` (`shared/marks.apply.lua`, `worker/ledger.apply.lua`)",
+        "string: set by the marks' settle script when every delivery of a batch is still as read, deleted "
+        "by the batch's write in the same transaction (without it nothing is written)",
+        "`worker/ledger.py` (`shared/marks.settle.lua`, `worker/ledger.write.lua`)",
         "deleted at once; 60 s if the write never ran",
         "—",
     ),

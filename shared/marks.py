@@ -96,7 +96,7 @@ class DeliveryMarks:
         self._compress = compress
         self._create = LuaScript("shared", "marks.create")
         self._read = LuaScript("shared", "marks.read")
-        self._apply = LuaScript("shared", "marks.apply")
+        self._settle = LuaScript("shared", "marks.settle")
 
     def ttl(self) -> int:
         """How long a mark is kept after its last write (``webhook.dedupe_ttl_seconds``, as reloaded)."""
@@ -120,18 +120,18 @@ class DeliveryMarks:
         flat = self._read(self._connection, keys, ["1"])
         return [read_mark(state, body) for state, body in zip(flat[::2], flat[1::2], strict=True)]
 
-    def held(self, keys: Sequence[str]) -> list[MarkState]:
+    def states(self, keys: Sequence[str]) -> list[MarkState]:
         """Each mark's state (``MISSING`` when there is none), in one round trip."""
         if not keys:
             return []
         return [MarkState(state.decode()) for state in self._read(self._connection, keys, ["0"])]
 
-    def apply(self, pipe: Pipeline, keys: Sequence[str], read: Sequence[MarkState], gate: str = "") -> None:
+    def settle(self, pipe: Pipeline, keys: Sequence[str], read: Sequence[MarkState], gate: str = "") -> None:
         """Queue on a transaction (after MULTI): these deliveries are applied, if each mark is still
         in the state ``read`` says (``QUEUED`` or ``MISSING``); then ``gate`` is set. The
         transaction's reply for it is 1, or 0 when a mark had changed and nothing was written."""
         if keys:
-            self._apply(pipe, keys, [self._ttl(), gate, *(state.value for state in read)])
+            self._settle(pipe, keys, [self._ttl(), gate, *(state.value for state in read)])
 
 
 class AsyncDeliveryMarks:

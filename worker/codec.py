@@ -21,7 +21,7 @@ A member of an in-flight set (``inflight:<kind>:<phase>``) is its attempt's grou
 :func:`inflight_member`.
 
 The cardinality guard keeps each family's label texts in a set. The write itself is the ledger's apply
-script (``worker/ledger.apply.lua``), given the fields built here.
+script (``worker/ledger.write.lua``), given the fields built here.
 """
 
 from __future__ import annotations

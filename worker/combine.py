@@ -57,8 +57,8 @@ class Combiner:
         self._clock = clock
         self._claimed = keys.claimed(jobs.queue.name)
         self._seen = keys.dequeued_seen(jobs.queue.name)
-        self._held: list[str] = []  # the ids of the RQ jobs this worker claimed and still holds
-        self._held_lock = threading.Lock()
+        self._in_hand: list[str] = []  # the ids of the RQ jobs this worker claimed and still holds
+        self._in_hand_lock = threading.Lock()
 
     def take(self, have: int) -> list[Job]:
         """Further RQ jobs of ours from the head of the queue, until ``have`` + theirs reach the limit
@@ -95,20 +95,20 @@ class Combiner:
         return [entry for job in jobs for entry in job.args[0]]
 
     def _hold(self, ids: list[str]) -> None:
-        with self._held_lock:
-            self._held += ids
+        with self._in_hand_lock:
+            self._in_hand += ids
 
     def _release(self, jobs: list[Job]) -> None:
         gone = {job.id for job in jobs}
-        with self._held_lock:
-            self._held = [job_id for job_id in self._held if job_id not in gone]
+        with self._in_hand_lock:
+            self._in_hand = [job_id for job_id in self._in_hand if job_id not in gone]
 
     def renew(self) -> None:
         """Renew the claims this worker holds (called with the lease of the RQ job it runs)."""
-        with self._held_lock:
-            held = list(self._held)
-        if held:
-            self._jobs.renew(self._claimed, held, self._clock())
+        with self._in_hand_lock:
+            in_hand = list(self._in_hand)
+        if in_hand:
+            self._jobs.renew(self._claimed, in_hand, self._clock())
 
     def finish(self, jobs: list[Job]) -> None:
         """The taken RQ jobs are applied: delete them."""

@@ -83,27 +83,27 @@ class Ledger:
             policy, settled_ttl=marks.ttl, job_ttl=job_ttl, run_ttl=run_ttl, recent=recent
         )
         self._read = LuaScript("worker", "ledger.read")
-        self._write = LuaScript("worker", "ledger.apply")
+        self._write = LuaScript("worker", "ledger.write")
 
     def apply(
         self,
         attempt_keys: Sequence[str],
         marks: Sequence[str],
         decide: Decide[R],
-        held: Sequence[MarkState] | None = None,
+        mark_states: Sequence[MarkState] | None = None,
     ) -> R:
         """Decide on what is stored and write the decision, atomically; decided again on conflict.
 
         ``decide`` must depend only on what it is given: it may be called several times.
-        ``held``: the marks' states as the caller just read them, if it did (they are checked when
+        ``mark_states``: the marks' states as the caller just read them, if it did (they are checked when
         written, so a first attempt need not read them again; a retry does).
         """
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
-                return self._attempt(attempt_keys, marks, decide, held)
+                return self._attempt(attempt_keys, marks, decide, mark_states)
             except WatchError:
                 self._on_conflict()
-                held = None
+                mark_states = None
         raise RuntimeError(f"batch kept conflicting with other workers {MAX_CONFLICT_RETRIES} times")
 
     def add(self, updates: Sequence[Update]) -> None:
@@ -122,9 +122,9 @@ class Ledger:
                 pipe.watch(*[keys.state(k) for k in attempt_keys])  # type: ignore[no-untyped-call]
             initial = self._states(pipe, attempt_keys)
             if read is None:
-                read = self._marks.held(marks)
-            held = dict(zip(marks, read, strict=True))  # not watched: checked when applied
-            applied = frozenset(m for m, s in held.items() if s is MarkState.APPLIED)
+                read = self._marks.states(marks)
+            found = dict(zip(marks, read, strict=True))  # not watched: checked when settled
+            applied = frozenset(m for m, s in found.items() if s is MarkState.APPLIED)
             changes, result = decide(Stored({k: dict(v) for k, v in initial.items()}, applied))
             batch = self._encoder.batch(initial, changes)
             if batch is None and not changes.applied:
@@ -132,7 +132,7 @@ class Ledger:
                 return result
             gate = keys.gate(uuid.uuid4().hex) if batch is not None and changes.applied else ""
             pipe.multi()
-            self._marks.apply(pipe, changes.applied, [held[m] for m in changes.applied], gate)
+            self._marks.settle(pipe, changes.applied, [found[m] for m in changes.applied], gate)
             if batch is not None:
                 self._write(pipe, (), [batch_json({**batch, "gate": gate})])
             replies = pipe.execute()

@@ -41,7 +41,7 @@ class Item:
     envelope: Envelope
     event: JobEvent | RunEvent | None
     error: str = ""
-    held: MarkState | None = None  # its mark's state as read with the body (None: inline body, not read)
+    mark_state: MarkState | None = None  # as read with the body (None: inline body, not read)
 
     @property
     def event_name(self) -> str:
@@ -64,7 +64,9 @@ class Item:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Verdict:
+    """What one delivery of a batch came to."""
+
     item: Item
     result: str  # changed, unchanged, invalid, or replayed (already applied by an earlier attempt)
 
@@ -95,12 +97,12 @@ class Processor:
             return
         items = self._items(envelopes)
         attempts = sorted({k for item in items for k in item.state_keys()})
-        held = [item.held for item in items if item.held is not None]
+        read = [item.mark_state for item in items if item.mark_state is not None]
         outcomes = self._ledger.apply(
             attempts,
             [item.mark for item in items],
             functools.partial(self.decide_batch, items),
-            held if len(held) == len(items) else None,  # the marks were all read with their bodies
+            read if len(read) == len(items) else None,  # the marks were all read with their bodies
         )
         now = self._clock()
         for outcome in outcomes:
@@ -140,7 +142,7 @@ class Processor:
                 continue
             mark = next(marks)
             if mark.state is MarkState.APPLIED:  # by an earlier attempt of this RQ job: replayed below
-                items.append(Item(envelope, None, held=mark.state))
+                items.append(Item(envelope, None, mark_state=mark.state))
             elif mark.unreadable:
                 logger.warning("delivery {} ({}): its stored body does not decompress", envelope.delivery_id,
                                envelope.event)  # fmt: skip
@@ -153,16 +155,16 @@ class Processor:
                 items.append(self._parse(envelope, body, mark.state))
         return items
 
-    def _parse(self, envelope: Envelope, body: str, held: MarkState | None = None) -> Item:
+    def _parse(self, envelope: Envelope, body: str, mark_state: MarkState | None = None) -> Item:
         try:
             event = parse(envelope.event, body)
             plausible.check(event, self._limits)
-            return Item(envelope, event, held=held)
+            return Item(envelope, event, mark_state=mark_state)
         except PayloadError as exc:
             logger.warning("delivery {} ({}) unusable: {}", envelope.delivery_id, envelope.event, exc)
-            return Item(envelope, None, exc.reason, held)
+            return Item(envelope, None, exc.reason, mark_state)
 
-    def decide_batch(self, items: list[Item], stored: Stored) -> tuple[Changes, list[Outcome]]:
+    def decide_batch(self, items: list[Item], stored: Stored) -> tuple[Changes, list[Verdict]]:
         """The batch's outcomes and changes, given what is stored (no I/O: the ledger may ask again)."""
         states = stored.states
         effects = Effects()
@@ -170,11 +172,11 @@ class Processor:
         seen: set[str] = set()
         for item in items:
             if item.mark in stored.applied or item.mark in seen:
-                outcomes.append(Outcome(item, "replayed"))
+                outcomes.append(Verdict(item, "replayed"))
                 continue
             seen.add(item.mark)
             result = "invalid" if item.event is None else self._decide(item, states, effects)
-            outcomes.append(Outcome(item, result))
+            outcomes.append(Verdict(item, result))
             effects.updates.append(self._processed(item.event_name, result))
         return Changes(states, effects.updates, sorted(seen), effects.failed, effects.groups), outcomes
 

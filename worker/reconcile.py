@@ -189,7 +189,7 @@ class Reconciler:
             self._keep_checkpoint(report, log, dry_run)
             return  # an empty log: nothing to reconcile
         guids = sorted({a.guid for a in attempts})
-        states = self._marks.held([keys.mark(str(hook_id), guid) for guid in guids])
+        states = self._marks.states([keys.mark(str(hook_id), guid) for guid in guids])
         marked = {guid for guid, state in zip(guids, states, strict=True) if state is not MarkState.MISSING}
         counts = self._store.redelivered(hook_id, [g for g in guids if g not in marked])
         report.decisions = plan(

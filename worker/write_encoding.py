@@ -1,4 +1,4 @@
-"""What one batch's write hands the ledger's apply script (``worker/ledger.apply.lua``): the states
+"""What one batch's write hands the ledger's apply script (``worker/ledger.write.lua``): the states
 to replace, the in-flight set members to move (with their cardinality guard), every aggregate
 movement in the stored form of :mod:`worker.codec`, the recent failures to push.
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
-from receiver.intake import Accepted, Intake, Outcome
+from receiver.intake import Accepted, Admission, Intake
 from shared import keys
 from shared.bodies import LZ4_MAGIC
 from shared.envelope import Envelope
@@ -34,7 +34,7 @@ def test_a_body_that_looks_like_a_state_is_accounted_once(connection, settings, 
     intake = Intake(
         DeliveryMarks(connection, lambda: 60), make_queue(connection, settings.queue), settings.queue
     )
-    assert intake.submit([accepted("odd", body)]) == [Outcome.QUEUED]
+    assert intake.submit([accepted("odd", body)]) == [Admission.QUEUED]
     exporter.processor.process_batch(queued_entries(connection, settings))
     assert exporter.value("webhook_deliveries_processed_total", event="workflow_job", result="invalid") == 1
     assert exporter.total("webhook_events_processed_total", effect="replayed") == 0
@@ -88,10 +88,10 @@ def test_read_and_held_and_apply(connection):
         Mark(MarkState.QUEUED, b"{}"),
         Mark(MarkState.MISSING, None),
     ]
-    read = marks.held(names)
+    read = marks.states(names)
     assert read == [MarkState.QUEUED, MarkState.QUEUED, MarkState.MISSING]
     with connection.pipeline() as pipe:
-        marks.apply(pipe, names, read, gate="m:gate")
+        marks.settle(pipe, names, read, gate="m:gate")
         assert pipe.execute() == [1]
     assert marks.read(names) == [Mark(MarkState.APPLIED, None)] * 3
     assert all(0 < connection.ttl(key) <= 45 for key in names)
@@ -102,12 +102,12 @@ def test_apply_writes_nothing_when_a_mark_changed_since_it_was_read(connection):
     """Another worker applied one of them meanwhile: none is applied, no gate set, 0 answered."""
     marks = DeliveryMarks(connection, lambda: 45)
     marks.create(["m:a", "m:b"], [b"a", b"b"], [])
-    read = marks.held(["m:a", "m:b", "m:none"])
+    read = marks.states(["m:a", "m:b", "m:none"])
     with connection.pipeline() as pipe:
-        marks.apply(pipe, ["m:b"], [MarkState.QUEUED])  # the other worker
+        marks.settle(pipe, ["m:b"], [MarkState.QUEUED])  # the other worker
         pipe.execute()
     with connection.pipeline() as pipe:
-        marks.apply(pipe, ["m:a", "m:b", "m:none"], read, gate="m:gate")
+        marks.settle(pipe, ["m:a", "m:b", "m:none"], read, gate="m:gate")
         assert pipe.execute() == [0]
     assert marks.read(["m:a", "m:none"]) == [Mark(MarkState.QUEUED, b"a"), Mark(MarkState.MISSING, None)]
     assert connection.exists("m:gate") == 0

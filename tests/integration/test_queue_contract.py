@@ -8,7 +8,7 @@ import pytest
 from redis import Redis
 from rq.registry import StartedJobRegistry
 
-from receiver.intake import Accepted, Intake, Outcome
+from receiver.intake import Accepted, Admission, Intake
 from shared import keys
 from shared.envelope import Envelope
 from shared.marks import DeliveryMarks
@@ -46,7 +46,7 @@ def drain_in_process(connection, settings, make_exporter):
 
 def test_concurrent_receivers_queue_a_delivery_once(connection, settings):
     queue = make_queue(connection, settings.queue)
-    outcomes: list[Outcome] = []
+    outcomes: list[Admission] = []
     barrier = threading.Barrier(8)
 
     def submit():
@@ -60,7 +60,7 @@ def test_concurrent_receivers_queue_a_delivery_once(connection, settings):
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(outcomes) == [Outcome.DUPLICATE] * 7 + [Outcome.QUEUED]
+    assert sorted(outcomes) == [Admission.DUPLICATE] * 7 + [Admission.QUEUED]
     assert queue.count == 1
 
 
@@ -68,9 +68,9 @@ def test_a_batch_is_one_job_and_repeats_inside_it_are_duplicates(connection, set
     queue = make_queue(connection, settings.queue)
     intake = Intake(DeliveryMarks(connection, lambda: 60), queue, settings.queue)
     assert intake.submit([envelope("a"), envelope("b"), envelope("a")]) == [
-        Outcome.QUEUED, Outcome.QUEUED, Outcome.DUPLICATE,
+        Admission.QUEUED, Admission.QUEUED, Admission.DUPLICATE,
     ]  # fmt: skip
-    assert intake.submit([envelope("b")]) == [Outcome.DUPLICATE]
+    assert intake.submit([envelope("b")]) == [Admission.DUPLICATE]
     assert queue.count == 1
     assert connection.ttl("gha-exporter:delivery:hook:a") == 60
     assert connection.hgetall("gha-exporter:delivery:hook:a") == {

@@ -23,7 +23,7 @@ def _redis(redis_url):
 
 
 def test_every_script_file_is_tested():
-    tested = {"shared/marks.create.lua", "shared/marks.read.lua", "shared/marks.apply.lua"}
+    tested = {"shared/marks.create.lua", "shared/marks.read.lua", "shared/marks.settle.lua"}
     source = Path(__file__).read_text()
     files = {str(p.relative_to(ROOT)) for p in ROOT.glob("*/*.lua")}
     assert files, "no script files found"
@@ -42,7 +42,7 @@ def test_ledger_read_returns_each_hash_in_order(redis):
 def apply(redis, **batch):
     batch = {"limit": 10, "sep": SEP, "at": "at", "states": [], "zrem": [], "zadd": [], "aggs": [],
              "folded": ["folded", "v"], "gate": "", **batch}  # fmt: skip
-    return LuaScript("worker", "ledger.apply")(redis, (), [json.dumps(batch)])
+    return LuaScript("worker", "ledger.write")(redis, (), [json.dumps(batch)])
 
 
 def latest(value, at):

@@ -4,7 +4,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from receiver.group_commit import CommitStopped, GroupCommit
-from receiver.intake import Accepted, Outcome
+from receiver.intake import Accepted, Admission
 from shared.envelope import Envelope
 
 pytestmark = pytest.mark.anyio
@@ -28,7 +28,7 @@ class SlowWrites:
             await asyncio.wait_for(self.release.wait(), 5)
         if self.fail:
             raise RedisConnectionError("down")
-        return [Outcome.QUEUED] * len(deliveries)
+        return [Admission.QUEUED] * len(deliveries)
 
 
 async def test_a_lone_delivery_is_written_alone():
@@ -36,7 +36,7 @@ async def test_a_lone_delivery_is_written_alone():
     writes.release.set()
     commit = GroupCommit(writes, max_batch=10)
     commit.start()
-    assert await commit.submit(envelope(1)) is Outcome.QUEUED
+    assert await commit.submit(envelope(1)) is Admission.QUEUED
     await commit.stop()
     assert writes.batches == [["d-1"]]
 
@@ -54,7 +54,7 @@ async def test_deliveries_arriving_during_a_write_share_the_next_one_up_to_the_l
     writes.release.set()
     results = await asyncio.gather(first, *rest)
     await commit.stop()
-    assert results == [Outcome.QUEUED] * 7
+    assert results == [Admission.QUEUED] * 7
     assert writes.batches == [["d-0"], ["d-1", "d-2", "d-3", "d-4"], ["d-5", "d-6"]]
     assert sizes == [1, 4, 2]
 
@@ -109,7 +109,7 @@ async def test_a_delivery_past_its_deadline_fails_and_is_left_out_of_the_next_wr
     with pytest.raises(TimeoutError):
         (await settled(late)).result()
     writes.release.set()
-    assert await in_flight is Outcome.QUEUED
+    assert await in_flight is Admission.QUEUED
     await commit.stop()
     assert writes.batches == [["d-0"]]
 

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from receiver.app import build_app
 from receiver.asgi import Rejected, read_body
-from receiver.intake import AsyncIntake, Outcome
+from receiver.intake import Admission, AsyncIntake
 from receiver.metrics import ReceiverMetrics
 from receiver.webhook import Services
 from shared import keys
@@ -223,7 +223,7 @@ class StuckIntake:
     async def submit(self, deliveries):
         await self.release.wait()
         self.written += [d.envelope.delivery_id for d in deliveries]
-        return [Outcome.QUEUED] * len(deliveries)
+        return [Admission.QUEUED] * len(deliveries)
 
     async def ping(self):
         await self.release.wait()

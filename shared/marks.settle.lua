@@ -4,7 +4,7 @@
 -- If a mark is no longer in that state (another worker applied it meanwhile), nothing is written
 -- and 0 is returned. Else every mark is applied, the gate key is set (60 s) and 1 returned: a
 -- script later in the same transaction writes what the deliveries move only if the gate is there
--- (worker/ledger.apply.lua), so both happen or neither, without WATCHing every mark.
+-- (worker/ledger.write.lua), so both happen or neither, without WATCHing every mark.
 local ttl, gate = ARGV[1], ARGV[2]
 for i, key in ipairs(KEYS) do
   local state = ''  -- as marks.read.lua reads it: a mark is a hash, anything else is none

@@ -19,7 +19,7 @@
 --         applies deliveries: without it (a delivery was applied by another worker) nothing is written.
 local batch = cjson.decode(ARGV[1])
 if batch.gate ~= '' and redis.call('DEL', batch.gate) == 0 then
-  return 0  -- the marks were not applied (shared/marks.apply.lua): nothing is written
+  return 0  -- the marks were not applied (shared/marks.settle.lua): nothing is written
 end
 local limit = tonumber(batch.limit)
 local sep = batch.sep
