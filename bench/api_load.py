@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.cluster import Cluster
 from bench.load import LoadGenerator, sends
-from bench.workload import deliveries, sample_variants
+from bench.workload import deliveries, intake_entries, sample_variants
 from shared.settings_loader import load_settings
 
 ATTEMPTS = 20_000  # of jobs, and of runs
@@ -60,7 +60,7 @@ def fill(cluster: Cluster) -> None:
     items = sample_variants("1-workflow_job-queued.json", ATTEMPTS, "api-job", job)
     items += sample_variants("2-workflow_run-in_progress.json", ATTEMPTS, "api-run", run, "workflow_run")
     for start in range(0, len(items), 500):
-        built.processor.process_batch(items[start : start + 500])
+        built.processor.process_batch(intake_entries(connection, settings.queue, items[start : start + 500]))
     connection.close()
 
 

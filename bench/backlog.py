@@ -33,7 +33,7 @@ def queued_bytes(compress: bool) -> float:
         }
         connection = Redis.from_url(redis.url)
         empty = int(connection.info("memory")["used_memory"])
-        queue_through_intake(connection, load_settings(environ=environ), items, JOB_SIZE)
+        queue_through_intake(connection, load_settings(environ=environ).queue, items, JOB_SIZE)
         used = int(connection.info("memory")["used_memory"]) - empty
         connection.close()
     return used / len(items)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
+from bench.workload import intake_entries
+from receiver.intake import Accepted
 from shared.settings_loader import load_settings
 from stack.redis_server import RedisServer
 
@@ -32,6 +34,14 @@ def worker_on_fresh_redis(**environ: str) -> Iterator[tuple[Redis, Built]]:
             yield connection, build_processor(connection, settings, CollectorRegistry())
         finally:
             connection.close()
+
+
+def apply_through_intake(connection: Redis, built: Built, items: list[Accepted], batch: int) -> None:
+    """Queue ``items`` through the receiver's intake and apply them with ``built``'s processor, ``batch``
+    at a time (the default queue settings: those of :func:`worker_on_fresh_redis`)."""
+    queue = load_settings(environ={"GHA_EXPORTER_WEBHOOK__SECRETS": "bench"}).queue
+    for start in range(0, len(items), batch):
+        built.processor.process_batch(intake_entries(connection, queue, items[start : start + batch]))
 
 
 def used_memory(connection: Redis) -> int:

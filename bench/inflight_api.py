@@ -11,8 +11,9 @@ import time
 import urllib.request
 from typing import Any
 
-from bench.fresh_worker import used_memory, worker_on_fresh_redis
+from bench.fresh_worker import apply_through_intake, used_memory, worker_on_fresh_redis
 from bench.workload import sample_variants
+from receiver.intake import Accepted
 from shared.metrics_http import MetricsServer
 from stack.browser import chromium_available, headless_chromium
 from worker.api import MAX_LIMIT, InflightApi, json_route
@@ -28,7 +29,7 @@ def vary(data: dict[str, Any], i: int) -> None:
     data["repository"]["full_name"] = f"org/repo-{i % 200}"
 
 
-def deliveries() -> list[dict[str, Any]]:
+def deliveries() -> list[Accepted]:
     return sample_variants("1-workflow_job-queued.json", JOBS, "inflight", vary)
 
 
@@ -77,9 +78,7 @@ def best_ms(url: str, times: int = 5) -> tuple[float, int]:
 def main() -> dict[str, Any]:
     with worker_on_fresh_redis() as (connection, built):
         empty = used_memory(connection)
-        items = deliveries()
-        for start in range(0, JOBS, 500):
-            built.processor.process_batch(items[start : start + 500])
+        apply_through_intake(connection, built, deliveries(), 500)
         used = used_memory(connection) - empty
         api = InflightApi(built.reads)
         server = MetricsServer(

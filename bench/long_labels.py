@@ -13,8 +13,9 @@ import resource
 import time
 from typing import Any
 
-from bench.fresh_worker import used_memory, worker_on_fresh_redis
+from bench.fresh_worker import apply_through_intake, used_memory, worker_on_fresh_redis
 from bench.workload import sample_variants
+from receiver.intake import Accepted
 
 JOBS = 5_000
 NAME_BYTES = 1_000
@@ -26,7 +27,7 @@ def vary(data: dict[str, Any], i: int) -> None:
     data["workflow_job"]["id"] = 10_000_000 + i
 
 
-def deliveries() -> list[dict[str, Any]]:
+def deliveries() -> list[Accepted]:
     return sample_variants("9-workflow_job-completed.json", JOBS, "long", vary)
 
 
@@ -38,8 +39,7 @@ def main() -> dict[str, float]:
     items = deliveries()
     with worker_on_fresh_redis() as (connection, built):
         empty = used_memory(connection)
-        for start in range(0, JOBS, 100):
-            built.processor.process_batch(items[start : start + 100])
+        apply_through_intake(connection, built, items, 100)
         added = used_memory(connection) - empty
         del items
         before = peak_mb()

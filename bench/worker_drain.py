@@ -40,7 +40,7 @@ def drain(workers: int, job_size: int = BATCH, workload: str = "distinct") -> di
         settings = load_settings(environ=config)
         connection = Redis.from_url(redis.url)
         items = accepted(RUNS, workload=workload)
-        queue_through_intake(connection, settings, items, job_size)
+        queue_through_intake(connection, settings.queue, items, job_size)
         env = {**os.environ, **config, "GHA_EXPORTER_LOG__LEVEL": "warning"}
         processes = [
             subprocess.Popen(

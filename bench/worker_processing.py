@@ -15,7 +15,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
-from bench.workload import envelopes
+from bench.workload import accepted, intake_entries
 from shared.settings_loader import load_settings
 from stack.redis_server import RedisServer
 
@@ -29,8 +29,8 @@ def main(runs: int = 2000, batch: int = 50) -> dict[str, float]:
         )
         connection = Redis.from_url(server.url)
         processor = build_processor(connection, settings, CollectorRegistry()).processor
-        items = [envelope.to_dict() for envelope in envelopes(runs)]
         before = int(connection.info("memory")["used_memory"])
+        items = intake_entries(connection, settings.queue, accepted(runs))  # marks as the receiver writes
         started = time.perf_counter()
         for start in range(0, len(items), batch):
             processor.process_batch(items[start : start + batch])

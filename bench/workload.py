@@ -4,20 +4,22 @@ or as a storm of deliveries of one job followed by many distinct jobs (:data:`WO
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
-from receiver.intake import Accepted, Intake
+from receiver.intake import Accepted, Admission, AsyncIntake
 from shared.envelope import Envelope
-from shared.marks import DeliveryMarks
+from shared.marks import AsyncDeliveryMarks
 from shared.queueing import make_queue
-from shared.settings import Settings
+from shared.settings import QueueSettings
 
 SAMPLES = Path(__file__).resolve().parent.parent / "stack" / "samples"
 
@@ -78,47 +80,89 @@ WORKLOADS: dict[str, Callable[[int], list[tuple[str, bytes]]]] = {
 }
 
 
+MARKS_TTL = 3600  # seconds the marks the benchmarks and tests queue are kept
+
+
 def sample_variants(
     sample: str,
     count: int,
     prefix: str,
     change: Callable[[dict[str, Any], int], None],
     event: str = "workflow_job",
-) -> list[dict[str, Any]]:
-    """``count`` queued envelopes (bodies inline) of one bundled sample (``stack/samples/<sample>``),
-    the ``i``-th changed by ``change(data, i)``."""
+) -> list[Accepted]:
+    """``count`` deliveries of one bundled sample (``stack/samples/<sample>``), the ``i``-th changed
+    by ``change(data, i)``, as the receiver hands them to its intake."""
     data = json.loads((SAMPLES / sample).read_text())
     data = data.get("payload", data)
     items = []
     for i in range(count):
         change(data, i)
-        body = json.dumps(data).encode()
-        items.append(Envelope.from_bytes(event, f"{prefix}-{i}", "1", time.time(), body).to_dict())
+        items.append(Accepted(Envelope(event, f"{prefix}-{i}", "1", time.time()), json.dumps(data).encode()))
     return items
-
-
-def envelopes(runs: int, prefix: str = "bench") -> list[Envelope]:
-    now = time.time()
-    return [
-        Envelope.from_bytes(event, f"{prefix}-{i}", "bench", now, body)
-        for i, (event, body) in enumerate(deliveries(runs))
-    ]
 
 
 def accepted(runs: int, prefix: str = "bench", workload: str = "distinct") -> list[Accepted]:
     """As the receiver hands them to its intake: bodiless envelopes, the bodies for the marks."""
     now = time.time()
     return [
-        Accepted(Envelope(event, f"{prefix}-{i}", "bench", now, None), body)
+        Accepted(Envelope(event, f"{prefix}-{i}", "bench", now), body)
         for i, (event, body) in enumerate(WORKLOADS[workload](runs))
     ]
 
 
-def queue_through_intake(connection: Redis, settings: Settings, items: list[Accepted], job_size: int) -> None:
-    """Queue ``items`` as the receivers do, in RQ jobs of ``job_size`` deliveries (marks kept an
-    hour, bodies compressed as ``queue.compress_bodies`` says)."""
-    queue = make_queue(connection, settings.queue)
-    marks = DeliveryMarks(connection, lambda: 3600, compress=settings.queue.compress_bodies)
-    intake = Intake(marks, queue, settings.queue)
-    for start in range(0, len(items), job_size):
-        intake.submit(items[start : start + job_size])
+def queue_through_intake(
+    connection: Redis, settings: QueueSettings, items: Sequence[Accepted], job_size: int
+) -> None:
+    """Queue ``items`` through the receiver's own intake, in RQ jobs of ``job_size`` deliveries (marks
+    kept :data:`MARKS_TTL`, bodies compressed as ``queue.compress_bodies`` says)."""
+    batches = [items[start : start + job_size] for start in range(0, len(items), job_size)]
+    asyncio.run(_submit(connection, settings, batches, MARKS_TTL))
+
+
+def submit(
+    connection: Redis, settings: QueueSettings, items: Sequence[Accepted], ttl: int = MARKS_TTL
+) -> list[Admission]:
+    """One batch through the receiver's own intake: what became of each delivery."""
+    [admissions] = asyncio.run(_submit(connection, settings, [items], ttl))
+    return admissions
+
+
+def async_client(connection: Redis) -> AsyncRedis:
+    """An asyncio client of the server ``connection`` talks to (TCP or a Unix socket)."""
+    given = connection.connection_pool.connection_kwargs
+    common = {k: given[k] for k in ("db", "username", "password") if k in given}
+    if "path" in given:
+        return AsyncRedis(unix_socket_path=given["path"], **common)
+    return AsyncRedis(host=given.get("host", "localhost"), port=given.get("port", 6379), **common)
+
+
+async def _submit(
+    connection: Redis, settings: QueueSettings, batches: Sequence[Sequence[Accepted]], ttl: int
+) -> list[list[Admission]]:
+    client = async_client(connection)
+    marks = AsyncDeliveryMarks(client, lambda: ttl, compress=settings.compress_bodies)
+    intake = AsyncIntake(client, marks, make_queue(connection, settings), settings)
+    try:
+        return [await intake.submit(batch) for batch in batches]
+    finally:
+        await intake.close()
+
+
+def intake_entries(
+    connection: Redis, settings: QueueSettings, items: Sequence[Accepted]
+) -> list[dict[str, Any]]:
+    """The entries a worker's RQ job hands it for ``items``, queued through the receiver's intake (one
+    RQ job), then taken off the queue for the caller to apply; a duplicate of a delivery already
+    marked is not queued, so it has none."""
+    queue = make_queue(connection, settings)
+    before = set(queue.get_job_ids())
+    queue_through_intake(connection, settings, items, max(1, len(items)))
+    entries: list[dict[str, Any]] = []
+    for job_id in queue.get_job_ids():
+        if job_id in before:
+            continue
+        job = queue.fetch_job(job_id)
+        if job is not None:
+            entries += job.args[0]
+            job.delete(remove_from_queue=True)
+    return entries

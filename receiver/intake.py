@@ -9,9 +9,9 @@ a delivery that got 503 can be redelivered, and two receivers handed the same de
 queue it only once. (Under ``maxmemory`` with ``noeviction`` Redis refuses the script at its first
 write, before anything is written.)
 
-RQ builds the job once (:class:`shared.rqadapter.enqueue.JobTemplate`); each batch fills it in. Two front ends
-share that logic: :class:`Intake` (blocking) and :class:`AsyncIntake` (asyncio, used by the
-receiver so that its event loop never waits on a thread).
+RQ builds the job once (:class:`shared.rqadapter.enqueue.JobTemplate`); each batch fills it in. The
+intake is asyncio's, so the receiver's event loop never waits on a thread; it is the one way a
+delivery is queued (the tests and benchmarks queue through it too: ``bench/workload.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from rq import Queue
 from receiver.headroom import Headroom
 from shared import keys
 from shared.envelope import Envelope
-from shared.marks import AsyncDeliveryMarks, DeliveryMarks
+from shared.marks import AsyncDeliveryMarks
 from shared.queueing import job_args, job_template
 from shared.redis_connect import close_async
 from shared.rqadapter.enqueue import JobTemplate, know_server_version
@@ -76,42 +76,7 @@ def retry_without(fresh: list[int], taken: Sequence[int], outcomes: list[Admissi
     return [index for index, flag in zip(fresh, taken, strict=True) if not flag]
 
 
-class _Base:
-    def __init__(self, queue: Queue, settings: QueueSettings) -> None:
-        self._queue = queue
-        self._settings = settings
-        # built at the first batch, with Redis's version (which RQ asks for with a blocking call: the
-        # asyncio front end reads it first on its own client)
-        self._template: JobTemplate | None = None
-
-    def _create_call(
-        self, deliveries: Sequence[Accepted], fresh: list[int]
-    ) -> tuple[list[str], list[bytes], list[list[Any]]]:
-        """The marks, bodies and enqueue commands of the deliveries at ``fresh``."""
-        if self._template is None:
-            self._template = job_template(self._queue, self._settings)
-        chosen = [deliveries[i] for i in fresh]
-        commands = self._template.commands(*job_args([d.envelope for d in chosen]))
-        return [d.key for d in chosen], [d.body for d in chosen], commands
-
-
-class Intake(_Base):
-    def __init__(self, marks: DeliveryMarks, queue: Queue, settings: QueueSettings) -> None:
-        super().__init__(queue, settings)
-        self._marks = marks
-
-    def submit(self, deliveries: Sequence[Accepted]) -> list[Admission]:
-        """Queue the new ones among ``deliveries`` as one job; raises ``redis.RedisError`` if Redis fails."""
-        outcomes, fresh = plan([d.key for d in deliveries])
-        while fresh:
-            taken = self._marks.create(*self._create_call(deliveries, fresh))
-            if not taken:
-                break
-            fresh = retry_without(fresh, taken, outcomes)
-        return outcomes
-
-
-class AsyncIntake(_Base):
+class AsyncIntake:
     """With ``headroom``, a batch is refused (:class:`receiver.headroom.RedisFull`) while Redis is
     above the receivers' memory high-water mark."""
 
@@ -123,12 +88,17 @@ class AsyncIntake(_Base):
         settings: QueueSettings,
         headroom: Headroom | None = None,
     ) -> None:
-        super().__init__(queue, settings)
+        self._queue = queue
+        self._settings = settings
+        # built at the first batch, with Redis's version (which RQ asks for with a blocking call: it
+        # is read first on this asyncio client)
+        self._template: JobTemplate | None = None
         self.connection = connection
         self._marks = marks
         self.headroom = headroom
 
     async def submit(self, deliveries: Sequence[Accepted]) -> list[Admission]:
+        """Queue the new ones among ``deliveries`` as one job; raises ``redis.RedisError`` if Redis fails."""
         if self._template is None and self._queue.redis_server_version is None:
             try:
                 info = await self.connection.info("server")
@@ -151,6 +121,16 @@ class AsyncIntake(_Base):
                 break
             fresh = retry_without(fresh, taken, outcomes)
         return outcomes
+
+    def _create_call(
+        self, deliveries: Sequence[Accepted], fresh: list[int]
+    ) -> tuple[list[str], list[bytes], list[list[Any]]]:
+        """The marks, bodies and enqueue commands of the deliveries at ``fresh``."""
+        if self._template is None:
+            self._template = job_template(self._queue, self._settings)
+        chosen = [deliveries[i] for i in fresh]
+        commands = self._template.commands(*job_args([d.envelope for d in chosen]))
+        return [d.key for d in chosen], [d.body for d in chosen], commands
 
     async def ping(self) -> bool:
         return bool(await self.connection.ping())

@@ -157,7 +157,7 @@ class Webhook:
             return 200, PONG, "pong"
         if event not in QUEUED_EVENTS:
             return 202, json_body({"status": "ignored", "event": event}), "ignored"
-        envelope = Envelope(event, delivery_id, hook_id, time.time(), None)
+        envelope = Envelope(event, delivery_id, hook_id, time.time())
         accepted = Accepted(envelope, json_payload(headers, body))
         left = services.holder.current.receiver.deadline_seconds - (time.perf_counter() - started)
         deadline = asyncio.get_running_loop().time() + left

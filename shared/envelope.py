@@ -1,12 +1,9 @@
-"""What the receiver queues for each accepted delivery, and how it travels as JSON.
+"""What the receiver queues for each accepted delivery, and how it travels as JSON in an RQ job.
 
-The receiver keeps a delivery's body, exactly as signed, in the delivery's mark (:mod:`shared.marks`),
-written in the same script as the RQ job: the envelope in the job then has ``body`` None, and the
-job stays small (RQ compresses and JSON-encodes its data, which cost the receiver a fifth of its
-time with 12 KB bodies).
-
-An envelope may also carry its body inline, as text: bytes that are not UTF-8 survive the JSON
-round trip through ``surrogateescape``; the worker counts such a body as ``invalid_utf8``.
+The envelope says which delivery it is and when the receiver took it; the body, exactly as signed,
+is in the delivery's mark (:mod:`shared.marks`), written in the same script as the RQ job, so the job
+stays small (RQ compresses and JSON-encodes its data, which cost the receiver a fifth of its time
+with 12 KB bodies when the bodies travelled in it).
 """
 
 from __future__ import annotations
@@ -25,13 +22,6 @@ class Envelope:
     delivery_id: str
     hook_id: str
     received_at: float  # Unix time at the receiver
-    body: str | None  # the JSON payload as received, or None: it is in the delivery's mark
-
-    @classmethod
-    def from_bytes(
-        cls, event: str, delivery_id: str, hook_id: str, received_at: float, body: bytes
-    ) -> Envelope:
-        return cls(event, delivery_id, hook_id, received_at, body.decode("utf-8", "surrogateescape"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,7 +29,6 @@ class Envelope:
             "delivery_id": self.delivery_id,
             "hook_id": self.hook_id,
             "received_at": self.received_at,
-            "body": self.body,
         }
 
     @classmethod
@@ -48,13 +37,11 @@ class Envelope:
             raise EnvelopeError(f"envelope must be an object, got {type(data).__name__}")
         try:
             event, delivery_id, hook_id = data["event"], data["delivery_id"], data["hook_id"]
-            received_at, body = data["received_at"], data["body"]
+            received_at = data["received_at"]
         except KeyError as exc:
             raise EnvelopeError(f"envelope lacks {exc.args[0]!r}") from None
         if not all(isinstance(v, str) for v in (event, delivery_id, hook_id)):
             raise EnvelopeError("envelope fields event, delivery_id and hook_id must be strings")
-        if body is not None and not isinstance(body, str):
-            raise EnvelopeError("envelope field body must be a string or null")
         if isinstance(received_at, bool) or not isinstance(received_at, int | float):
             raise EnvelopeError("envelope field received_at must be a number")
-        return cls(event, delivery_id, hook_id, float(received_at), body)
+        return cls(event, delivery_id, hook_id, float(received_at))

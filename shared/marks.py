@@ -19,7 +19,7 @@ With ``redis.min_replicas_ack`` above 0, the create is followed on the same conn
 answered as a duplicate).
 
 This module owns the key, the stored form and every read and write of it, for the receiver (create)
-and the worker (read, apply); its scripts are ``shared/marks.*.lua``.
+and the worker (read, settle); its scripts are ``shared/marks.*.lua``.
 """
 
 from __future__ import annotations
@@ -87,31 +87,17 @@ def replicated(taken: Sequence[int], acknowledged: int, wanted: int) -> list[int
 
 
 class DeliveryMarks:
-    """Marks on a blocking connection: the worker's reads and writes, and a blocking create."""
+    """Marks as the worker (and the reconciler) reads and settles them, on a blocking connection."""
 
-    def __init__(self, connection: Redis, ttl: Ttl, replicas: int = 0, compress: bool = False) -> None:
+    def __init__(self, connection: Redis, ttl: Ttl) -> None:
         self._connection = connection
         self._ttl = ttl
-        self._replicas = replicas
-        self._compress = compress
-        self._create = LuaScript("shared", "marks.create")
         self._read = LuaScript("shared", "marks.read")
         self._settle = LuaScript("shared", "marks.settle")
 
     def ttl(self) -> int:
         """How long a mark is kept after its last write (``webhook.dedupe_ttl_seconds``, as reloaded)."""
         return self._ttl()
-
-    def create(self, keys: Sequence[str], bodies: Sequence[bytes], then: Sequence[Command]) -> list[int]:
-        """Create the marks and run ``then``, unless a mark exists: then nothing, and 1 for each taken."""
-        args = create_arguments(self._ttl(), bodies, then, self._compress)
-        if not self._replicas:
-            return list(self._create(self._connection, keys, args))
-        with self._connection.pipeline(transaction=False) as pipe:  # WAIT: on the same connection
-            self._create(pipe, keys, args)
-            pipe.execute_command("WAIT", self._replicas, WAIT_MILLISECONDS)  # type: ignore[no-untyped-call]
-            taken, acknowledged = pipe.execute()
-        return replicated(taken, int(acknowledged), self._replicas)
 
     def read(self, keys: Sequence[str]) -> list[Mark]:
         """Each mark's state and body, in one round trip."""
@@ -135,8 +121,9 @@ class DeliveryMarks:
 
 
 class AsyncDeliveryMarks:
-    """The receiver's create: packed in one go and sent on a lane of the asyncio client's pool
-    (:mod:`shared.redis_lane`), with the ``WAIT`` behind it when replicas must acknowledge."""
+    """The receiver's create, the one way a mark comes to be: packed in one go and sent on a lane of
+    the asyncio client's pool (:mod:`shared.redis_lane`), with the ``WAIT`` behind it when replicas
+    must acknowledge."""
 
     def __init__(self, client: AsyncRedis, ttl: Ttl, replicas: int = 0, compress: bool = False) -> None:
         self._lane = RedisLane(client)

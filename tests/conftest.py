@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import fakeredis
 import pytest
@@ -8,6 +9,8 @@ from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
+from bench.workload import intake_entries
+from receiver.intake import Accepted
 from shared.settings import Settings
 from shared.settings_loader import load_settings
 from stack.redis_server import RedisServer
@@ -77,6 +80,11 @@ class Exporter:
         self.reads, self.expiry = built.reads, built.expiry
         self.settings = settings
         self.prefix = settings.metrics.prefix
+
+    def queued(self, *deliveries: Accepted) -> list[dict[str, Any]]:
+        """The entries the worker's RQ job hands it for ``deliveries``, queued through the receiver's
+        own intake (a delivery already marked is a duplicate there, and has none)."""
+        return intake_entries(self.connection, self.settings.queue, deliveries)
 
     def families(self) -> list[Metric]:
         """What the worker's /metrics shows, parsed back (so the text itself is checked too)."""

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from receiver.intake import Accepted
+from shared.envelope import Envelope
+
 PAYLOADS = Path(__file__).parent / "payloads"
 KRZKO = "grafana-ci-otel-collector/workflow_{}/{}.json"
 SEQUENCE = [  # one real run (attempt 10), in the order GitHub delivered it
@@ -35,6 +38,17 @@ class Delivery:
     @property
     def name(self) -> str:
         return str(self.path.relative_to(PAYLOADS))
+
+    def accepted(self, delivery_id: str, hook_id: str = "hook", received_at: float = 1000.0) -> Accepted:
+        """This payload as the receiver hands it to its intake, under ``delivery_id``."""
+        return accepted(self.event, delivery_id, self.body, hook_id, received_at)
+
+
+def accepted(
+    event: str, delivery_id: str, body: bytes, hook_id: str = "hook", received_at: float = 1000.0
+) -> Accepted:
+    """A delivery as the receiver hands it to its intake: its envelope, its body for the mark."""
+    return Accepted(Envelope(event, delivery_id, hook_id, received_at), body)
 
 
 def load(relative: str) -> Delivery:

@@ -143,14 +143,16 @@ def _web_url(obj: dict[str, Any]) -> str:
         return ""
 
 
-def _load(body: str) -> dict[str, Any]:
+def _load(body: bytes) -> dict[str, Any]:
+    """The body's bytes, as signed, straight to orjson (36 us for a 12 KB body, where json.loads took
+    85), which checks the UTF-8 as it parses; only a refused body is looked at again, for why."""
     try:
-        body.encode("utf-8")
-    except UnicodeEncodeError:
-        raise PayloadError("invalid_utf8", "body is not UTF-8") from None
-    try:
-        data = orjson.loads(body)  # 36 us for a 12 KB body, where json.loads took 85 (bench/workload bodies)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PayloadError("invalid_utf8", "body is not UTF-8") from None
         raise PayloadError("invalid_json", type(exc).__name__) from None
     if not isinstance(data, dict):
         raise PayloadError("not_an_object", f"top level is {type(data).__name__}")
@@ -181,7 +183,7 @@ def _attempt(obj: dict[str, Any], where: str) -> int:
     return attempt if attempt is not None and attempt > 0 else 1
 
 
-def parse_job(body: str) -> JobEvent:
+def parse_job(body: bytes) -> JobEvent:
     data = _load(body)
     common = _common(data)
     job = _object(data, "workflow_job")
@@ -229,7 +231,7 @@ def _steps(job: dict[str, Any]) -> tuple[Step, ...]:
     return tuple(parsed)
 
 
-def parse_run(body: str) -> RunEvent:
+def parse_run(body: bytes) -> RunEvent:
     data = _load(body)
     common = _common(data)
     run = _object(data, "workflow_run")
@@ -250,13 +252,13 @@ def parse_run(body: str) -> RunEvent:
     )
 
 
-PARSERS: dict[str, Callable[[str], JobEvent | RunEvent]] = {
+PARSERS: dict[str, Callable[[bytes], JobEvent | RunEvent]] = {
     "workflow_job": parse_job,
     "workflow_run": parse_run,
 }
 
 
-def parse(event: str, body: str) -> JobEvent | RunEvent:
+def parse(event: str, body: bytes) -> JobEvent | RunEvent:
     parser = PARSERS.get(event)
     if parser is None:
         raise PayloadError("unsupported_event", f"event {event!r} is not processed")

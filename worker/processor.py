@@ -39,9 +39,9 @@ class Item:
     """One envelope of the batch, parsed or with the reason it could not be."""
 
     envelope: Envelope
+    mark_state: MarkState  # as read with the body
     event: JobEvent | RunEvent | None
     error: str = ""
-    mark_state: MarkState | None = None  # as read with the body (None: inline body, not read)
 
     @property
     def event_name(self) -> str:
@@ -97,12 +97,11 @@ class Processor:
             return
         items = self._items(envelopes)
         attempts = sorted({k for item in items for k in item.state_keys()})
-        read = [item.mark_state for item in items if item.mark_state is not None]
         outcomes = self._ledger.apply(
             attempts,
             [item.mark for item in items],
             functools.partial(self.decide_batch, items),
-            read if len(read) == len(items) else None,  # the marks were all read with their bodies
+            [item.mark_state for item in items],  # the marks as read with their bodies
         )
         now = self._clock()
         for outcome in outcomes:
@@ -131,38 +130,31 @@ class Processor:
             return None
 
     def _items(self, envelopes: list[Envelope]) -> list[Item]:
-        """Each envelope parsed, its body inline or read from its mark (all marks of the batch at once)."""
-        marks = iter(
-            self._marks.read([keys.mark(e.hook_id, e.delivery_id) for e in envelopes if e.body is None])
-        )
+        """Each envelope parsed, its body read from its mark (all marks of the batch at once)."""
+        marks = self._marks.read([keys.mark(e.hook_id, e.delivery_id) for e in envelopes])
         items = []
-        for envelope in envelopes:
-            if envelope.body is not None:  # an envelope of an earlier version, its body inline
-                items.append(self._parse(envelope, envelope.body))
-                continue
-            mark = next(marks)
+        for envelope, mark in zip(envelopes, marks, strict=True):
             if mark.state is MarkState.APPLIED:  # by an earlier attempt of this RQ job: replayed below
-                items.append(Item(envelope, None, mark_state=mark.state))
+                items.append(Item(envelope, mark.state, None))
             elif mark.unreadable:
                 logger.warning("delivery {} ({}): its stored body does not decompress", envelope.delivery_id,
                                envelope.event)  # fmt: skip
-                items.append(Item(envelope, None, "body_unreadable", mark.state))
+                items.append(Item(envelope, mark.state, None, "body_unreadable"))
             elif mark.body is None:
                 logger.warning("delivery {} ({}): its body is gone", envelope.delivery_id, envelope.event)
-                items.append(Item(envelope, None, "body_missing", mark.state))
+                items.append(Item(envelope, mark.state, None, "body_missing"))
             else:
-                body = mark.body.decode("utf-8", "surrogateescape")
-                items.append(self._parse(envelope, body, mark.state))
+                items.append(self._parse(envelope, mark.body, mark.state))
         return items
 
-    def _parse(self, envelope: Envelope, body: str, mark_state: MarkState | None = None) -> Item:
+    def _parse(self, envelope: Envelope, body: bytes, mark_state: MarkState) -> Item:
         try:
             event = parse(envelope.event, body)
             plausible.check(event, self._limits)
-            return Item(envelope, event, mark_state=mark_state)
+            return Item(envelope, mark_state, event)
         except PayloadError as exc:
             logger.warning("delivery {} ({}) unusable: {}", envelope.delivery_id, envelope.event, exc)
-            return Item(envelope, None, exc.reason, mark_state)
+            return Item(envelope, mark_state, None, exc.reason)
 
     def decide_batch(self, items: list[Item], stored: Stored) -> tuple[Changes, list[Verdict]]:
         """The batch's outcomes and changes, given what is stored (no I/O: the ledger may ask again)."""

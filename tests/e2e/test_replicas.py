@@ -53,10 +53,7 @@ def expected_from_one_worker_in_order(redis, make_settings, deliveries):
     connection = Redis.from_url(url)
     exporter = Exporter(connection, make_settings(GHA_EXPORTER_REDIS__URL=url))
     for index, delivery in enumerate(deliveries):
-        exporter.processor.process_batch([
-            {"event": delivery.event, "delivery_id": str(index), "hook_id": "h", "received_at": 1.0,
-             "body": delivery.body.decode()}
-        ])  # fmt: skip
+        exporter.processor.process_batch(exporter.queued(delivery.accepted(str(index), "h", 1.0)))
     samples = {
         (s.name, frozenset(s.labels.items())): s.value
         for family in exporter.families()

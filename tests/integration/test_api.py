@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from shared.envelope import Envelope
+from receiver.intake import Accepted
 from shared.metrics_http import MetricsServer
-from tests.corpus import SEQUENCE, load
+from tests.corpus import SEQUENCE, accepted, load
 from worker.api import BadQuery, Gate, InflightApi, json_route
 
 pytestmark = pytest.mark.integration
@@ -24,10 +24,8 @@ RUN = "https://github.com/krzko/webhook-testing/actions/runs/6454805877"
 
 
 def feed(exporter, count: int) -> None:
-    deliveries = [load(path) for path in SEQUENCE[:count]]
-    exporter.processor.process_batch(
-        [Envelope.from_bytes(d.event, f"d-{i}", "1", NOW, d.body).to_dict() for i, d in enumerate(deliveries)]
-    )
+    deliveries = [load(path).accepted(f"d-{i}", "1", NOW) for i, path in enumerate(SEQUENCE[:count])]
+    exporter.processor.process_batch(exporter.queued(*deliveries))
 
 
 def test_jobs_and_runs_appear_change_phase_and_leave(exporter):
@@ -110,21 +108,21 @@ def test_served_over_http_with_bad_queries_answered_400(exporter):
         server.stop()
 
 
-def completed(job_id: int, conclusion: str, minute: int) -> dict:
+def completed(job_id: int, conclusion: str, minute: int, delivery: str = "") -> Accepted:
     data = load("grafana-ci-otel-collector/workflow_job/9_workflow_job_completed.json").data
     data["workflow_job"].update(
         id=job_id, conclusion=conclusion, completed_at=f"2023-10-13T10:{minute:02d}:08Z"
     )
-    return Envelope.from_bytes("workflow_job", f"c-{job_id}", "1", NOW, json.dumps(data).encode()).to_dict()
+    return accepted("workflow_job", delivery or f"c-{job_id}", json.dumps(data).encode(), "1", NOW)
 
 
 def test_recent_failures_newest_first_bounded_and_counted_once(make_exporter):
     exporter = make_exporter(GHA_EXPORTER_WORKER__RECENT_FAILURES="2")
     api = InflightApi(exporter.reads, clock=lambda: NOW)
-    exporter.processor.process_batch(
-        [completed(1, "failure", 20), completed(2, "success", 21), completed(3, "cancelled", 22)]
-    )
-    exporter.processor.process_batch([completed(4, "timed_out", 15), completed(3, "cancelled", 22)])
+    first = [completed(1, "failure", 20), completed(2, "success", 21), completed(3, "cancelled", 22)]
+    exporter.processor.process_batch(exporter.queued(*first))
+    again = completed(3, "cancelled", 22, "c-3-again")  # job 3's completion once more, a new delivery id
+    exporter.processor.process_batch(exporter.queued(completed(4, "timed_out", 15), again))
     jobs = api.recent({})["jobs"]
     assert [(j["job_id"], j["conclusion"]) for j in jobs] == [(3, "cancelled"), (4, "timed_out")]
     assert jobs[0] == {

@@ -5,10 +5,8 @@ import time
 import pytest
 from rq import Queue
 
-from receiver.intake import Accepted, Intake
+from bench.workload import queue_through_intake
 from shared import keys
-from shared.envelope import Envelope
-from shared.marks import DeliveryMarks
 from shared.queueing import make_queue
 from shared.rqadapter.storage import QueueJobs
 from tests.corpus import run_copies
@@ -20,15 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 def queue_in_jobs_of(connection, settings, size: int, runs: int) -> tuple[Queue, int]:
-    queue = make_queue(connection, settings.queue)
-    intake = Intake(DeliveryMarks(connection, lambda: 600), queue, settings.queue)
-    deliveries = [
-        Accepted(Envelope(d.event, f"c-{i}", "hook", time.time(), None), d.body)
-        for i, d in enumerate(run_copies(runs))
-    ]
-    for start in range(0, len(deliveries), size):
-        intake.submit(deliveries[start : start + size])
-    return queue, len(deliveries)
+    deliveries = [d.accepted(f"c-{i}", received_at=time.time()) for i, d in enumerate(run_copies(runs))]
+    queue_through_intake(connection, settings.queue, deliveries, size)
+    return make_queue(connection, settings.queue), len(deliveries)
 
 
 def drain(connection, settings, exporter, max_batch: int) -> None:

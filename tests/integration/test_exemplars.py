@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
-from shared.envelope import Envelope
-from tests.corpus import KRZKO, SEQUENCE, load
+from tests.corpus import KRZKO, SEQUENCE, accepted, load
 
 pytestmark = pytest.mark.integration
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -17,10 +16,8 @@ COMPLETED = KRZKO.format("job", "5_workflow_job_completed")  # pre-commit: start
 
 
 def feed(exporter, bodies, first=0):
-    exporter.processor.process_batch([
-        Envelope.from_bytes(event, f"d-{first + i}", "hook", 1000.0, body).to_dict()
-        for i, (event, body) in enumerate(bodies)
-    ])  # fmt: skip
+    deliveries = [accepted(event, f"d-{first + i}", body) for i, (event, body) in enumerate(bodies)]
+    exporter.processor.process_batch(exporter.queued(*deliveries))
 
 
 def epoch(text):

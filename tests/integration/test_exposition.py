@@ -8,20 +8,17 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from redis import Redis
 
-from shared.envelope import Envelope
 from stack.ports import free_port
 from tests.conftest import Exporter
-from tests.corpus import KRZKO, SEQUENCE, load
+from tests.corpus import KRZKO, SEQUENCE, accepted, load
 
 pytestmark = pytest.mark.integration
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 
 def feed(exporter, bodies):
-    exporter.processor.process_batch([
-        Envelope.from_bytes(event, f"d-{i}", "hook", 1000.0, body).to_dict()
-        for i, (event, body) in enumerate(bodies)
-    ])  # fmt: skip
+    deliveries = [accepted(event, f"d-{i}", body) for i, (event, body) in enumerate(bodies)]
+    exporter.processor.process_batch(exporter.queued(*deliveries))
 
 
 def samples(families):

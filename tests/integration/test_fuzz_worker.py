@@ -8,8 +8,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from shared.envelope import Envelope
-from tests.corpus import KRZKO, load
+from tests.corpus import KRZKO, accepted, load
 
 pytestmark = pytest.mark.integration
 REAL = load(KRZKO.format("job", "9_workflow_job_completed")).data
@@ -87,8 +86,9 @@ def with_job_name(name: str) -> tuple[str, str]:
 def test_no_payload_crashes_the_worker_and_each_is_counted_once(exporter, payload):
     event, body = payload
     before = exporter.total("webhook_deliveries_processed_total")
-    item = Envelope(event, str(uuid.uuid4()), "fuzz", 1.0, body).to_dict()
-    exporter.processor.process_batch([item])
+    exporter.processor.process_batch(
+        exporter.queued(accepted(event, str(uuid.uuid4()), body.encode(), "fuzz", 1.0))
+    )
     # every label value it stored can be exposed, and parsed back
     samples = [sample for family in exporter.families() for sample in family.samples]
     totals = {name: sum(s.value for s in samples if s.name == exporter.prefix + name)

@@ -122,7 +122,7 @@ def test_a_write_refused_for_memory_pauses_the_receiver_until_redis_has_room(sma
         marks = AsyncDeliveryMarks(connection, lambda: 3600)
         intake = AsyncIntake(connection, marks, queue, settings.queue, headroom)
         small_redis.config_set("maxmemory", str(int(small_redis.info("memory")["used_memory"]) - 1000))
-        accepted = Accepted(Envelope("workflow_job", "d-1", "1", 0.0, None), b"{}")
+        accepted = Accepted(Envelope("workflow_job", "d-1", "1", 0.0), b"{}")
         with pytest.raises(OutOfMemoryError):  # before the first read: Redis itself refuses
             await intake.submit([accepted])
         paused = headroom.full

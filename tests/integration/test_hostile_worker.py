@@ -12,9 +12,9 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from receiver.intake import Accepted
 from shared import keys
-from shared.envelope import Envelope
-from tests.corpus import KRZKO, load
+from tests.corpus import KRZKO, accepted, load
 from worker import codec
 from worker.metrics import Update
 
@@ -23,7 +23,7 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 MB_NAME = "x" * 1_000_000
 
 
-def job(step: str, job_id: int, delivery: str | None = None, **changes: Any) -> dict:
+def job(step: str, job_id: int, delivery: str | None = None, **changes: Any) -> Accepted:
     """A real job payload of the krzko run (``queued``, ``in_progress`` or ``completed``) as job
     ``job_id``, with ``changes`` to its ``workflow_job``."""
     name = {"queued": "1_workflow_job_queued", "in_progress": "6_workflow_job_in_progress"}.get(
@@ -31,14 +31,18 @@ def job(step: str, job_id: int, delivery: str | None = None, **changes: Any) -> 
     )
     data = load(KRZKO.format("job", name)).data
     data["workflow_job"].update(id=job_id, **changes)
-    body = json.dumps(data).encode()
-    return Envelope.from_bytes("workflow_job", delivery or f"{step}-{job_id}", "1", 1.8e9, body).to_dict()
+    return accepted("workflow_job", delivery or f"{step}-{job_id}", json.dumps(data).encode(), "1", 1.8e9)
 
 
-def run(delivery: str, **changes: Any) -> dict:
+def run(delivery: str, **changes: Any) -> Accepted:
     data = load(KRZKO.format("run", "8_workflow_run_completed")).data
     data["workflow_run"].update(**changes)
-    return Envelope.from_bytes("workflow_run", delivery, "1", 1.8e9, json.dumps(data).encode()).to_dict()
+    return accepted("workflow_run", delivery, json.dumps(data).encode(), "1", 1.8e9)
+
+
+def apply(exporter, *deliveries: Accepted) -> None:
+    """Queue ``deliveries`` through the receiver's intake and apply them as one batch."""
+    exporter.processor.process_batch(exporter.queued(*deliveries))
 
 
 def stored_strings(connection) -> list[bytes]:
@@ -63,7 +67,7 @@ def stored_strings(connection) -> list[bytes]:
 
 # -- label values -------------------------------------------------------------------------------
 def test_a_megabyte_job_name_is_cut_before_it_reaches_redis_and_counted(exporter):
-    exporter.processor.process_batch([job("queued", 1, name=MB_NAME), job("completed", 1, name=MB_NAME)])
+    apply(exporter, *[job("queued", 1, name=MB_NAME), job("completed", 1, name=MB_NAME)])
     assert max(len(item) for item in stored_strings(exporter.connection)) < 4096
     [name] = {
         sample.labels["job"]
@@ -79,18 +83,19 @@ def test_a_megabyte_job_name_is_cut_before_it_reaches_redis_and_counted(exporter
     assert exporter.total("job_run_total") == 1
     assert exporter.total("job_cost_usd_total") > 0
     # a repeat changes nothing, so it counts no cut either
-    exporter.processor.process_batch([job("completed", 1, "repeat", name=MB_NAME)])
+    apply(exporter, *[job("completed", 1, "repeat", name=MB_NAME)])
     assert exporter.value("label_values_truncated_total", label="job") == 2
 
 
 def test_long_values_that_share_their_start_stay_apart_and_stay_valid_utf8(make_exporter):
     exporter = make_exporter(GHA_EXPORTER_METRICS__MAX_LABEL_VALUE_BYTES="64")
     shared = "𝄞" * 40  # 4 bytes each: the cut falls inside a character unless it is careful
-    exporter.processor.process_batch(
-        [
+    apply(
+        exporter,
+        *[
             job("completed", 1, name=shared + "one"),
             job("completed", 2, name=shared + "two", labels=["r" * 500]),
-        ]
+        ],
     )
     names = {
         sample.labels["job"]: sample.labels["runs_on"]
@@ -111,7 +116,7 @@ def test_long_values_that_share_their_start_stay_apart_and_stay_valid_utf8(make_
 def test_inflight_gauges_fold_past_the_series_limit_and_leave_nothing_behind(make_exporter):
     exporter = make_exporter(GHA_EXPORTER_METRICS__MAX_SERIES_PER_FAMILY="3")
     jobs = range(1, 6)
-    exporter.processor.process_batch([job("queued", i, labels=[f"pool-{i}"]) for i in jobs])
+    apply(exporter, *[job("queued", i, labels=[f"pool-{i}"]) for i in jobs])
     queued = {s.labels["runs_on"]: s.value for f in exporter.families() for s in f.samples
               if s.name == exporter.prefix + "jobs_queued"}  # fmt: skip
     assert queued == {"pool-1": 1, "pool-2": 1, "pool-3": 1, "__overflow__": 2}
@@ -119,12 +124,12 @@ def test_inflight_gauges_fold_past_the_series_limit_and_leave_nothing_behind(mak
     assert exporter.value("oldest_queued_job_age_seconds", runs_on="__overflow__") > 0
     assert exporter.total("oldest_queued_job_age_seconds") > 0
 
-    exporter.processor.process_batch([job("in_progress", i, labels=[f"pool-{i}"]) for i in jobs])
+    apply(exporter, *[job("in_progress", i, labels=[f"pool-{i}"]) for i in jobs])
     assert exporter.total("jobs_queued") == 0
     assert exporter.value("jobs_in_progress", runs_on="__overflow__", runner_group="__overflow__") == 2
     assert exporter.value("series_folded_total", family="jobs_in_progress") == 2
 
-    exporter.processor.process_batch([job("completed", i, labels=[f"pool-{i}"]) for i in jobs])
+    apply(exporter, *[job("completed", i, labels=[f"pool-{i}"]) for i in jobs])
     assert exporter.total("jobs_in_progress") == 0
     for phase in ("queued", "waiting", "in_progress"):
         assert exporter.connection.zcard(keys.inflight("job", phase)) == 0  # the folded members left too
@@ -148,7 +153,7 @@ def test_inflight_gauges_fold_past_the_series_limit_and_leave_nothing_behind(mak
     ],
 )
 def test_a_job_with_impossible_timestamps_is_an_error_and_moves_nothing(exporter, changes, reason):
-    exporter.processor.process_batch([job("completed", 1, **changes)])
+    apply(exporter, *[job("completed", 1, **changes)])
     assert exporter.value("webhook_processing_errors_total", event="workflow_job", reason=reason) == 1
     assert exporter.value("webhook_deliveries_processed_total", event="workflow_job", result="invalid") == 1
     for family in ("job_run_total", "job_cost_usd_total", "job_billable_minutes_total",
@@ -157,13 +162,14 @@ def test_a_job_with_impossible_timestamps_is_an_error_and_moves_nothing(exporter
 
 
 def test_plausible_edges_and_old_payloads_still_count(exporter):
-    exporter.processor.process_batch(
-        [
+    apply(
+        exporter,
+        *[
             job("completed", 1, completed_at="2023-10-17T10:11:52Z"),  # 4 days
             job("completed", 2, completed_at="2023-10-13T10:11:42Z"),  # 10 s before its start: skew, 0
             job("completed", 3, created_at="2023-10-13T10:12:00Z"),  # created after it started: 0
             job("completed", 4),  # a real payload of 2023, delivered in 2027
-        ]
+        ],
     )
     assert exporter.total("webhook_processing_errors_total") == 0
     assert exporter.total("job_run_total") == 4
@@ -172,13 +178,13 @@ def test_plausible_edges_and_old_payloads_still_count(exporter):
 
 
 def test_a_run_longer_than_35_days_is_an_error_and_moves_nothing(exporter):
-    exporter.processor.process_batch([run("long", updated_at="2023-11-20T10:12:10Z")])
+    apply(exporter, *[run("long", updated_at="2023-11-20T10:12:10Z")])
     assert (
         exporter.value("webhook_processing_errors_total", event="workflow_run", reason="implausible_duration")
         == 1
     )
     assert exporter.total("workflow_run_total") == 0
-    exporter.processor.process_batch([run("real")])
+    apply(exporter, *[run("real")])
     assert exporter.total("workflow_run_total") == 1
 
 
@@ -212,13 +218,14 @@ def test_a_scrape_stops_at_its_byte_bound_with_whole_series_and_says_so(make_exp
 def test_a_run_queue_time_longer_than_a_run_can_live_is_not_observed(exporter):
     """A first attempt created in 2020 whose first job started in 2023: the run's own timestamps
     are plausible (run_started_at to updated_at), the queue time between them is not."""
-    exporter.processor.process_batch(
-        [run("old", run_attempt=1, created_at="2020-01-01T00:00:00Z"), job("in_progress", 1, run_attempt=1)]
+    apply(
+        exporter,
+        *[run("old", run_attempt=1, created_at="2020-01-01T00:00:00Z"), job("in_progress", 1, run_attempt=1)],
     )
     assert exporter.total("workflow_run_total") == 1
     assert exporter.total("job_queue_duration_seconds_count") == 1
     assert exporter.total("workflow_run_queue_duration_seconds_count") == 0
-    exporter.processor.process_batch([run("new", run_attempt=1), job("in_progress", 2, run_attempt=1)])
+    apply(exporter, *[run("new", run_attempt=1), job("in_progress", 2, run_attempt=1)])
     assert exporter.total("workflow_run_queue_duration_seconds_count") == 0  # observed once per attempt
 
 
@@ -229,7 +236,7 @@ def test_a_value_redis_holds_that_cannot_be_rendered_is_left_out_and_counted(mak
     exporter = make_exporter(
         GHA_EXPORTER_GITHUB__HOOKS='["orgs/acme/hooks/1"]', GHA_EXPORTER_GITHUB__TOKEN="t"
     )
-    exporter.processor.process_batch([job("completed", 1)])
+    apply(exporter, *[job("completed", 1)])
     runs = exporter.policy.aggregate_key("job_run_total")
     sep = codec.SEPARATOR
     exporter.connection.hset(runs, mapping={
@@ -261,7 +268,7 @@ def test_a_family_that_cannot_be_built_leaves_the_rest_of_the_scrape_whole(expor
         raise RuntimeError("a bug no guard foresaw")
 
     monkeypatch.setattr(exporter.exposition._stored, "_inflight", broken)
-    exporter.processor.process_batch([job("completed", 1)])
+    apply(exporter, *[job("completed", 1)])
     text = b"".join(exporter.exposition.stream(OPENMETRICS)[0]).decode()
     families = {f.name: f for f in parse_openmetrics(text)}
     assert exporter.prefix + "job_run" in families

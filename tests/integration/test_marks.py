@@ -1,6 +1,7 @@
 """The delivery mark: its state is its own field, so no body can pass for one; the TTL follows
 reloads on the worker's side."""
 
+import asyncio
 import dataclasses
 import json
 import time
@@ -8,11 +9,12 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
-from receiver.intake import Accepted, Admission, Intake
+from bench.workload import async_client, intake_entries, queue_through_intake
+from receiver.intake import Accepted
 from shared import keys
 from shared.bodies import LZ4_MAGIC
 from shared.envelope import Envelope
-from shared.marks import DeliveryMarks, Mark, MarkState
+from shared.marks import AsyncDeliveryMarks, DeliveryMarks, Mark, MarkState
 from shared.queueing import make_queue
 from shared.reloading import SettingsHolder
 from tests.corpus import load
@@ -22,20 +24,35 @@ COMPLETED = load("grafana-ci-otel-collector/workflow_job/9_workflow_job_complete
 
 
 def accepted(delivery_id: str, body: bytes = COMPLETED.body) -> Accepted:
-    return Accepted(Envelope("workflow_job", delivery_id, "hook", time.time(), None), body)
+    return Accepted(Envelope("workflow_job", delivery_id, "hook", time.time()), body)
 
 
 def queued_entries(connection, settings):
     return [entry for job in make_queue(connection, settings.queue).get_jobs() for entry in job.args[0]]
 
 
+def create(connection, names, bodies, then, ttl=30):
+    """The receiver's create (its asyncio client, on ``connection``'s server): what it answered."""
+
+    async def call():
+        client = async_client(connection)
+        try:
+            return await AsyncDeliveryMarks(client, lambda: ttl).create(names, bodies, then)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(call())
+
+
+def with_compression(settings, compress: bool):
+    return dataclasses.replace(settings.queue, compress_bodies=compress)
+
+
 @pytest.mark.parametrize("body", [b"done", b"applied", b"", b"\x00queued"])
-def test_a_body_that_looks_like_a_state_is_accounted_once(connection, settings, exporter, body):
-    intake = Intake(
-        DeliveryMarks(connection, lambda: 60), make_queue(connection, settings.queue), settings.queue
-    )
-    assert intake.submit([accepted("odd", body)]) == [Admission.QUEUED]
-    exporter.processor.process_batch(queued_entries(connection, settings))
+def test_a_body_that_looks_like_a_state_is_accounted_once(exporter, body):
+    entries = exporter.queued(accepted("odd", body))
+    assert len(entries) == 1  # queued
+    exporter.processor.process_batch(entries)
     assert exporter.value("webhook_deliveries_processed_total", event="workflow_job", result="invalid") == 1
     assert exporter.total("webhook_events_processed_total", effect="replayed") == 0
     assert exporter.total("webhook_processing_errors_total") == 1
@@ -46,21 +63,19 @@ def test_the_worker_marks_with_the_ttl_of_the_current_settings(connection, setti
 
     holder = SettingsHolder(settings)
     processor = build_processor(connection, holder, CollectorRegistry()).processor
-    first = Envelope.from_bytes("workflow_job", "ttl-1", "hook", time.time(), COMPLETED.body).to_dict()
-    processor.process_batch([first])
+    processor.process_batch(intake_entries(connection, settings.queue, [accepted("ttl-1")]))
     assert connection.ttl(keys.mark("hook", "ttl-1")) > 3 * 24 * 3600  # GitHub redelivers for 3 days
     holder.current = dataclasses.replace(
         settings, webhook=dataclasses.replace(settings.webhook, dedupe_ttl_seconds=120)
     )  # what a reload does
-    second = Envelope.from_bytes("workflow_job", "ttl-2", "hook", time.time(), COMPLETED.body).to_dict()
-    processor.process_batch([second])
+    processor.process_batch(intake_entries(connection, settings.queue, [accepted("ttl-2")]))
     assert 0 < connection.ttl(keys.mark("hook", "ttl-2")) <= 120
 
 
 # -- the scripts alone, with crafted KEYS and ARGV ----------------------------------------------------
 def test_create_writes_every_mark_and_runs_the_commands(connection):
-    marks = DeliveryMarks(connection, lambda: 30)
-    assert marks.create(["m:a", "m:b"], [b"A", b"B"], [("RPUSH", "list", "x"), ("SET", "flag", "1")]) == []
+    commands = [("RPUSH", "list", "x"), ("SET", "flag", "1")]
+    assert create(connection, ["m:a", "m:b"], [b"A", b"B"], commands) == []
     assert connection.hgetall("m:a") == {b"state": b"queued", b"body": b"A"}
     assert connection.hgetall("m:b") == {b"state": b"queued", b"body": b"B"}
     assert 0 < connection.ttl("m:a") <= 30
@@ -69,9 +84,8 @@ def test_create_writes_every_mark_and_runs_the_commands(connection):
 
 
 def test_create_writes_nothing_when_a_mark_exists_and_says_which(connection):
-    marks = DeliveryMarks(connection, lambda: 30)
     connection.hset("m:old", "state", "applied")
-    assert marks.create(["m:new", "m:old", "m:other"], [b"1", b"2", b"3"], [("SET", "flag", "1")]) == [
+    assert create(connection, ["m:new", "m:old", "m:other"], [b"1", b"2", b"3"], [("SET", "flag", "1")]) == [
         0,
         1,
         0,
@@ -81,7 +95,7 @@ def test_create_writes_nothing_when_a_mark_exists_and_says_which(connection):
 
 def test_read_and_held_and_apply(connection):
     marks = DeliveryMarks(connection, lambda: 45)
-    marks.create(["m:q", "m:r"], [b"body", b"{}"], [])
+    create(connection, ["m:q", "m:r"], [b"body", b"{}"], [], ttl=45)
     names = ["m:q", "m:r", "m:none"]
     assert marks.read(names) == [
         Mark(MarkState.QUEUED, b"body"),
@@ -101,7 +115,7 @@ def test_read_and_held_and_apply(connection):
 def test_apply_writes_nothing_when_a_mark_changed_since_it_was_read(connection):
     """Another worker applied one of them meanwhile: none is applied, no gate set, 0 answered."""
     marks = DeliveryMarks(connection, lambda: 45)
-    marks.create(["m:a", "m:b"], [b"a", b"b"], [])
+    create(connection, ["m:a", "m:b"], [b"a", b"b"], [], ttl=45)
     read = marks.states(["m:a", "m:b", "m:none"])
     with connection.pipeline() as pipe:
         marks.settle(pipe, ["m:b"], [MarkState.QUEUED])  # the other worker
@@ -116,15 +130,10 @@ def test_apply_writes_nothing_when_a_mark_changed_since_it_was_read(connection):
 def test_compressed_and_plain_bodies_share_a_queue_and_are_counted_once(connection, settings, exporter):
     """A receiver with queue.compress_bodies and one without (or of an earlier version) fill the same
     queue: the worker reads both; the compressed mark takes a fraction of the bytes."""
-    queue = make_queue(connection, settings.queue)
     other = dict(COMPLETED.data, workflow_job=dict(COMPLETED.data["workflow_job"], id=987654321))
     plain_body = json.dumps(other).encode()
-    Intake(DeliveryMarks(connection, lambda: 60, compress=True), queue, settings.queue).submit(
-        [accepted("packed")]
-    )
-    Intake(DeliveryMarks(connection, lambda: 60), queue, settings.queue).submit(
-        [accepted("plain", plain_body)]
-    )
+    queue_through_intake(connection, with_compression(settings, True), [accepted("packed")], 1)
+    queue_through_intake(connection, with_compression(settings, False), [accepted("plain", plain_body)], 1)
     packed = connection.hget(keys.mark("hook", "packed"), "body")
     assert packed.startswith(LZ4_MAGIC)
     assert len(packed) < len(COMPLETED.body) / 3
@@ -141,10 +150,8 @@ def test_compressed_and_plain_bodies_share_a_queue_and_are_counted_once(connecti
 
 
 def test_a_compressed_body_that_does_not_decompress_is_counted_as_an_error(connection, settings, exporter):
-    queue = make_queue(connection, settings.queue)
-    Intake(DeliveryMarks(connection, lambda: 60, compress=True), queue, settings.queue).submit(
-        [accepted("broken"), accepted("fine", json.dumps(dict(COMPLETED.data, action="completed")).encode())]
-    )
+    fine = accepted("fine", json.dumps(dict(COMPLETED.data, action="completed")).encode())
+    queue_through_intake(connection, with_compression(settings, True), [accepted("broken"), fine], 2)
     connection.hset(keys.mark("hook", "broken"), "body", LZ4_MAGIC + b"\xff" * 40)  # damaged in Redis
     exporter.processor.process_batch(queued_entries(connection, settings))
     assert (

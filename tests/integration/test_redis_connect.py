@@ -34,9 +34,8 @@ def test_tls_with_a_client_certificate_and_an_acl_user(tmp_path, make_settings):
         settings = make_settings(**env)
         assert "s3cret" in settings.secret_values()  # redacted from every log line
         client = connect(settings.redis)
-        marks = DeliveryMarks(client, lambda: 60)
-        assert marks.create(["m:tls"], [b"body"], []) == []
-        assert marks.read(["m:tls"]) == [Mark(MarkState.QUEUED, b"body")]
+        assert create(settings, ["m:tls"], [b"body"]) == []  # the receiver's client, over TLS too
+        assert DeliveryMarks(client, lambda: 60).read(["m:tls"]) == [Mark(MarkState.QUEUED, b"body")]
         client.close()
         assert asyncio.run(ping_async(connect_async(settings.redis)))
         wrong = connect(make_settings(**{**env, "GHA_EXPORTER_REDIS__PASSWORD": "wrong"}).redis)
@@ -62,10 +61,9 @@ def test_sentinel_clients_follow_a_failover_and_replicated_acknowledgement(tmp_p
             GHA_EXPORTER_REDIS__SENTINEL_MASTER="mymaster",
         )
         client = connect(settings.redis)
-        replicated = DeliveryMarks(client, lambda: 60, replicas=1)
-        assert replicated.create(["m:before"], [b"1"], []) == []  # WAIT: the replica has it
+        assert create(settings, ["m:before"], [b"1"], replicas=1) == []  # WAIT: the replica has it
         with pytest.raises(NotReplicated):
-            DeliveryMarks(client, lambda: 60, replicas=2).create(["m:two"], [b"2"], [])
+            create(settings, ["m:two"], [b"2"], replicas=2)
         old = topology.primary.port
         topology.kill_primary()
         wait_for(lambda: topology.primary_port() != old, 30, "Sentinel did not promote the replica")
@@ -73,7 +71,7 @@ def test_sentinel_clients_follow_a_failover_and_replicated_acknowledgement(tmp_p
 
         def writes() -> bool:
             try:
-                return DeliveryMarks(client, lambda: 60).create(["m:after"], [b"3"], []) == []
+                return bool(client.set("m:after", "3"))  # the worker's blocking client writes again
             except Exception:
                 return False
 
@@ -83,15 +81,19 @@ def test_sentinel_clients_follow_a_failover_and_replicated_acknowledgement(tmp_p
         assert marks.read(["m:before"]) == [Mark(MarkState.QUEUED, b"1")]  # acknowledged, kept
         client.close()
         assert asyncio.run(ping_async(connect_async(settings.redis)))
-        asyncio.run(create_async(settings))
+        assert create(settings, ["m:async"], [b"4"]) == []  # the receiver's client follows too
     finally:
         topology.stop()
 
 
-async def create_async(settings) -> None:
-    client = connect_async(settings.redis)
-    try:
-        marks = AsyncDeliveryMarks(client, lambda: 60, replicas=0)
-        assert await marks.create(["m:async"], [b"4"], []) == []
-    finally:
-        await close_async(client)
+def create(settings, names: list[str], bodies: list[bytes], replicas: int = 0) -> list[int]:
+    """The receiver's create, on its own asyncio client of ``settings.redis``."""
+
+    async def call() -> list[int]:
+        client = connect_async(settings.redis)
+        try:
+            return await AsyncDeliveryMarks(client, lambda: 60, replicas=replicas).create(names, bodies, [])
+        finally:
+            await close_async(client)
+
+    return asyncio.run(call())

@@ -13,10 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
-from receiver.intake import Accepted, Intake
-from shared.envelope import Envelope
+from bench.workload import queue_through_intake
 from shared.keys import KEYS
-from shared.marks import DeliveryMarks
 from shared.queueing import make_queue
 from tests.corpus import run_copies
 from worker.__main__ import build_processor
@@ -75,13 +73,10 @@ def test_every_key_written_is_in_the_readme_table(redis_url, make_settings):
     connection = Redis.from_url(redis_url)
     with KeysWritten(redis_url) as written:
         queue = make_queue(connection, settings.queue)
-        intake = Intake(DeliveryMarks(connection, lambda: 600), queue, settings.queue)
-        deliveries = [
-            Accepted(Envelope(d.event, f"k-{i}", "hook", time.time(), None), d.body)
-            for i, d in enumerate(run_copies(4)[:-3])  # the last run's job stays in progress
+        deliveries = [  # the last run's job stays in progress
+            d.accepted(f"k-{i}", received_at=time.time()) for i, d in enumerate(run_copies(4)[:-3])
         ]
-        for start in range(0, len(deliveries), 4):
-            intake.submit(deliveries[start : start + 4])
+        queue_through_intake(connection, settings.queue, deliveries, 4)
         queue.enqueue("no.such.function", retry=None)  # a job that fails
         built = build_processor(connection, settings, CollectorRegistry())
         token = bind(built.processor, built.combiner)

@@ -64,7 +64,7 @@ def test_enqueue_commands_are_buffered_not_sent_and_make_a_whole_job(queue, conn
 
 
 def envelopes(count: int) -> list[Envelope]:
-    return [Envelope("workflow_job", f"delivery-{i}", "7", 1764000000.25 + i, None) for i in range(count)]
+    return [Envelope("workflow_job", f"delivery-{i}", "7", 1764000000.25 + i) for i in range(count)]
 
 
 def test_a_filled_job_template_is_the_job_rq_builds(queue, settings):

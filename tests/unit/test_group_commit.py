@@ -11,7 +11,7 @@ pytestmark = pytest.mark.anyio
 
 
 def envelope(i: int) -> Accepted:
-    return Accepted(Envelope("workflow_job", f"d-{i}", "h", 1.0, None), b"{}")
+    return Accepted(Envelope("workflow_job", f"d-{i}", "h", 1.0), b"{}")
 
 
 class SlowWrites:
