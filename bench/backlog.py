@@ -1,5 +1,5 @@
 """Backlog: the Redis bytes a queued delivery takes while it waits for a worker (its mark holding the
-body, its share of the RQ job), queued through the receivers' intake in jobs of 32 (the group
+body, its share of the batch), queued through the receivers' intake in jobs of 32 (the group
 commit's batch at 64 connections), bodies as signed and compressed (``queue.compress_bodies``); and
 each codec's size and CPU time per delivery on the same real-shaped bodies (about 12 KB)."""
 

@@ -19,7 +19,7 @@ from redis import Redis
 from bench.load import SECRET
 from shared import keys
 from shared.queueing import make_queue
-from shared.rqadapter.storage import QueueJobs
+from shared.rqadapter.storage import QueueBatches
 from shared.settings_loader import load_settings
 from stack.ports import free_port
 from stack.redis_server import RedisServer
@@ -159,7 +159,7 @@ def redis_figures(connection: Redis, queue_name: str = "gha-exporter") -> dict[s
         "invalid": by_result["invalid"],
         "jobs_counted": sum(float(v) for v in jobs.values()),
         "runs_counted": sum(float(v) for v in runs.values()),
-        **QueueJobs(queue).counts(),
+        **QueueBatches(queue).counts(),
         "claimed": int(connection.zcard(keys.claimed(queue_name))),
         "inflight": inflight,
     }

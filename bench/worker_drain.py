@@ -1,5 +1,5 @@
 """Worker: a queue pre-filled with real-shaped deliveries (mixed workflow_run/workflow_job, ten
-repositories), queued through the receivers' intake in RQ jobs of 100, then of 10 (group commit
+repositories), queued through the receivers' intake in batches of 100, then of 10 (group commit
 batches are small when Redis answers fast); deliveries/s drained into metrics by one
 ``python -m worker`` process, then by two. Three workloads (:data:`bench.workload.WORKLOADS`):
 ``distinct`` (copies of a real run in GitHub's order), ``lifecycles`` (the same, shuffled) and

@@ -113,7 +113,7 @@ def accepted(runs: int, prefix: str = "bench", workload: str = "distinct") -> li
 def queue_through_intake(
     connection: Redis, settings: QueueSettings, items: Sequence[Accepted], job_size: int
 ) -> None:
-    """Queue ``items`` through the receiver's own intake, in RQ jobs of ``job_size`` deliveries (marks
+    """Queue ``items`` through the receiver's own intake, in batches of ``job_size`` deliveries (marks
     kept :data:`MARKS_TTL`, bodies compressed as ``queue.compress_bodies`` says)."""
     batches = [items[start : start + job_size] for start in range(0, len(items), job_size)]
     asyncio.run(_submit(connection, settings, batches, MARKS_TTL))
@@ -151,8 +151,8 @@ async def _submit(
 def intake_entries(
     connection: Redis, settings: QueueSettings, items: Sequence[Accepted]
 ) -> list[dict[str, Any]]:
-    """The entries a worker's RQ job hands it for ``items``, queued through the receiver's intake (one
-    RQ job), then taken off the queue for the caller to apply; a duplicate of a delivery already
+    """The entries a worker's batch hands it for ``items``, queued through the receiver's intake (one
+    batch), then taken off the queue for the caller to apply; a duplicate of a delivery already
     marked is not queued, so it has none."""
     queue = make_queue(connection, settings)
     before = set(queue.get_job_ids())

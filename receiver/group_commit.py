@@ -3,7 +3,7 @@
 While one batch is being written, newly arrived deliveries gather into the next one (up to
 ``max_batch``); each request gets its answer only once the batch holding it is in Redis. At low load
 a batch is one delivery, so latency does not grow; under a burst batches grow by themselves, and
-one RQ job carries the whole batch (RQ's bookkeeping costs about 25 round trips per job).
+one batch carries the whole batch (RQ's bookkeeping costs about 25 round trips per job).
 
 A request waits until its deadline (``receiver.deadline_seconds`` after it started), then fails with
 ``TimeoutError`` (answered 503): one that gave up while still waiting is left out of the next write;

@@ -3,7 +3,7 @@
 
 With ``maxmemory-policy noeviction`` Redis refuses every write past ``maxmemory``. If the receivers
 filled it to the limit, a worker could not drain it: before it frees a single body it must write
-(RQ registers the worker and marks its RQ job started, the ledger writes the state a delivery
+(RQ registers the worker and marks its batch started, the ledger writes the state a delivery
 moves), and those writes would be refused too. So each receiver reads ``used_memory`` and
 ``maxmemory`` (``INFO memory``) every :data:`POLL_SECONDS`, adds what it wrote since (each
 delivery's body, uncompressed, plus :data:`OVERHEAD_BYTES`: an over-estimate), and once that reaches
@@ -29,7 +29,7 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError, ResponseError
 
 POLL_SECONDS = 0.5
-OVERHEAD_BYTES = 512  # per delivery: its mark, its share of the RQ job, Redis's own
+OVERHEAD_BYTES = 512  # per delivery: its mark, its share of the batch, Redis's own
 READ_SECONDS = 2.0
 RESUME_MARGIN = 0.05  # of maxmemory: paused at the high-water mark, resumed this far below it
 

@@ -2,7 +2,7 @@
 
 A batch is written in one round trip by the delivery marks' create script (:mod:`shared.marks`):
 if none of its marks exists, it creates them (each holding its body until the worker applies the
-delivery) and runs the commands that enqueue the RQ job of the batch's bodiless envelopes; if some
+delivery) and runs the commands that enqueue the batch of their bodiless envelopes; if some
 exist, it writes nothing and says which, and the batch is tried again without those (answered as
 duplicates). Scripts run atomically, so either a mark and its job are both in Redis or neither is:
 a delivery that got 503 can be redelivered, and two receivers handed the same delivery at once

@@ -1,7 +1,7 @@
-"""What the receiver queues for each accepted delivery, and how it travels as JSON in an RQ job.
+"""What the receiver queues for each accepted delivery, and how it travels as JSON in a batch.
 
 The envelope says which delivery it is and when the receiver took it; the body, exactly as signed,
-is in the delivery's mark (:mod:`shared.marks`), written in the same script as the RQ job, so the job
+is in the delivery's mark (:mod:`shared.marks`), written in the same script as the batch, so the job
 stays small (RQ compresses and JSON-encodes its data, which cost the receiver a fifth of its time
 with 12 KB bodies when the bodies travelled in it).
 """

@@ -204,14 +204,14 @@ KEYS: tuple[KeyDoc, ...] = (
     ),
     KeyDoc(
         "`gha-exporter:claimed:<queue>`",
-        "sorted set: RQ jobs a worker took with the one it runs, scored by the last renewal of its lease",
+        "sorted set: batches a worker took with the one it runs, scored by the last renewal of its lease",
         "`worker/combine.py`",
         "members leave when applied, or go back to the queue when not renewed for `worker.lease_seconds`",
-        "0.1 KB per RQ job",
+        "0.1 KB per batch",
     ),
     KeyDoc(
         "`gha-exporter:dequeued-seen:<queue>`",
-        "hash: RQ job id → when the sweeper first saw it taken from the queue (RQ's intermediate list) "
+        "hash: batch id → when the sweeper first saw it taken from the queue (RQ's intermediate list) "
         "but not started",
         "`worker/combine.py` (`shared/rqadapter/storage.py`)",
         "entries leave when the job starts, or go back to the head of the queue once seen so for "
@@ -227,21 +227,21 @@ KEYS: tuple[KeyDoc, ...] = (
     ),
     KeyDoc(
         "`rq:queue:<queue>`",
-        "list of RQ job ids",
+        "list of batch ids",
         "RQ (`shared/rqadapter/storage.py` pops and pushes)",
         "never",
-        "0.05 KB per RQ job",
+        "0.05 KB per batch",
     ),
     KeyDoc(
         "`rq:queue:<queue>:intermediate`",
-        "list: RQ jobs a worker took, not yet started",
+        "list: batches a worker took, not yet started",
         "RQ",
         "—",
-        "0.05 KB per RQ job",
+        "0.05 KB per batch",
     ),
     KeyDoc(
         "`rq:job:<id>`",
-        "hash: one RQ job, the bodiless envelopes of up to `receiver.max_batch` deliveries",
+        "hash: one batch, the bodiless envelopes of up to `receiver.max_batch` deliveries",
         "RQ (`shared/queueing.py` sets its options)",
         "deleted once applied (RQ keeps a finished one `queue.result_ttl_seconds`, a failed one "
         "`queue.failure_ttl_seconds`)",
@@ -249,11 +249,11 @@ KEYS: tuple[KeyDoc, ...] = (
     ),
     KeyDoc(
         "`rq:results:<id>`",
-        "stream: an RQ job's result",
+        "stream: a batch's result",
         "RQ",
         "`queue.result_ttl_seconds`",
         "6.5 KB with its finished job's hash (a stream's smallest node is 4 KB): 20 MB at 50 deliveries/s"
-        " in RQ jobs of one delivery, bounded by the 60 s",
+        " in batches of one delivery, bounded by the 60 s",
     ),
     KeyDoc(
         "`rq:wip:<queue>`, `rq:finished:<queue>`, `rq:failed:<queue>`, `rq:scheduled:<queue>`, "
@@ -261,11 +261,11 @@ KEYS: tuple[KeyDoc, ...] = (
         "sorted sets: RQ's registries",
         "RQ",
         "their members expire with their jobs",
-        "0.1 KB per RQ job",
+        "0.1 KB per batch",
     ),
     KeyDoc(
         "`rq:executions:<id>`, `rq:execution:<id>:<execution id>`",
-        "an RQ job's runs",
+        "a batch's runs",
         "RQ",
         "with the job",
         "0.2 KB",

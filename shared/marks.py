@@ -3,7 +3,7 @@
 One per (hook id, delivery id), at ``gha-exporter:delivery:<hook id>:<delivery id>``: a hash whose
 ``state`` is
 
-- ``queued``: written by the receiver in the same script as the delivery's RQ job, with ``body``,
+- ``queued``: written by the receiver in the same script as the delivery's batch, with ``body``,
   the payload exactly as signed, or LZ4-compressed (:mod:`shared.bodies`; the job itself stays
   small);
 - ``applied``: written by the worker in the transaction that applies the delivery; the body is
@@ -14,7 +14,7 @@ A redelivery (same ids) while the mark exists is a duplicate. The mark expires
 reload takes effect on both sides. The state is a field of its own, so no body can pass for one.
 
 With ``redis.min_replicas_ack`` above 0, the create is followed on the same connection by Redis's
-``WAIT``: the receiver answers 202 only once that many replicas have the marks and the RQ job
+``WAIT``: the receiver answers 202 only once that many replicas have the marks and the batch
 (:class:`NotReplicated`, a ``RedisError``, otherwise: 503; a redelivery then finds the marks and is
 answered as a duplicate).
 

@@ -1,6 +1,6 @@
 """The queue contract: which RQ queue, which job function, which job options.
 
-One RQ job carries a list of one or more envelopes (as dicts), because RQ's own bookkeeping costs
+One batch carries a list of one or more envelopes (as dicts), because RQ's own bookkeeping costs
 about 25 Redis round trips per job: the worker drains deliveries in batches, not one per job.
 
 The job options, chosen knowing RQ 3's behaviour:
@@ -25,7 +25,7 @@ from shared.envelope import Envelope
 from shared.rqadapter.enqueue import Args, JobTemplate
 from shared.settings import QueueSettings
 
-JOB_FUNCTION = "worker.jobs.process_deliveries"
+BATCH_FUNCTION = "worker.batches.apply_batch"
 QUEUED_EVENTS = frozenset({"workflow_run", "workflow_job"})  # what the receiver queues, the worker reads
 SERIALIZER = "rq.serializers.JSONSerializer"
 
@@ -40,7 +40,7 @@ def job_args(envelopes: Sequence[Envelope]) -> tuple[Args, str]:
 
 
 def job_template(queue: Queue, settings: QueueSettings) -> JobTemplate:
-    """The RQ job of the options above, built by RQ once (filled with :func:`job_args` per batch)."""
+    """The batch of the options above, built by RQ once (filled with :func:`job_args` per batch)."""
     return JobTemplate(
         queue, lambda job_id, args, description: _prepare(queue, settings, job_id, args, description)
     )
@@ -48,7 +48,7 @@ def job_template(queue: Queue, settings: QueueSettings) -> JobTemplate:
 
 def _prepare(queue: Queue, settings: QueueSettings, job_id: str, args: Args, description: str) -> EnqueueData:
     return queue.prepare_data(
-        JOB_FUNCTION,
+        BATCH_FUNCTION,
         args=args,
         timeout=settings.job_timeout_seconds,
         result_ttl=settings.result_ttl_seconds,

@@ -1,7 +1,7 @@
 """Redis's wire format (RESP) for the receiver's one hot command, packed in one go.
 
 redis-py packs a command argument by argument (an encoder call, a type check and a growing buffer
-per argument: about 80 µs for the receiver's create call with its RQ job); this packs the same
+per argument: about 80 µs for the receiver's create call with its batch); this packs the same
 bytes with one join. Values are encoded as redis-py encodes them: bytes and memoryviews as they
 are, text as UTF-8, integers and floats as their decimal text (``repr`` for floats).
 """

@@ -67,7 +67,7 @@ class RedisSettings:  # Where Redis is and how it is reached.
         "as soon as the primary has it.")
     socket_timeout_seconds: float = option(positive_number, 5.0,
         "Longest wait for any Redis answer (both processes); a command past it fails. The worker's wait for "
-        "new RQ jobs is cut into 1 s slices below it.")
+        "new batches is cut into 1 s slices below it.")
     connect_timeout_seconds: float = option(positive_number, 2.0, "Longest wait for a connection to Redis.")
     memory_high_water: float = option(fraction(0.5, 0.99), 0.9,
         "The receivers answer 503 once Redis uses this share of its maxmemory (read every 0.5 s), keeping "
@@ -151,7 +151,7 @@ class WorkerSettings:  # The worker's HTTP server, batches, leases and stop.
         "/health fails when deliveries wait and none was applied for this long (a wedged worker is "
         "restarted).")
     lease_seconds: int = option(integer(3), 10,
-        "A worker renews its hold on the RQ jobs it is applying every third of this; a dead worker's jobs "
+        "A worker renews its hold on the batches it is applying every third of this; a dead worker's jobs "
         "go back to the queue this long after its last renewal.")
     max_scrape_bytes: int = option(integer(1024 * 1024), 64 * 1024 * 1024,
         "Most bytes one /metrics scrape renders (before gzip); past it the remaining series are left out "
@@ -159,7 +159,7 @@ class WorkerSettings:  # The worker's HTTP server, batches, leases and stop.
     recent_failures: int = option(integer(1, 10_000), 200,
         "Completed jobs that did not succeed kept for /api/v1/recent and the page (the newest).")
     max_batch: int = option(integer(1, 10_000), 500,
-        "Deliveries the worker applies together: with the RQ job in hand it takes further queued jobs until "
+        "Deliveries the worker applies together: with the batch in hand it takes further queued jobs until "
         "their deliveries reach this many (RQ's bookkeeping costs about 25 round trips per job).")
     stop_grace_seconds: float = option(positive_number, 10.0,
         "On SIGTERM, the longest time until the worker exits, whatever Redis does (an outage, a failover): "
@@ -183,7 +183,7 @@ class StateSettings:  # How long in-flight states are kept.
 class QueueSettings:  # The RQ queue between the receivers and the workers.
     name: str = option(text, "gha-exporter", "RQ queue the receiver fills and the worker drains.")
     job_timeout_seconds: int = option(integer(1), 60,
-        "Longest time one RQ job (a batch of deliveries) may run: past it, it fails and is retried. A "
+        "Longest time one batch of deliveries may run: past it, it fails and is retried. A "
         "worker killed mid-job is another matter: its job goes back to the queue about worker.lease_seconds "
         "later.")
     result_ttl_seconds: int = option(integer(1), 60,

@@ -177,7 +177,7 @@ def _cross_checks(values: dict[str, dict[str, Any]]) -> list[str]:
             problems.append(f"receiver.{key}: file {receiver[key]!r} does not exist")
     if values["redis"]["socket_timeout_seconds"] <= 1:
         problems.append(
-            "redis.socket_timeout_seconds: must be above 1 (the worker waits for RQ jobs 1 s at a time)"
+            "redis.socket_timeout_seconds: must be above 1 (the worker waits for batches 1 s at a time)"
         )
     if not values["redis"]["url"].startswith(("redis://", "rediss://", "unix://")):
         problems.append("redis.url: must start with redis://, rediss:// or unix://")

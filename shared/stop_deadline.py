@@ -7,7 +7,7 @@ and the orchestrator would end the wait with SIGKILL. :class:`StopDeadline` ends
 the first stop request, it exits the process when the grace is over, with a log line that says so.
 
 Nothing acknowledged is lost by that: the worker's batch in hand is applied in one Redis transaction
-or not at all, and its RQ jobs go back to the queue when its lease lapses (``worker.lease_seconds``);
+or not at all, and its batches go back to the queue when its lease lapses (``worker.lease_seconds``);
 a delivery the receiver had not yet answered is failed for GitHub, which redelivers it.
 """
 

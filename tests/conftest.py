@@ -82,7 +82,7 @@ class Exporter:
         self.prefix = settings.metrics.prefix
 
     def queued(self, *deliveries: Accepted) -> list[dict[str, Any]]:
-        """The entries the worker's RQ job hands it for ``deliveries``, queued through the receiver's
+        """The entries the worker's batch hands it for ``deliveries``, queued through the receiver's
         own intake (a delivery already marked is a duplicate there, and has none)."""
         return intake_entries(self.connection, self.settings.queue, deliveries)
 

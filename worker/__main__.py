@@ -25,17 +25,17 @@ from shared.outage import Outage
 from shared.queueing import make_queue
 from shared.redis_connect import connect
 from shared.reloading import SettingsHolder, count_failures
-from shared.rqadapter.storage import QueueJobs
+from shared.rqadapter.storage import QueueBatches
 from shared.settings import Settings
 from shared.settings_loader import SettingsError
 from shared.stop_deadline import StopDeadline
 from worker import reconcile_command
 from worker.api import BUSY, Gate, InflightApi, json_route
+from worker.batches import bind, unbind
 from worker.combine import Combiner
 from worker.cost import CostModel
 from worker.expiry import Expiry
 from worker.exposition import Exposition
-from worker.jobs import bind, unbind
 from worker.labels import LabelMaker
 from worker.ledger import Ledger
 from worker.ledger_reads import LedgerReads
@@ -66,7 +66,7 @@ class Built:
     policy: LabelPolicy
     exposition: Exposition
     combiner: Combiner
-    queue_jobs: QueueJobs
+    queue_batches: QueueBatches
     reconciler: Reconciler
     dataset: DatasetWatch
     reads: LedgerReads  # on the scrape's connection: the scrape, the snapshot, the API
@@ -104,8 +104,8 @@ def build_processor(
     )
     transitions = Transitions(policy, LabelMaker(settings.metrics, cost), cost)
     processor = Processor(ledger, marks, policy, transitions, local)
-    queue_jobs = QueueJobs(make_queue(connection, settings.queue))
-    combiner = Combiner(queue_jobs, settings.worker.max_batch, settings.worker.lease_seconds)
+    queue_batches = QueueBatches(make_queue(connection, settings.queue))
+    combiner = Combiner(queue_batches, settings.worker.max_batch, settings.worker.lease_seconds)
     scrape = scrape_connection or connection
     expiry = Expiry(
         connection, policy, job_ttl=settings.state.job_ttl_seconds, run_ttl=settings.state.run_ttl_seconds
@@ -116,7 +116,7 @@ def build_processor(
         registry,
         reads,
         policy,
-        QueueJobs(make_queue(scrape, settings.queue)),
+        QueueBatches(make_queue(scrape, settings.queue)),
         keys.claimed(settings.queue.name),
         prefix=settings.metrics.prefix,
         cost=settings.cost,
@@ -134,7 +134,7 @@ def build_processor(
         policy,
         exposition,
         combiner,
-        queue_jobs,
+        queue_batches,
         reconciler,
         dataset,
         reads,
@@ -206,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.state.sweep_interval_seconds,
         combiner=built.combiner,
         liveness=liveness,
-        waiting=lambda: int(built.queue_jobs.queue.count),
+        waiting=lambda: int(built.queue_batches.queue.count),
         outage=outage,
         check_dataset=lambda: dataset.check(connection),
     )

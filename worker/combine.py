@@ -1,13 +1,13 @@
-"""Apply several queued RQ jobs as one batch.
+"""Apply several queued batches as one batch.
 
-The receivers' group commit makes one RQ job per batch of concurrent deliveries; under a burst
+The receivers' group commit makes one batch per batch of concurrent deliveries; under a burst
 those jobs are small, and RQ's bookkeeping (about 25 Redis round trips per job) would then cost the
 worker more than applying the deliveries. So, with the job RQ is running, the worker claims further
 queued jobs of ours (one script and one fetch per round, however many jobs), until their deliveries
 reach ``worker.max_batch``, applies them all in one batch, and deletes them.
 
 A claimed job moves from the queue to the sorted set ``gha-exporter:claimed:<queue>``, scored by
-when its claim was last renewed: the worker renews the claims it holds with the lease of the RQ job
+when its claim was last renewed: the worker renews the claims it holds with the lease of the batch
 it runs (every third of ``worker.lease_seconds``). If the worker dies before deleting them, any
 worker's sweeper puts them back at the head of the queue once the claim is ``worker.lease_seconds``
 old, and their deliveries, applied or not, are then counted once (the marks decide). Nothing
@@ -29,8 +29,8 @@ from redis.exceptions import OutOfMemoryError, RedisError
 from rq.job import Job
 
 from shared import keys
-from shared.queueing import JOB_FUNCTION
-from shared.rqadapter.storage import QueueJobs
+from shared.queueing import BATCH_FUNCTION
+from shared.rqadapter.storage import QueueBatches
 
 MAX_JOBS_PER_ROUND = 100
 
@@ -38,7 +38,7 @@ MAX_JOBS_PER_ROUND = 100
 def is_ours(job: Job) -> bool:
     try:
         return (
-            job.func_name == JOB_FUNCTION
+            job.func_name == BATCH_FUNCTION
             and not job.kwargs
             and len(job.args) == 1
             and isinstance(job.args[0], list)
@@ -49,7 +49,7 @@ def is_ours(job: Job) -> bool:
 
 class Combiner:
     def __init__(
-        self, jobs: QueueJobs, max_batch: int, lease_seconds: int, clock: Callable[[], float] = time.time
+        self, jobs: QueueBatches, max_batch: int, lease_seconds: int, clock: Callable[[], float] = time.time
     ) -> None:
         self._jobs = jobs
         self._max_batch = max_batch
@@ -57,11 +57,11 @@ class Combiner:
         self._clock = clock
         self._claimed = keys.claimed(jobs.queue.name)
         self._seen = keys.dequeued_seen(jobs.queue.name)
-        self._in_hand: list[str] = []  # the ids of the RQ jobs this worker claimed and still holds
+        self._in_hand: list[str] = []  # the ids of the batches this worker claimed and still holds
         self._in_hand_lock = threading.Lock()
 
     def take(self, have: int) -> list[Job]:
-        """Further RQ jobs of ours from the head of the queue, until ``have`` + theirs reach the limit
+        """Further batches of ours from the head of the queue, until ``have`` + theirs reach the limit
         (or Redis, at its memory limit, refuses to record more claims)."""
         taken: list[Job] = []
         per_job = max(have, 1)
@@ -104,20 +104,20 @@ class Combiner:
             self._in_hand = [job_id for job_id in self._in_hand if job_id not in gone]
 
     def renew(self) -> None:
-        """Renew the claims this worker holds (called with the lease of the RQ job it runs)."""
+        """Renew the claims this worker holds (called with the lease of the batch it runs)."""
         with self._in_hand_lock:
             in_hand = list(self._in_hand)
         if in_hand:
             self._jobs.renew(self._claimed, in_hand, self._clock())
 
     def finish(self, jobs: list[Job]) -> None:
-        """The taken RQ jobs are applied: delete them."""
+        """The taken batches are applied: delete them."""
         if jobs:
             self._jobs.delete(self._claimed, jobs)
             self._release(jobs)
 
     def give_back(self, jobs: list[Job]) -> None:
-        """Put RQ jobs back at the head of the queue, in their order (best effort: else the sweeper)."""
+        """Put batches back at the head of the queue, in their order (best effort: else the sweeper)."""
         if not jobs:
             return
         self._release(jobs)
@@ -127,14 +127,14 @@ class Combiner:
             logger.warning("could not give back {} claimed jobs: {}", len(jobs), exc)
 
     def reclaim(self) -> int:
-        """Put back the RQ jobs whose claim was not renewed for a lease (their worker died)."""
+        """Put back the batches whose claim was not renewed for a lease (their worker died)."""
         return self._jobs.reclaim(self._claimed, self._clock() - self._lease_seconds)
 
     def recover(self) -> int:
-        """A dead worker's batch back on the queue: its claims, its RQ job in hand (RQ's started
-        registry, whose lease it renewed too), and an RQ job it took but had not started yet (RQ's
+        """A dead worker's batch back on the queue: its claims, its batch in hand (RQ's started
+        registry, whose lease it renewed too), and a batch it took but had not started yet (RQ's
         intermediate list). Run by every worker's sweeper; a short lock keeps two from retrying the
-        same RQ job at once. Returns how many claims and taken jobs went back."""
+        same batch at once. Returns how many claims and taken jobs went back."""
         # redis-py's Lock, as the reconciler's lease; never released: it lapses, so one worker's
         # sweeper at most recovers per third of a lease
         lock = self._jobs.connection.lock(

@@ -29,7 +29,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from shared.rqadapter.storage import QueueJobs
+from shared.rqadapter.storage import QueueBatches
 from shared.settings import CostSettings
 from worker.inflight import Inflight
 from worker.ledger_reads import LedgerReads
@@ -47,7 +47,7 @@ class Exposition:
         registry: CollectorRegistry,
         reads: LedgerReads,
         policy: LabelPolicy,
-        queue_jobs: QueueJobs,
+        queue_batches: QueueBatches,
         claimed_key: str,
         *,
         prefix: str,
@@ -61,7 +61,7 @@ class Exposition:
         self._registry = registry
         self._max_bytes = max_bytes
         self._stored = StoredFamilies(
-            registry, reads, policy, queue_jobs, claimed_key, prefix=prefix, cost=cost, timeout=timeout,
+            registry, reads, policy, queue_batches, claimed_key, prefix=prefix, cost=cost, timeout=timeout,
             reconcile_status=reconcile_status, read_inflight=read_inflight, clock=clock,
         )  # fmt: skip
 

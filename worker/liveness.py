@@ -1,5 +1,5 @@
 """Is this worker wedged? ``/health`` says no when its RQ loop has made no progress (no wait for
-RQ jobs, no RQ job finished) for ``worker.stall_seconds`` while deliveries wait in the queue, so an
+batches, no batch finished) for ``worker.stall_seconds`` while deliveries wait in the queue, so an
 orchestrator restarts it, whatever the reason (Redis refusing its writes, a bug). When the queue
 cannot be read, what was last read stands: an error while checking is no progress."""
 
@@ -19,12 +19,12 @@ class Liveness:
         self._waiting = False
 
     def progressed(self) -> None:
-        """The RQ loop waited for RQ jobs, or finished one."""
+        """The RQ loop waited for batches, or finished one."""
         with self._lock:
             self._last_progress = self._clock()
 
     def saw_queue(self, waiting: int | None) -> None:
-        """RQ jobs waiting in the queue as just read; None when Redis could not be read (what was
+        """batches waiting in the queue as just read; None when Redis could not be read (what was
         read last stands)."""
         if waiting is None:
             return

@@ -8,7 +8,7 @@ Three kinds of figures:
   restarted worker shows the same totals: scrape one replica, or aggregate replicas with ``max``,
   never ``sum``.
 - **Scrape-time families** (:data:`SCRAPE_FAMILIES`: jobs queued/waiting/in progress, runs queued/in
-  progress, oldest ages, RQ jobs by state, whether Redis could be read, the cost rates) are computed
+  progress, oldest ages, batches by state, whether Redis could be read, the cost rates) are computed
   by the exposition when scraped, from the in-flight sets in Redis, RQ's counts and the settings.
 - **Process-local** figures (this process's processed deliveries, errors, lag) are ordinary
   prometheus_client metrics in :class:`LocalMetrics`; sum them across replicas.
@@ -146,10 +146,10 @@ OLDEST_QUEUED = ScrapeFamily(
 OLDEST_IN_PROGRESS = ScrapeFamily(
     "oldest_in_progress_job_age_seconds", "gauge", "Age in seconds of the oldest job running now, by runs_on."
 )
-QUEUE_JOBS = ScrapeFamily(
-    "queue_jobs",
+QUEUE_BATCHES = ScrapeFamily(
+    "queue_batches",
     "gauge",
-    "RQ jobs (each one or more deliveries) by state: waiting in the queue, taken by a worker,"
+    "Batches (each one or more deliveries) by state: waiting in the queue, taken by a worker,"
     " started, failed, claimed by a worker with the job it runs.",
 )
 REDIS_UP = ScrapeFamily("redis_up", "gauge", "1 when this scrape could read the state from Redis.")
@@ -178,8 +178,8 @@ JOB_PHASE_GAUGES = {"queued": JOBS_QUEUED, "waiting": JOBS_WAITING, "in_progress
 RUN_PHASE_GAUGES = {"queued": RUNS_QUEUED, "in_progress": RUNS_IN_PROGRESS}
 OLDEST_BY_PHASE = {"queued": OLDEST_QUEUED, "in_progress": OLDEST_IN_PROGRESS}
 SCRAPE_FAMILIES = (
-    REDIS_UP, *JOB_PHASE_GAUGES.values(), *RUN_PHASE_GAUGES.values(), *OLDEST_BY_PHASE.values(), QUEUE_JOBS,
-    COST_RATE, RECONCILE_LAST_SUCCESS, GITHUB_RATE_LIMIT, SCRAPE_TRUNCATED,
+    REDIS_UP, *JOB_PHASE_GAUGES.values(), *RUN_PHASE_GAUGES.values(), *OLDEST_BY_PHASE.values(),
+    QUEUE_BATCHES, COST_RATE, RECONCILE_LAST_SUCCESS, GITHUB_RATE_LIMIT, SCRAPE_TRUNCATED,
 )  # fmt: skip
 STEP_FAMILIES = ("job_step_total", "job_step_duration_seconds")
 

@@ -5,7 +5,7 @@ it moves (:meth:`worker.ledger.Ledger.apply`): ``webhook_deliveries_processed_to
 with result ``changed``, ``unchanged`` (a repeat, or older than the state) or ``invalid`` (a
 payload that cannot be used). Each delivery's mark (:mod:`shared.marks`) holds its body until then
 (read for the whole batch in one round trip) and turns to applied in that transaction, so a retried
-RQ job (a worker killed after committing) skips what it already applied.
+batch (a worker killed after committing) skips what it already applied.
 
 A payload that cannot be used is logged with its delivery id and counted; it never raises and
 never stops its neighbours in the batch. Redis errors do raise, so RQ retries the job.
@@ -116,10 +116,10 @@ class Processor:
             self._local.events.labels(item.envelope.event, action, effect).inc()
             self._local.lag.observe(max(0.0, now - item.envelope.received_at))
 
-    def reject_job(self, detail: str) -> None:
+    def reject_batch(self, detail: str) -> None:
         """A queued job whose arguments are not a list of envelopes."""
         logger.warning("dropped a malformed queue job: {}", detail)
-        self._local.errors.labels(ERROR_EVENT_UNKNOWN, "bad_job").inc()
+        self._local.errors.labels(ERROR_EVENT_UNKNOWN, "bad_batch").inc()
 
     def _envelope(self, entry: Any) -> Envelope | None:
         try:
@@ -134,7 +134,7 @@ class Processor:
         marks = self._marks.read([keys.mark(e.hook_id, e.delivery_id) for e in envelopes])
         items = []
         for envelope, mark in zip(envelopes, marks, strict=True):
-            if mark.state is MarkState.APPLIED:  # by an earlier attempt of this RQ job: replayed below
+            if mark.state is MarkState.APPLIED:  # by an earlier attempt of this batch: replayed below
                 items.append(Item(envelope, mark.state, None))
             elif mark.unreadable:
                 logger.warning("delivery {} ({}): its stored body does not decompress", envelope.delivery_id,

@@ -3,12 +3,12 @@ flag that is always honoured, kept alive through outages.
 
 - ``SimpleWorker`` runs each job in this process: metrics updated by a forked child would be lost.
 - SIGTERM/SIGINT only set a flag, which the worker looks at at least every second, so a stop
-  takes effect within about a second after the RQ job in hand, also while Redis does not answer
+  takes effect within about a second after the batch in hand, also while Redis does not answer
   (RQ's own reconnection loop is cut short: :class:`shared.rqadapter.worker.InProcessWorker`). The signal
   also arms the stop deadline (``worker.stop_grace_seconds``): whatever Redis does, the process is
   gone by then (:mod:`shared.stop_deadline`).
-- A started RQ job is leased for ``worker.lease_seconds``, renewed every third of it while it runs
-  (and the RQ jobs claimed with it, :mod:`worker.combine`), so a killed worker's RQ job is retried
+- A started batch is leased for ``worker.lease_seconds``, renewed every third of it while it runs
+  (and the batches claimed with it, :mod:`worker.combine`), so a killed worker's batch is retried
   about ``lease_seconds`` after its death, by any worker's sweeper, instead of RQ's ``timeout + 60 s``.
 - RQ's ``work()`` returns on an unexpected error (e.g. Redis gone during a heartbeat, or not there
   yet when it registers); the supervisor starts a fresh worker until it is asked to stop, at most

@@ -21,7 +21,7 @@ from loguru import logger
 from prometheus_client import CollectorRegistry, Counter
 from redis.exceptions import RedisError
 
-from shared.rqadapter.storage import QueueJobs
+from shared.rqadapter.storage import QueueBatches
 from shared.settings import CostSettings
 from worker import codec
 from worker.codec import JobGroup
@@ -33,7 +33,7 @@ from worker.metrics import (
     GITHUB_RATE_LIMIT,
     JOB_PHASE_GAUGES,
     OLDEST_BY_PHASE,
-    QUEUE_JOBS,
+    QUEUE_BATCHES,
     RECONCILE_LAST_SUCCESS,
     REDIS_UP,
     RUN_PHASE_GAUGES,
@@ -69,7 +69,7 @@ class StoredFamilies:
         registry: CollectorRegistry,
         reads: LedgerReads,
         policy: LabelPolicy,
-        queue_jobs: QueueJobs,
+        queue_batches: QueueBatches,
         claimed_key: str,
         *,
         prefix: str,
@@ -81,7 +81,7 @@ class StoredFamilies:
     ) -> None:
         self._reads = reads
         self._policy = policy
-        self._queue_jobs = queue_jobs
+        self._queue_batches = queue_batches
         self._claimed_key = claimed_key
         self._timeout = timeout
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrape-redis")
@@ -111,7 +111,7 @@ class StoredFamilies:
         return View(
             self._reads.read_fields(),
             self._read_inflight(),
-            self._queue_jobs.counts(claimed=self._claimed_key),
+            self._queue_batches.counts(claimed=self._claimed_key),
             self._reconcile_status(),
         )
 
@@ -148,7 +148,7 @@ class StoredFamilies:
             self.skipped("inflight", 1, exc)
             inflight = []
         yield from inflight
-        jobs = self.block(QUEUE_JOBS)
+        jobs = self.block(QUEUE_BATCHES)
         for state, count in view.queue_counts.items():
             jobs.lines.append(sample(jobs.name, codec.label_text(("state",), (state,)), number(count)))
         rates = self.block(COST_RATE)

@@ -1,5 +1,5 @@
 """Count in-flight jobs and runs that outlived their TTL without completing, so lost events show;
-every 2 s, put back on the queue the RQ jobs of a worker whose lease lapsed (:meth:`Combiner.recover`),
+every 2 s, put back on the queue the batches of a worker whose lease lapsed (:meth:`Combiner.recover`),
 tell :class:`Liveness` whether deliveries wait, and look at Redis's dataset epoch
 (:mod:`shared.dataset`)."""
 

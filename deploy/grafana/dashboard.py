@@ -239,9 +239,9 @@ def panels() -> list[dict[str, Any]]:
         ),
         panel(
             "Queue depth",
-            [(replicas("github_actions_queue_jobs"), "{{state}}")],
+            [(replicas("github_actions_queue_batches"), "{{state}}")],
             (8, 58, 8, 8),
-            description="RQ jobs (batches of deliveries) by state.",
+            description="Batches (of one or more deliveries) by state.",
         ),
         panel(
             "Targets up, Redis readable",

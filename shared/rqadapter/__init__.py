@@ -17,8 +17,8 @@ changes one fails there, with the piece named:
 - **RQ's storage**: a queue is a list of job ids at ``Queue.key`` (head: next to run), a job is a
   hash at ``Job.redis_job_namespace_prefix + id``, and a job a worker took but has not started waits
   in the list at ``Queue.intermediate_queue_key`` (the worker puts back those left there by a dead
-  worker: :meth:`shared.rqadapter.storage.QueueJobs.requeue_stuck`). The worker claims further jobs
-  from the head of the list (:class:`shared.rqadapter.storage.QueueJobs`, scripts
+  worker: :meth:`shared.rqadapter.storage.QueueBatches.requeue_stuck`). The worker claims further jobs
+  from the head of the list (:class:`shared.rqadapter.storage.QueueBatches`, scripts
   ``shared/rqadapter/storage.*.lua``), and the scrape counts them.
 - **The worker's hooks** (:class:`shared.rqadapter.worker.InProcessWorker`): ``SimpleWorker``'s
   private ``_install_signal_handlers``, ``_stop_requested`` and ``_set_connection``, ``subscribe``
@@ -27,7 +27,7 @@ changes one fails there, with the piece named:
   start of each try, ``reorder_queues`` first with a dequeued RQ job, ``max_connection_wait_time``
   between tries), ``perform_job(job, queue, execution)`` and ``maintain_heartbeats(job,
   execution)``; and ``StartedJobRegistry.cleanup`` retrying the RQ jobs whose heartbeat lapsed
-  (:meth:`shared.rqadapter.storage.QueueJobs.requeue_abandoned`); its ``log`` and the message its
+  (:meth:`shared.rqadapter.storage.QueueBatches.requeue_abandoned`); its ``log`` and the message its
   dequeue loop logs at each failed try (:data:`shared.rqadapter.worker.RQ_CONNECTION_RETRY`),
   reported to the outage tracker instead (:class:`shared.rqadapter.worker.OutageLog`).
 """

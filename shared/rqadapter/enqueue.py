@@ -85,7 +85,7 @@ class JobTemplate:
         data = make(_TEMPLATE_ID, _TEMPLATE_ARGS, _TEMPLATE_DESCRIPTION)
         self._queue = queue
         self._make = make
-        self._function: str = data.func  # named, as RQ stores it (shared.queueing.JOB_FUNCTION)
+        self._function: str = data.func  # named, as RQ stores it (shared.queueing.BATCH_FUNCTION)
         template_data = self._data(_TEMPLATE_ARGS)
         self._commands = [
             [self._slot(arg, template_data) for arg in command] for command in enqueue_commands(queue, data)

@@ -13,7 +13,7 @@ from rq.registry import StartedJobRegistry
 from shared.scripts import LuaScript
 
 
-class QueueJobs:
+class QueueBatches:
     """RQ's queue list and job hashes, for taking several queued jobs at once."""
 
     def __init__(self, queue: Queue) -> None:

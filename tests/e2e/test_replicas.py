@@ -81,7 +81,7 @@ def wait_until_drained(system, urls, count, timeout=150.0, applied=0):
     while time.monotonic() < deadline:
         samples = scrape(urls[0])
         busy = sum(
-            total(samples, W + "queue_jobs", state=state)
+            total(samples, W + "queue_batches", state=state)
             for state in ("queued", "dequeued", "started", "claimed")
         )
         done = total(samples, W + "webhook_deliveries_processed_total") >= applied
@@ -144,5 +144,5 @@ def test_a_worker_killed_mid_stream_and_restarted_ends_with_the_exact_totals(sys
     system.kill("worker")  # SIGKILL, mid-stream: its job in hand is abandoned, its memory lost
     system.start("worker")
     samples = wait_until_drained(system, [system.worker_metrics_url], 0, applied=len(deliveries))
-    assert total(samples, W + "queue_jobs", state="failed") == 0
+    assert total(samples, W + "queue_batches", state="failed") == 0
     assert aggregates(samples) == expected

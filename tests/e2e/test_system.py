@@ -90,8 +90,8 @@ def test_corpus_moves_the_metrics_by_exactly_the_expected_amounts(system):
     assert total(samples, W + "workflow_run_total") == expected_completions(
         sent, "workflow_run", "workflow_run"
     )
-    assert total(samples, W + "queue_jobs", state="queued") == 0
-    assert total(samples, W + "queue_jobs", state="failed") == 0
+    assert total(samples, W + "queue_batches", state="queued") == 0
+    assert total(samples, W + "queue_batches", state="failed") == 0
     receiver = scrape(system.receiver_metrics_url)
     assert total(receiver, W + "webhook_deliveries_total", outcome="queued") == len(sent)
 

@@ -51,7 +51,7 @@ def kill_during(sends: list[Send], action, times: int, generator: LoadGenerator)
 
 
 def test_worker_killed_three_times_during_a_burst(cluster, accounts):
-    """Expected: each SIGKILL abandons at most its batch (the RQ job in hand and the RQ jobs claimed
+    """Expected: each SIGKILL abandons at most its batch (the batch in hand and the batches claimed
     with it); their lease lapses ``worker.lease_seconds`` after the death and any worker's sweeper
     puts them back; replays are skipped; totals exact, nothing lost. Measured: from the last
     acknowledgement until every acknowledged delivery is counted."""
@@ -213,13 +213,13 @@ def test_redis_at_its_memory_limit(cluster, accounts):
 
 
 def test_garbage_jobs_placed_on_the_queue(cluster, accounts):
-    """Expected: a job with garbage arguments is counted (bad_job) and not retried; a job naming a
+    """Expected: a job with garbage arguments is counted (bad_batch) and not retried; a job naming a
     function that does not exist fails, is retried max_retries times, then rests in the failed
     registry; the worker lives on and keeps counting real deliveries."""
     connection = cluster.connection()
     queue = Queue("gha-exporter", connection=connection, serializer="rq.serializers.JSONSerializer")
-    queue.enqueue("worker.jobs.process_deliveries", "garbage", result_ttl=60)
-    queue.enqueue("worker.jobs.process_deliveries", [{"not": "an envelope"}, 42], result_ttl=60)
+    queue.enqueue("worker.batches.apply_batch", "garbage", result_ttl=60)
+    queue.enqueue("worker.batches.apply_batch", [{"not": "an envelope"}, 42], result_ttl=60)
     from rq import Retry  # noqa: PLC0415
 
     queue.enqueue("worker.jobs.does_not_exist", [], retry=Retry(max=2), result_ttl=60, failure_ttl=600)
@@ -234,9 +234,9 @@ def test_garbage_jobs_placed_on_the_queue(cluster, accounts):
     assert figures["processed"] == len(sends)
     assert cluster.died_unexpectedly() == []
     worker_metrics = cluster_metrics(cluster)
-    assert worker_metrics.count('reason="bad_job"') == 1
+    assert worker_metrics.count('reason="bad_batch"') == 1
     assert (
-        'github_actions_webhook_processing_errors_total{event="unknown",reason="bad_job"} 1.0'
+        'github_actions_webhook_processing_errors_total{event="unknown",reason="bad_batch"} 1.0'
         in worker_metrics
     )
     assert (
@@ -254,7 +254,7 @@ def test_garbage_jobs_placed_on_the_queue(cluster, accounts):
             3,
             0,
             dict(stats.statuses),
-            "bad_job 1, bad_envelope 2 counted; unknown function failed after 2 retries",
+            "bad_batch 1, bad_envelope 2 counted; unknown function failed after 2 retries",
         )
     )
     connection.close()

@@ -8,10 +8,10 @@ from rq import Queue
 from bench.workload import queue_through_intake
 from shared import keys
 from shared.queueing import make_queue
-from shared.rqadapter.storage import QueueJobs
+from shared.rqadapter.storage import QueueBatches
 from tests.corpus import run_copies
+from worker.batches import apply_batch, bind, unbind
 from worker.combine import Combiner
-from worker.jobs import bind, process_deliveries, unbind
 from worker.rqworker import StopFlag, make_worker
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,9 @@ def drain(connection, settings, exporter, max_batch: int) -> None:
     worker = make_worker(connection, settings.queue, StopFlag())
     token = bind(
         exporter.processor,
-        Combiner(QueueJobs(make_queue(connection, settings.queue)), max_batch, settings.worker.lease_seconds),
+        Combiner(
+            QueueBatches(make_queue(connection, settings.queue)), max_batch, settings.worker.lease_seconds
+        ),
     )
     try:
         worker.work(burst=True)
@@ -36,8 +38,8 @@ def drain(connection, settings, exporter, max_batch: int) -> None:
 
 
 def rq_left(queue: Queue) -> tuple[int, ...]:
-    """RQ jobs queued, taken but not started, started, failed, and claimed by a worker."""
-    return (*QueueJobs(queue).counts().values(), int(queue.connection.zcard(keys.claimed(queue.name))))
+    """batches queued, taken but not started, started, failed, and claimed by a worker."""
+    return (*QueueBatches(queue).counts().values(), int(queue.connection.zcard(keys.claimed(queue.name))))
 
 
 def test_small_jobs_are_applied_together_each_delivery_once(connection, settings, make_exporter):
@@ -74,12 +76,12 @@ def test_a_failed_batch_gives_the_taken_jobs_back_in_order(connection, settings,
         raise ConnectionError("Redis went away")
 
     exporter.processor.process_batch = fail
-    token = bind(exporter.processor, Combiner(QueueJobs(queue), 1000, 60))
+    token = bind(exporter.processor, Combiner(QueueBatches(queue), 1000, 60))
     try:
         first = queue.fetch_job(connection.lpop(queue.key).decode())  # the job RQ would be running
         assert first is not None
         with pytest.raises(ConnectionError):
-            process_deliveries(*first.args)
+            apply_batch(*first.args)
     finally:
         unbind(token)
     assert queue.get_job_ids() == ids[1:]  # the others are back at the head, in their order
@@ -90,12 +92,12 @@ def test_jobs_claimed_by_a_worker_that_died_go_back_once_the_lease_lapses(connec
     queue, _ = queue_in_jobs_of(connection, settings, size=3, runs=2)  # 6 jobs
     ids = queue.get_job_ids()
     now = [1000.0]
-    combiner = Combiner(QueueJobs(queue), 1000, lease_seconds=10, clock=lambda: now[0])
+    combiner = Combiner(QueueBatches(queue), 1000, lease_seconds=10, clock=lambda: now[0])
     taken = combiner.take(3)
     assert [job.id for job in taken] == ids
     assert queue.count == 0
     now[0] += 8
-    combiner.renew()  # a live worker renews its claims with the lease of its RQ job ...
+    combiner.renew()  # a live worker renews its claims with the lease of its batch ...
     now[0] += 9
     assert combiner.reclaim() == 0  # ... so they are not taken from it
     now[0] += 2  # ... and then it dies: no renewal for a whole lease

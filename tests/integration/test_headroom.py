@@ -1,5 +1,5 @@
 """The receivers' memory high-water mark (receiver.headroom) on a Redis of its own with a maxmemory,
-and the worker applying a batch Redis refuses for memory in halves (worker.jobs)."""
+and the worker applying a batch Redis refuses for memory in halves (worker.batches)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from receiver.headroom import RESUME_MARGIN, Headroom, RedisFull
 from receiver.intake import Accepted, AsyncIntake
 from shared.envelope import Envelope
 from shared.marks import AsyncDeliveryMarks
-from shared.queueing import JOB_FUNCTION, make_queue
+from shared.queueing import BATCH_FUNCTION, make_queue
 from stack.redis_server import RedisServer
-from worker import jobs
+from worker import batches
 from worker.combine import Combiner
 
 MB = 2**20
@@ -153,19 +153,19 @@ class RoomFor:
 
 
 def test_a_batch_refused_for_memory_is_applied_in_halves(monkeypatch):
-    monkeypatch.setattr(jobs, "OOM_PAUSE_SECONDS", 0.0)
+    monkeypatch.setattr(batches, "OOM_PAUSE_SECONDS", 0.0)
     processor = RoomFor(most=3)
-    jobs.apply_in_pieces(processor, list(range(10)))  # type: ignore[arg-type]
+    batches.apply_in_pieces(processor, list(range(10)))  # type: ignore[arg-type]
     assert [e for batch in processor.applied for e in batch] == list(range(10))  # in order, each once
     assert max(len(batch) for batch in processor.applied) <= 3
 
-    one = RoomFor(most=1, refusals_of_one=jobs.OOM_TRIES - 1)
-    jobs.apply_in_pieces(one, [7])  # type: ignore[arg-type]
+    one = RoomFor(most=1, refusals_of_one=batches.OOM_TRIES - 1)
+    batches.apply_in_pieces(one, [7])  # type: ignore[arg-type]
     assert one.applied == [[7]]  # refused nine times, then it had room
 
     never = RoomFor(most=0)
-    with pytest.raises(OutOfMemoryError):  # no room at all: the RQ job fails (RQ retries it)
-        jobs.apply_in_pieces(never, [7])  # type: ignore[arg-type]
+    with pytest.raises(OutOfMemoryError):  # no room at all: the batch fails (RQ retries it)
+        batches.apply_in_pieces(never, [7])  # type: ignore[arg-type]
 
 
 class ClaimsUntilFull:
@@ -183,7 +183,7 @@ class ClaimsUntilFull:
         return [f"job-{i}" for i in range(count)]
 
     def fetch(self, ids: list[str]) -> list[SimpleNamespace]:
-        return [SimpleNamespace(id=i, func_name=JOB_FUNCTION, kwargs={}, args=([{}],)) for i in ids]
+        return [SimpleNamespace(id=i, func_name=BATCH_FUNCTION, kwargs={}, args=([{}],)) for i in ids]
 
     def renew(self, _claimed: str, ids: list[str], _score: float) -> None:
         self.renewed = list(ids)

@@ -272,7 +272,7 @@ def test_a_family_that_cannot_be_built_leaves_the_rest_of_the_scrape_whole(expor
     text = b"".join(exporter.exposition.stream(OPENMETRICS)[0]).decode()
     families = {f.name: f for f in parse_openmetrics(text)}
     assert exporter.prefix + "job_run" in families
-    assert exporter.prefix + "queue_jobs" in families  # built after the broken one
+    assert exporter.prefix + "queue_batches" in families  # built after the broken one
     assert text.endswith("# EOF\n")
     # counted as a scrape renders, after the registry it is shown in: this test's scrape, not value()'s
     assert exporter.value("scrape_errors_total", family="inflight") == 1

@@ -29,7 +29,7 @@ def deliveries_of(paths):
 
 def final_metrics(exporter, items, batch_size, ignore=frozenset(), order=None):
     """The metrics after ``items`` were queued through the receiver's intake, then applied in
-    ``order`` (their indexes; a repeat is an RQ job retried), ``batch_size`` at a time."""
+    ``order`` (their indexes; a repeat is a batch retried), ``batch_size`` at a time."""
     exporter.connection.flushall()
     entries = exporter.queued(*items)
     ordered = entries if order is None else [entries[i] for i in order]

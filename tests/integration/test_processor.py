@@ -7,7 +7,7 @@ import pytest
 
 from receiver.intake import Accepted
 from tests.corpus import KRZKO, SEQUENCE, accepted, load
-from worker.jobs import bind, process_deliveries, unbind
+from worker.batches import apply_batch, bind, unbind
 
 pytestmark = pytest.mark.integration
 JOB = {"repository": "krzko/webhook-testing", "workflow": "Tests", "runner_group": "GitHub Actions",
@@ -144,13 +144,13 @@ def test_job_function_processes_a_list_and_counts_a_malformed_job(exporter):
     token = bind(exporter.processor)
     try:
         entries = exporter.queued(*[load(p).accepted(f"d-{i}") for i, p in enumerate(SEQUENCE)])
-        assert process_deliveries(entries) == 9
-        assert process_deliveries("garbage") == 0
-        assert process_deliveries([1, 2], extra=True) == 0
+        assert apply_batch(entries) == 9
+        assert apply_batch("garbage") == 0
+        assert apply_batch([1, 2], extra=True) == 0
     finally:
         unbind(token)
     assert exporter.value("workflow_run_total", attempt="rerun", **RUN) == 1
-    assert exporter.total("webhook_processing_errors_total", event="unknown", reason="bad_job") == 2
+    assert exporter.total("webhook_processing_errors_total", event="unknown", reason="bad_batch") == 2
 
 
 def test_label_sets_are_configurable(make_exporter):

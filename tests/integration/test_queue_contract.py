@@ -17,7 +17,7 @@ from shared.marks import AsyncDeliveryMarks
 from shared.queueing import make_queue
 from shared.rqadapter.worker import InProcessWorker
 from tests.corpus import load
-from worker.jobs import bind, unbind
+from worker.batches import bind, unbind
 from worker.rqworker import StopFlag, make_worker
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """Every key the system writes is listed in :data:`shared.keys.KEYS` (the README's "Redis keys").
 
 Redis reports every key written (keyspace notifications) while the receivers' intake, the worker
-(with the combiner taking further RQ jobs), a job that fails, the sweeper and a scrape all run; each
+(with the combiner taking further batches), a job that fails, the sweeper and a scrape all run; each
 key must match a pattern of the table.
 """
 
@@ -18,7 +18,7 @@ from shared.keys import KEYS
 from shared.queueing import make_queue
 from tests.corpus import run_copies
 from worker.__main__ import build_processor
-from worker.jobs import bind, unbind
+from worker.batches import bind, unbind
 from worker.rqworker import StopFlag, make_worker
 
 pytestmark = pytest.mark.integration

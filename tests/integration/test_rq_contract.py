@@ -19,7 +19,7 @@ from shared.envelope import Envelope
 from shared.queueing import job_args, job_template, make_queue
 from shared.rqadapter import enqueue as rq_enqueue
 from shared.rqadapter.enqueue import enqueue_commands
-from shared.rqadapter.storage import QueueJobs
+from shared.rqadapter.storage import QueueBatches
 from tests.faults.proxy import FaultProxy
 from worker.rqworker import StopFlag, make_worker
 
@@ -33,9 +33,7 @@ def _queue(connection, settings) -> Queue:
 
 def enqueue(queue: Queue, argument: str, retry: Retry | None = None) -> str:
     """Enqueue as the receiver does: RQ's buffered commands, run by us (here in a transaction)."""
-    data = queue.prepare_data(
-        "worker.jobs.process_deliveries", args=([argument],), result_ttl=60, retry=retry
-    )
+    data = queue.prepare_data("worker.batches.apply_batch", args=([argument],), result_ttl=60, retry=retry)
     commands = enqueue_commands(queue, data)
     with queue.connection.pipeline() as pipe:
         for command in commands:
@@ -53,13 +51,13 @@ def test_the_installed_rq_is_in_the_tested_range():
 
 
 def test_enqueue_commands_are_buffered_not_sent_and_make_a_whole_job(queue, connection):
-    data = queue.prepare_data("worker.jobs.process_deliveries", args=([1],))
+    data = queue.prepare_data("worker.batches.apply_batch", args=([1],))
     enqueue_commands(queue, data)
     assert connection.dbsize() == 0, "RQ sent commands while building a job on a pipeline"
     job_id = enqueue(queue, "x")
     assert queue.count == 1
     job = Job.fetch(job_id, connection=connection, serializer=queue.serializer)
-    assert (job.func_name, list(job.args)) == ("worker.jobs.process_deliveries", [["x"]])
+    assert (job.func_name, list(job.args)) == ("worker.batches.apply_batch", [["x"]])
     assert job.get_status() == "queued"
 
 
@@ -103,7 +101,7 @@ def test_a_job_from_the_template_is_read_by_rq_as_it_enqueued_it(queue, connecti
     run(connection, template.commands(args, description))
     [job_id] = queue.get_job_ids()
     job = Job.fetch(job_id, connection=connection, serializer=queue.serializer)
-    assert (job.func_name, list(job.args), job.kwargs) == ("worker.jobs.process_deliveries", list(args), {})
+    assert (job.func_name, list(job.args), job.kwargs) == ("worker.batches.apply_batch", list(args), {})
     assert (job.timeout, job.result_ttl, job.failure_ttl, job.retries_left) == (
         settings.queue.job_timeout_seconds,
         settings.queue.result_ttl_seconds,
@@ -128,7 +126,7 @@ def test_a_queue_is_a_list_of_job_ids_whose_head_runs_next(queue, connection):
 
 def test_claimed_jobs_fetch_and_go_back_to_the_head(queue):
     ids = [enqueue(queue, str(i)) for i in range(3)]
-    jobs = QueueJobs(queue)
+    jobs = QueueBatches(queue)
     assert jobs.claim("claims", 2, time.time()) == ids[:2]
     fetched = [job for job in jobs.fetch(ids[:2]) if job is not None]
     assert [list(job.args) for job in fetched] == [[["0"]], [["1"]]]
@@ -146,7 +144,7 @@ def test_a_job_taken_but_not_started_waits_in_the_intermediate_list(queue, conne
         job, _ = worker.dequeue_job_and_maintain_ttl(1)
         assert job.id == job_id
         assert connection.lrange(queue.intermediate_queue_key, 0, -1) == [job_id.encode()]
-        assert QueueJobs(queue).counts() == {"queued": 0, "dequeued": 1, "started": 0, "failed": 0}
+        assert QueueBatches(queue).counts() == {"queued": 0, "dequeued": 1, "started": 0, "failed": 0}
     finally:
         worker.register_death()
 
@@ -165,7 +163,7 @@ def test_a_job_a_dead_worker_took_but_never_started_goes_back_to_the_head_once_s
     finally:
         worker.register_death()
     assert job.id == stuck
-    jobs, seen = QueueJobs(queue), "test:dequeued-seen"
+    jobs, seen = QueueBatches(queue), "test:dequeued-seen"
     assert jobs.requeue_stuck(seen, now=100.0, cutoff=90.0) == 0  # first seen now: a live worker may start it
     assert jobs.requeue_stuck(seen, now=105.0, cutoff=95.0) == 0  # seen at 100: not before the cutoff
     assert jobs.requeue_stuck(seen, now=111.0, cutoff=101.0) == 1
@@ -180,7 +178,7 @@ def test_a_started_job_in_the_intermediate_list_is_left_to_its_worker(queue, con
     connection.rpush(queue.intermediate_queue_key, job_id)
     connection.zadd(queue.started_job_registry.key, {f"{job_id}:execution": time.time() + 60})
     assert job_id in queue.started_job_registry
-    jobs, seen = QueueJobs(queue), "test:dequeued-seen"
+    jobs, seen = QueueBatches(queue), "test:dequeued-seen"
     assert jobs.requeue_stuck(seen, now=100.0, cutoff=90.0) == 0
     assert jobs.requeue_stuck(seen, now=200.0, cutoff=190.0) == 0
     assert connection.lrange(queue.intermediate_queue_key, 0, -1) == [job_id.encode()]
@@ -271,7 +269,7 @@ def test_a_running_rq_job_renews_its_lease(queue, connection, settings):
 
     worker = make_worker(connection, settings.queue, StopFlag(), lease_seconds=3, on_heartbeat=beat)
     worker.work(burst=True)
-    assert len(scores) >= 1, "no heartbeat while the RQ job ran: perform_job is no longer RQ's hook"
+    assert len(scores) >= 1, "no heartbeat while the batch ran: perform_job is no longer RQ's hook"
     assert all(score >= time.time() - 10 for score in scores)  # renewed to about now + the lease
     assert queue.finished_job_registry.count == 1
 
@@ -283,5 +281,5 @@ def test_a_started_rq_job_whose_lease_lapsed_is_retried(queue, connection, setti
     dead.prepare_execution(job)
     dead.prepare_job_execution(job)
     assert queue.count == 0
-    QueueJobs(queue).requeue_abandoned()
+    QueueBatches(queue).requeue_abandoned()
     assert queue.get_job_ids() == [job_id], "StartedJobRegistry.cleanup no longer retries an abandoned job"

@@ -16,7 +16,7 @@ from receiver.webhook import Services
 from shared import keys
 from shared.envelope import Envelope
 from shared.marks import AsyncDeliveryMarks
-from shared.queueing import JOB_FUNCTION, SERIALIZER, make_queue
+from shared.queueing import BATCH_FUNCTION, SERIALIZER, make_queue
 from shared.reloading import SettingsHolder
 from shared.signing import sign
 from tests.conftest import SECRET
@@ -68,7 +68,7 @@ def test_signed_delivery_is_queued_with_its_envelope(client, queue, registry, fa
     assert response.status_code == 202
     assert response.json() == {"status": "queued"}
     [job] = queue.get_jobs()
-    assert job.func_name == JOB_FUNCTION
+    assert job.func_name == BATCH_FUNCTION
     assert job.serializer is not None
     [queued] = queued_envelopes(queue)
     assert (queued.event, queued.delivery_id, queued.hook_id) == (

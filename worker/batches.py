@@ -1,4 +1,4 @@
-"""The RQ job function the receiver names by its dotted path (``shared.queueing.JOB_FUNCTION``).
+"""The batch function the receiver names by its dotted path (``shared.queueing.BATCH_FUNCTION``).
 
 RQ calls a plain function, so the worker binds its :class:`Processor` (and its :class:`Combiner`)
 here before it starts working; jobs run in the worker's own process and thread (no fork), where the
@@ -8,7 +8,7 @@ Near Redis's memory limit (``maxmemory``, ``noeviction``) Redis refuses a write 
 would take it past the limit, and a transaction is refused whole. The receivers leave the worker room
 (:mod:`receiver.headroom`), but a large batch's transaction can still not fit: a batch refused for
 memory is applied in halves, down to single deliveries, and a single delivery is tried again a few
-times, :data:`OOM_PAUSE_SECONDS` apart, while applying frees memory, before the RQ job fails.
+times, :data:`OOM_PAUSE_SECONDS` apart, while applying frees memory, before the batch fails.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ def unbind(token: Token[Binding]) -> None:
     _bound.reset(token)
 
 
-def process_deliveries(*args: Any, **kwargs: Any) -> int:
+def apply_batch(*args: Any, **kwargs: Any) -> int:
     """Process a list of envelopes, with those of further queued jobs; returns how many were applied."""
     processor, combiner = _bound.get()  # unbound: a programming error, RQ fails and retries the job
     if len(args) != 1 or kwargs or not isinstance(args[0], list):
-        processor.reject_job(f"expected one list of envelopes, got {len(args)} args, {len(kwargs)} kwargs")
+        processor.reject_batch(f"expected one list of envelopes, got {len(args)} args, {len(kwargs)} kwargs")
         return 0
     taken = combiner.take(len(args[0])) if combiner is not None else []
     entries = args[0] + Combiner.entries(taken)
