@@ -14,7 +14,7 @@ from typing import Any
 from bench.fresh_worker import apply_through_intake, used_memory, worker_on_fresh_redis
 from bench.workload import sample_variants
 from receiver.intake import Accepted
-from shared.metrics_http import MetricsServer
+from shared.http_server import HttpServer
 from stack.browser import chromium_available, headless_chromium
 from worker.api import MAX_LIMIT, InflightApi, json_route
 from worker.page import page_routes
@@ -81,7 +81,7 @@ def main() -> dict[str, Any]:
         apply_through_intake(connection, built, deliveries(), 500)
         used = used_memory(connection) - empty
         api = InflightApi(built.reads)
-        server = MetricsServer(
+        server = HttpServer(
             "127.0.0.1", 0, lambda _accept: ([b""], "text/plain"), lambda: True,
             {**page_routes(), "/api/v1/inflight": json_route(api.inflight),
              "/api/v1/recent": json_route(api.recent)},

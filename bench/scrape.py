@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from bench.fresh_worker import used_memory, worker_on_fresh_redis
-from shared.metrics_http import MetricsServer
+from shared.http_server import HttpServer
 from worker.ledger import Ledger
 from worker.metrics import LabelPolicy
 
@@ -111,7 +111,7 @@ def main() -> list[dict[str, int]]:
         with worker_on_fresh_redis(**room_for(series)) as (_connection, built):
             fill(built.ledger, built.policy, series)
             render_s, (body, _) = best_of(built.exposition.render)
-            server = MetricsServer("127.0.0.1", 0, built.exposition.stream, lambda: True)
+            server = HttpServer("127.0.0.1", 0, built.exposition.stream, lambda: True)
             server.start()
             url = f"http://127.0.0.1:{server.port}/metrics"
             http_s, _ = best_of(functools.partial(fetch, url, {}))

@@ -19,8 +19,8 @@ from receiver.webhook import Services
 from shared.cli import parse_args, start
 from shared.dataset import DatasetWatch
 from shared.http_protocol import HttpLimits, http_options
+from shared.http_server import HttpServer, registry_render
 from shared.marks import AsyncDeliveryMarks
-from shared.metrics_http import MetricsServer, registry_render
 from shared.queueing import make_queue
 from shared.redis_connect import connect, connect_async
 from shared.reloading import count_failures
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if separate_metrics:
         host = settings.receiver.metrics_host or settings.receiver.host
         try:
-            metrics_server = MetricsServer(
+            metrics_server = HttpServer(
                 host,
                 settings.receiver.metrics_port,
                 registry_render(registry),

@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from shared import http_protocol, metrics_http
+from shared import http_protocol, http_server
 
 KNOWN_EVENTS = ("workflow_run", "workflow_job", "ping")
 REJECTION_REASONS = (
@@ -31,7 +31,7 @@ REJECTION_REASONS = (
     "malformed_form",
     "incomplete_body",
     *http_protocol.REASONS,  # refused by the HTTP layer, before any route (shared.http_protocol)
-    *metrics_http.ROUTE_REASONS,  # the same, on the metrics port (receiver.metrics_port)
+    *http_server.ROUTE_REASONS,  # the same, on the metrics port (receiver.metrics_port)
 )
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -19,8 +19,8 @@ from shared.cli import parse_args, start
 from shared.dataset import DatasetWatch
 from shared.http_protocol import REASONS as CONNECTION_REASONS
 from shared.http_protocol import HttpLimits
+from shared.http_server import ROUTE_REASONS, HttpServer, refusal_counter
 from shared.marks import DeliveryMarks
-from shared.metrics_http import ROUTE_REASONS, MetricsServer, refusal_counter
 from shared.outage import Outage
 from shared.queueing import make_queue
 from shared.redis_connect import connect
@@ -45,10 +45,11 @@ from worker.page import page_routes
 from worker.processor import Processor
 from worker.reconcile import ReconcileLoop, Reconciler
 from worker.reconcile_store import read_status
+from worker.recovery import Recovery
 from worker.rqworker import StopFlag, supervise
 from worker.snapshot import Snapshot
 from worker.state import Transitions
-from worker.sweeper import Sweeper
+from worker.upkeep import Upkeep
 
 REFUSAL_REASONS = (*CONNECTION_REASONS, *ROUTE_REASONS, BUSY)
 
@@ -66,6 +67,7 @@ class Built:
     policy: LabelPolicy
     exposition: Exposition
     combiner: Combiner
+    recovery: Recovery
     queue_batches: QueueBatches
     reconciler: Reconciler
     dataset: DatasetWatch
@@ -105,7 +107,8 @@ def build_processor(
     transitions = Transitions(policy, LabelMaker(settings.metrics, cost), cost)
     processor = Processor(ledger, marks, policy, transitions, local)
     queue_batches = QueueBatches(make_queue(connection, settings.queue))
-    combiner = Combiner(queue_batches, settings.worker.max_batch, settings.worker.lease_seconds)
+    combiner = Combiner(queue_batches, settings.worker.max_batch)
+    recovery = Recovery(queue_batches, settings.worker.lease_seconds)
     scrape = scrape_connection or connection
     expiry = Expiry(
         connection, policy, job_ttl=settings.state.job_ttl_seconds, run_ttl=settings.state.run_ttl_seconds
@@ -129,29 +132,20 @@ def build_processor(
         connection, marks, lambda: holder.current.github, ReconcileMetrics(registry, settings.metrics.prefix)
     )
     return Built(
-        processor,
-        ledger,
-        policy,
-        exposition,
-        combiner,
-        queue_batches,
-        reconciler,
-        dataset,
-        reads,
-        inflight,
-        expiry,
-    )
+        processor, ledger, policy, exposition, combiner, recovery, queue_batches, reconciler, dataset, reads,
+        inflight, expiry,
+    )  # fmt: skip
 
 
 def http_server(
     settings: Settings, built: Built, registry: CollectorRegistry, healthy: Callable[[], bool]
-) -> MetricsServer:
+) -> HttpServer:
     """The worker's HTTP server: /metrics, /health, the page and its API (``OSError`` when its
     address cannot be had)."""
     inflight = InflightApi(built.reads, built.inflight)
     refused = refusal_counter(registry, settings.metrics.prefix, REFUSAL_REASONS)
     gate = Gate(settings.worker.api_concurrency, refused)
-    return MetricsServer(
+    return HttpServer(
         settings.worker.host,
         settings.worker.port,
         built.exposition.stream,
@@ -201,10 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RedisError as exc:
         logger.warning("could not read Redis at the start (the sweeper will look again): {}", exc)
     outage = Outage()
-    sweeper = Sweeper(
+    sweeper = Upkeep(
         built.expiry,
         settings.state.sweep_interval_seconds,
-        combiner=built.combiner,
+        recovery=built.recovery,
         liveness=liveness,
         waiting=lambda: int(built.queue_batches.queue.count),
         outage=outage,

@@ -10,9 +10,8 @@ A claimed job moves from the queue to the sorted set ``gha-exporter:claimed:<que
 when its claim was last renewed: the worker renews the claims it holds with the lease of the batch
 it runs (every third of ``worker.lease_seconds``). If the worker dies before deleting them, any
 worker's sweeper puts them back at the head of the queue once the claim is ``worker.lease_seconds``
-old, and their deliveries, applied or not, are then counted once (the marks decide). Nothing
-here waits on RQ's maintenance lock; :meth:`Combiner.recover` also walks RQ's intermediate list for
-jobs a dead worker took and never started. A job that is not ours (another function, or arguments
+old (:mod:`worker.recovery`), and their deliveries, applied or not, are then counted once (the
+marks decide). A job that is not ours (another function, or arguments
 that are not one list) is given back at the head of the queue for RQ to run as usual; so are the
 claimed jobs when the batch fails, so that RQ retries them with the job in hand.
 """
@@ -48,15 +47,11 @@ def is_ours(job: Job) -> bool:
 
 
 class Combiner:
-    def __init__(
-        self, jobs: QueueBatches, max_batch: int, lease_seconds: int, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, jobs: QueueBatches, max_batch: int, clock: Callable[[], float] = time.time) -> None:
         self._jobs = jobs
         self._max_batch = max_batch
-        self._lease_seconds = lease_seconds
         self._clock = clock
         self._claimed = keys.claimed(jobs.queue.name)
-        self._seen = keys.dequeued_seen(jobs.queue.name)
         self._in_hand: list[str] = []  # the ids of the batches this worker claimed and still holds
         self._in_hand_lock = threading.Lock()
 
@@ -125,28 +120,3 @@ class Combiner:
             self._jobs.give_back(self._claimed, jobs)
         except RedisError as exc:
             logger.warning("could not give back {} claimed jobs: {}", len(jobs), exc)
-
-    def reclaim(self) -> int:
-        """Put back the batches whose claim was not renewed for a lease (their worker died)."""
-        return self._jobs.reclaim(self._claimed, self._clock() - self._lease_seconds)
-
-    def recover(self) -> int:
-        """A dead worker's batch back on the queue: its claims, its batch in hand (RQ's started
-        registry, whose lease it renewed too), and a batch it took but had not started yet (RQ's
-        intermediate list). Run by every worker's sweeper; a short lock keeps two from retrying the
-        same batch at once. Returns how many claims and taken jobs went back."""
-        # redis-py's Lock, as the reconciler's lease; never released: it lapses, so one worker's
-        # sweeper at most recovers per third of a lease
-        lock = self._jobs.connection.lock(
-            keys.recover_lock(self._jobs.queue.name),
-            timeout=max(1.0, self._lease_seconds / 3),
-            blocking=False,
-            thread_local=False,
-        )
-        if not lock.acquire():
-            return 0
-        reclaimed = self.reclaim()
-        self._jobs.requeue_abandoned()
-        now = self._clock()
-        reclaimed += self._jobs.requeue_stuck(self._seen, now, now - self._lease_seconds)
-        return reclaimed

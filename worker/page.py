@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from shared.metrics_http import Route
+from shared.http_server import Route
 
 FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),

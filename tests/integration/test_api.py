@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from receiver.intake import Accepted
-from shared.metrics_http import MetricsServer
+from shared.http_server import HttpServer
 from tests.corpus import SEQUENCE, accepted, load
 from worker.api import BadQuery, Gate, InflightApi, json_route
 
@@ -89,7 +89,7 @@ def test_filters_and_limit(exporter):
 def test_served_over_http_with_bad_queries_answered_400(exporter):
     api = InflightApi(exporter.reads, clock=lambda: NOW)
     feed(exporter, 1)
-    server = MetricsServer(
+    server = HttpServer(
         "127.0.0.1", 0, lambda _accept: ([b""], "text/plain"), lambda: True,
         {"/api/v1/inflight": json_route(api.inflight)},
     )  # fmt: skip
@@ -149,7 +149,7 @@ def test_the_api_server_refuses_what_it_does_not_serve(exporter):
         return api.inflight(query)
 
     gate = Gate(1, lambda reason: refused.update([reason]))
-    server = MetricsServer(
+    server = HttpServer(
         "127.0.0.1", 0, lambda _accept: ([b"x 1.0\n"], "text/plain"), lambda: True,
         {"/api/v1/inflight": json_route(slow, gate)},
         allowed_hosts=("localhost", "127.0.0.1"), refused=lambda reason: refused.update([reason]),

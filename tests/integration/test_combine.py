@@ -12,6 +12,7 @@ from shared.rqadapter.storage import QueueBatches
 from tests.corpus import run_copies
 from worker.batches import apply_batch, bind, unbind
 from worker.combine import Combiner
+from worker.recovery import Recovery
 from worker.rqworker import StopFlag, make_worker
 
 pytestmark = pytest.mark.integration
@@ -27,9 +28,7 @@ def drain(connection, settings, exporter, max_batch: int) -> None:
     worker = make_worker(connection, settings.queue, StopFlag())
     token = bind(
         exporter.processor,
-        Combiner(
-            QueueBatches(make_queue(connection, settings.queue)), max_batch, settings.worker.lease_seconds
-        ),
+        Combiner(QueueBatches(make_queue(connection, settings.queue)), max_batch),
     )
     try:
         worker.work(burst=True)
@@ -76,7 +75,7 @@ def test_a_failed_batch_gives_the_taken_jobs_back_in_order(connection, settings,
         raise ConnectionError("Redis went away")
 
     exporter.processor.process_batch = fail
-    token = bind(exporter.processor, Combiner(QueueBatches(queue), 1000, 60))
+    token = bind(exporter.processor, Combiner(QueueBatches(queue), 1000))
     try:
         first = queue.fetch_job(connection.lpop(queue.key).decode())  # the job RQ would be running
         assert first is not None
@@ -92,15 +91,16 @@ def test_jobs_claimed_by_a_worker_that_died_go_back_once_the_lease_lapses(connec
     queue, _ = queue_in_jobs_of(connection, settings, size=3, runs=2)  # 6 jobs
     ids = queue.get_job_ids()
     now = [1000.0]
-    combiner = Combiner(QueueBatches(queue), 1000, lease_seconds=10, clock=lambda: now[0])
+    combiner = Combiner(QueueBatches(queue), 1000, clock=lambda: now[0])
+    recovery = Recovery(QueueBatches(queue), lease_seconds=10, clock=lambda: now[0])
     taken = combiner.take(3)
     assert [job.id for job in taken] == ids
     assert queue.count == 0
     now[0] += 8
     combiner.renew()  # a live worker renews its claims with the lease of its batch ...
     now[0] += 9
-    assert combiner.reclaim() == 0  # ... so they are not taken from it
+    assert recovery.reclaim() == 0  # ... so they are not taken from it
     now[0] += 2  # ... and then it dies: no renewal for a whole lease
-    assert combiner.reclaim() == 6
+    assert recovery.reclaim() == 6
     assert sorted(queue.get_job_ids()) == sorted(ids)  # back at the head (order does not matter)
     assert connection.zcard(keys.claimed(queue.name)) == 0

@@ -191,7 +191,7 @@ class ClaimsUntilFull:
 
 def test_claims_refused_for_memory_end_the_round_and_keep_what_was_claimed():
     jobs = ClaimsUntilFull()
-    combiner = Combiner(jobs, max_batch=300, lease_seconds=10)  # type: ignore[arg-type]
+    combiner = Combiner(jobs, max_batch=300)  # type: ignore[arg-type]
     taken = combiner.take(1)
     assert [job.id for job in taken] == [f"job-{i}" for i in range(100)]  # the first round's
     assert jobs.rounds == 2

@@ -86,7 +86,7 @@ def test_every_key_written_is_in_the_readme_table(redis_url, make_settings):
             unbind(token)
         connection.delete(*connection.keys("gha-exporter:state:*"))  # their TTLs ran out
         built.expiry.sweep(time.time())  # everything in flight expires
-        built.combiner.recover()
+        built.recovery.recover()
         built.exposition.render()
     connection.close()
     assert any(key.startswith("gha-exporter:claimed:") for key in written.keys)  # the workload is complete

@@ -9,8 +9,8 @@ import receiver
 import shared
 import worker
 from receiver.metrics import ReceiverMetrics
+from shared.http_server import refusal_counter
 from shared.keys import reference_markdown as keys_reference
-from shared.metrics_http import refusal_counter
 from shared.options import reference_markdown
 from shared.settings import OPTIONS
 from worker.__main__ import REFUSAL_REASONS

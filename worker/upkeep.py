@@ -1,7 +1,8 @@
-"""Count in-flight jobs and runs that outlived their TTL without completing, so lost events show;
-every 2 s, put back on the queue the batches of a worker whose lease lapsed (:meth:`Combiner.recover`),
-tell :class:`Liveness` whether deliveries wait, and look at Redis's dataset epoch
-(:mod:`shared.dataset`)."""
+"""The worker's upkeep (its "sweeper"), every 2 s on a thread of its own: tell :class:`Liveness`
+whether deliveries wait, look at Redis's dataset epoch (:mod:`shared.dataset`), put back on the
+queue the batches of a worker whose lease lapsed (:mod:`worker.recovery`), and, every
+``state.sweep_interval_seconds``, count in-flight jobs and runs that outlived their TTL without
+completing (:mod:`worker.expiry`), so lost events show."""
 
 from __future__ import annotations
 
@@ -15,20 +16,20 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.outage import Outage
 from shared.periodic import Periodic
-from worker.combine import Combiner
 from worker.expiry import Expiry
 from worker.liveness import Liveness
+from worker.recovery import Recovery
 
 RECOVER_SECONDS = 2.0
 
 
-class Sweeper:
+class Upkeep:
     def __init__(
         self,
         expiry: Expiry,
         interval_seconds: float,
         *,
-        combiner: Combiner | None = None,
+        recovery: Recovery | None = None,
         liveness: Liveness | None = None,
         waiting: Callable[[], int] = lambda: 0,
         outage: Outage | None = None,
@@ -40,7 +41,7 @@ class Sweeper:
         self._liveness = liveness
         self._waiting = waiting
         self._interval = interval_seconds
-        self._combiner = combiner
+        self._recovery = recovery
         self._last_sweep = time.monotonic()
         self._loop = Periodic(min(self._interval, RECOVER_SECONDS), self._round, name="state-sweeper")
 
@@ -56,7 +57,7 @@ class Sweeper:
                 self._liveness.saw_queue(self._waiting())
             self._outage.answered()
             self._check_dataset()
-            if self._combiner is not None and (reclaimed := self._combiner.recover()):
+            if self._recovery is not None and (reclaimed := self._recovery.recover()):
                 logger.warning("{} jobs claimed by a worker that died went back on the queue", reclaimed)
             if time.monotonic() - self._last_sweep < self._interval:
                 return

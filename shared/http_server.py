@@ -1,7 +1,7 @@
-"""A small HTTP server for ``/metrics`` (Prometheus text, or OpenMetrics when asked; gzipped when
-the scraper accepts it), ``/health`` and further GET routes (the worker's page and API): Starlette
-under uvicorn, in a thread of its own. The worker's, and the receiver's when its metrics are served
-apart from ``/webhook`` (``receiver.metrics_port``).
+"""The read-only HTTP server of both processes' metrics port: ``/metrics`` (Prometheus text, or
+OpenMetrics when asked; gzipped when the scraper accepts it), ``/health`` and further GET routes
+(the worker's page and API): Starlette under uvicorn, in a thread of its own. The worker's, and
+the receiver's when its metrics are served apart from ``/webhook`` (``receiver.metrics_port``).
 
 Its connections are bounded like the receiver's (:mod:`shared.http_protocol`: head size, request
 time, connection cap); it answers GET and HEAD only (405 otherwise), only the ``Host`` names it is
@@ -196,7 +196,7 @@ def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-class MetricsServer:
+class HttpServer:
     def __init__(
         self,
         host: str,

@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from shared.metrics_http import MetricsServer, accepts_gzip, gzipped, host_allowed, registry_render
+from shared.http_server import HttpServer, accepts_gzip, gzipped, host_allowed, registry_render
 
 
 @pytest.fixture(name="server")
@@ -15,7 +15,7 @@ def _server():
     registry = CollectorRegistry()
     Counter("things", "Things.", registry=registry).inc(3)
     healthy = [True]
-    server = MetricsServer("127.0.0.1", 0, registry_render(registry), lambda: healthy[0])
+    server = HttpServer("127.0.0.1", 0, registry_render(registry), lambda: healthy[0])
     server.start()
     yield server, healthy
     server.stop()
@@ -63,7 +63,7 @@ def test_a_body_made_in_chunks_is_sent_and_compressed_as_it_comes():
     assert len(body) > 1  # compressed piece by piece, not after the whole body was made
     assert gzip.decompress(b"".join(body)) == b"".join(chunks())
 
-    server = MetricsServer("127.0.0.1", 0, lambda _accept: (chunks(), "text/plain"), lambda: True)
+    server = HttpServer("127.0.0.1", 0, lambda _accept: (chunks(), "text/plain"), lambda: True)
     server.start()
     try:
         made.clear()
