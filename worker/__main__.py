@@ -49,6 +49,7 @@ from worker.recovery import Recovery
 from worker.rqworker import StopFlag, supervise
 from worker.snapshot import Snapshot
 from worker.state import Transitions
+from worker.stored_families import StoredFamilies
 from worker.upkeep import Upkeep
 
 REFUSAL_REASONS = (*CONNECTION_REASONS, *ROUTE_REASONS, BUSY)
@@ -115,7 +116,7 @@ def build_processor(
     )
     reads = LedgerReads(scrape, policy)
     inflight = Snapshot(reads.read_inflight, settings.worker.api_cache_seconds)
-    exposition = Exposition(
+    stored = StoredFamilies(
         registry,
         reads,
         policy,
@@ -124,10 +125,10 @@ def build_processor(
         prefix=settings.metrics.prefix,
         cost=settings.cost,
         timeout=settings.worker.scrape_timeout_seconds,
-        max_bytes=settings.worker.max_scrape_bytes,
         reconcile_status=lambda: read_status(scrape, holder.current.github.hooks),
         read_inflight=inflight,
     )
+    exposition = Exposition(registry, stored, settings.worker.max_scrape_bytes)
     reconciler = Reconciler(
         connection, marks, lambda: holder.current.github, ReconcileMetrics(registry, settings.metrics.prefix)
     )

@@ -22,19 +22,13 @@ short.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 from loguru import logger
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from shared.rqadapter.storage import QueueBatches
-from shared.settings import CostSettings
-from worker.inflight import Inflight
-from worker.ledger_reads import LedgerReads
-from worker.metrics import SCRAPE_TRUNCATED, LabelPolicy
-from worker.reconcile_store import Status
+from worker.metrics import SCRAPE_TRUNCATED
 from worker.stored_families import StoredFamilies
 from worker.textformat import header, number, sample
 
@@ -43,27 +37,11 @@ EOF = b"# EOF\n"
 
 class Exposition:
     def __init__(
-        self,
-        registry: CollectorRegistry,
-        reads: LedgerReads,
-        policy: LabelPolicy,
-        queue_batches: QueueBatches,
-        claimed_key: str,
-        *,
-        prefix: str,
-        cost: CostSettings,
-        timeout: float = 2.0,
-        max_bytes: int = 64 * 1024 * 1024,
-        reconcile_status: Callable[[], Status] = lambda: Status({}, None),
-        read_inflight: Callable[[], Inflight] | None = None,
-        clock: Callable[[], float] = time.time,
+        self, registry: CollectorRegistry, stored: StoredFamilies, max_bytes: int = 64 * 1024 * 1024
     ) -> None:
         self._registry = registry
+        self._stored = stored
         self._max_bytes = max_bytes
-        self._stored = StoredFamilies(
-            registry, reads, policy, queue_batches, claimed_key, prefix=prefix, cost=cost, timeout=timeout,
-            reconcile_status=reconcile_status, read_inflight=read_inflight, clock=clock,
-        )  # fmt: skip
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """The whole body and its content type (:meth:`stream`, joined)."""

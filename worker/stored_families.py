@@ -74,9 +74,9 @@ class StoredFamilies:
         *,
         prefix: str,
         cost: CostSettings,
-        timeout: float,
-        reconcile_status: Callable[[], Status],
-        read_inflight: Callable[[], Inflight] | None,
+        timeout: float = 2.0,
+        reconcile_status: Callable[[], Status] = lambda: Status({}, None),
+        read_inflight: Callable[[], Inflight] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._reads = reads
