@@ -277,3 +277,11 @@ def test_a_setting_that_does_not_exist_is_refused_with_the_closest_name(make_set
     ]
     # the prefix's variables without a section are not settings: the config file's, the tools'
     assert make_settings(GHA_EXPORTER_ARTIFACTS="artifacts").receiver.port == 8000
+
+
+def test_yaml_values_are_taken_as_written(tmp_path):
+    """The file is YAML, read by PyYAML: dynaconf's casting tokens (``@int``, ``@format``) are text."""
+    config = tmp_path / "config.yaml"
+    config.write_text('queue:\n  name: "@int 12"\nmetrics:\n  prefix: gha_\n')
+    settings = load_settings(str(config), environ={"GHA_EXPORTER_WEBHOOK__SECRETS": "s"})
+    assert (settings.queue.name, settings.metrics.prefix) == ("@int 12", "gha_")
