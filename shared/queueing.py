@@ -9,7 +9,7 @@ The job options, chosen knowing RQ 3's behaviour:
   a job that failed (an exception, or longer than ``job_timeout``) is retried at once. A job whose
   worker was killed is not RQ's to notice: the worker leases it (``worker.lease_seconds``, renewed
   while it runs) and any worker's sweeper puts it back on the queue once the lease lapsed
-  (:mod:`worker.rqworker`, :meth:`worker.combine.Combiner.recover`).
+  (:mod:`worker.rqworker`, :meth:`worker.recovery.Recovery.recover`).
 - ``failure_ttl`` a week instead of RQ's year: failed jobs stay inspectable without piling up.
 """
 

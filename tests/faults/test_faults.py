@@ -222,7 +222,7 @@ def test_garbage_jobs_placed_on_the_queue(cluster, accounts):
     queue.enqueue("worker.batches.apply_batch", [{"not": "an envelope"}, 42], result_ttl=60)
     from rq import Retry  # noqa: PLC0415
 
-    queue.enqueue("worker.jobs.does_not_exist", [], retry=Retry(max=2), result_ttl=60, failure_ttl=600)
+    queue.enqueue("worker.batches.does_not_exist", [], retry=Retry(max=2), result_ttl=60, failure_ttl=600)
     runs = 50
     sends = stream(runs)
     stats = LoadGenerator(cluster.receiver_ports).play(sends)
