@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import yaml
 from dynaconf.utils.parse_conf import parse_conf_data
 
+from shared.logs import loggable
 from shared.options import ENV_PREFIX, Option, OptionError, secrets, text
 from shared.settings import OPTIONS, SECTIONS, Settings
 
@@ -115,6 +116,14 @@ def _environment_value(option: Option, environ: Mapping[str, str]) -> tuple[bool
     return True, _toml(raw)
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML found wrong and where, without the lines of the file it quotes."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark, problem = exc.problem_mark, loggable(exc.problem or "unreadable", 100)
+        return f"not YAML: {problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return f"not YAML ({type(exc).__name__})"
+
+
 def _read_file(config_file: str | None) -> dict[str, Any]:
     """The YAML file's content, its keys lower-cased; an empty file holds no setting."""
     if not config_file:
@@ -136,7 +145,9 @@ def load_settings(config_file: str | None = None, environ: Mapping[str, str] | N
         raise SettingsError([f"config file {config_file!r} (from --config or {CONFIG_ENV}) does not exist"])
     try:
         data = _read_file(config_file)
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:  # its text quotes the file, secrets and all: only where and what
+        raise SettingsError([f"cannot read configuration: {_yaml_problem(exc)}"]) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SettingsError([f"cannot read configuration: {type(exc).__name__}: {exc}"]) from None
 
     problems.extend(_unknown_names(data, environ))

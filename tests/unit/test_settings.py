@@ -285,3 +285,16 @@ def test_yaml_values_are_taken_as_written(tmp_path):
     config.write_text('queue:\n  name: "@int 12"\nmetrics:\n  prefix: gha_\n')
     settings = load_settings(str(config), environ={"GHA_EXPORTER_WEBHOOK__SECRETS": "s"})
     assert (settings.queue.name, settings.metrics.prefix) == ("@int 12", "gha_")
+
+
+def test_a_file_that_is_no_yaml_is_refused_without_quoting_it(tmp_path):
+    """PyYAML's message quotes the file's lines: a secret in them must not reach the error (a log line)."""
+    config = tmp_path / "config.yaml"
+    config.write_text("webhook:\n  secrets: [hunter2-topsecret, ")  # cut short while being written
+    with pytest.raises(SettingsError) as error:
+        load_settings(str(config), environ={})
+    assert error.value.problems == [
+        "cannot read configuration: not YAML: expected the node content, but found '<stream end>'"
+        " (line 2, column 32)"
+    ]
+    assert "hunter2" not in str(error.value)
