@@ -28,7 +28,7 @@ import yaml
 from dynaconf.utils.parse_conf import parse_conf_data
 
 from shared.logs import loggable
-from shared.options import ENV_PREFIX, Option, OptionError, secrets, text
+from shared.options import ENV_PREFIX, Option, OptionError, secrets
 from shared.settings import OPTIONS, SECTIONS, Settings
 
 CONFIG_ENV = f"{ENV_PREFIX}_CONFIG"
@@ -111,7 +111,7 @@ def _environment_value(option: Option, environ: Mapping[str, str]) -> tuple[bool
     raw = environ[option.env]
     if option.parse is secrets:
         return True, _toml(raw) if raw.lstrip().startswith("[") else raw  # one secret, or a list
-    if option.parse is text or option.kind == "string":
+    if option.kind == "string":  # text as written (a secret such as 00123 stays one)
         return True, raw
     return True, _toml(raw)
 

@@ -66,11 +66,6 @@ def batch_json(batch: dict[str, Any]) -> bytes:
         return json.dumps(batch, separators=(",", ":")).encode()
 
 
-def _group_of(member: str) -> InflightGroup:
-    """The group of a member written before (a state whose phase moved without a new group)."""
-    return codec.inflight_parts_all([member.encode()])[0][0]
-
-
 class WriteEncoder:
     """A batch's changes as the apply script's argument (``None`` when there is nothing to write)."""
 
@@ -111,8 +106,8 @@ class WriteEncoder:
             if old != new:
                 if old[0] and old[1]:
                     batch["zrem"].append([keys.inflight(kind, old[0]), old[1]])
-                if new[0] and new[1]:
-                    guard = self._inflight_guard(kind, new[0], group or _group_of(new[1]), attempt_key)
+                if new[0] and group is not None:  # a member changes only with a new group (above)
+                    guard = self._inflight_guard(kind, new[0], group, attempt_key)
                     batch["zadd"].append(
                         [keys.inflight(kind, new[0]), new[2], new[1], *guard, keys.state(attempt_key)]
                     )
