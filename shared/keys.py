@@ -71,6 +71,14 @@ def unrecoverable(hook_id: int, guid: str) -> str:
     return _key("reconcile", "unrecoverable", str(hook_id), guid)
 
 
+# -- traces waiting to be sent (worker/outbox.py) ---------------------------------------------------
+OUTBOX = _key("outbox")
+OUTBOX_BYTES = _key("outbox", "bytes")
+OUTBOX_SENDING = _key("outbox", "sending")
+OUTBOX_DROPPED = _key("outbox", "dropped")
+OUTBOX_LOCK = _key("lock", "outbox")
+
+
 # -- batches a worker holds (worker/combine.py) ------------------------------------------------------
 def claimed(queue: str) -> str:
     return _key("claimed", queue)
@@ -200,6 +208,23 @@ KEYS: tuple[KeyDoc, ...] = (
         "string: the lease of the worker running a pass",
         "`worker/reconcile.py` (redis-py's `Lock`)",
         "30 s, renewed while the pass runs",
+        "—",
+    ),
+    KeyDoc(
+        "`gha-exporter:outbox`",
+        "stream: the spans of completed jobs and runs not yet sent (traces on), one entry each",
+        "`worker/ledger.py` adds, `worker/outbox.py` sends and deletes",
+        "deleted once the collector took it; past `traces.max_pending` or `traces.max_pending_bytes` the "
+        "oldest are dropped",
+        "0.6 KB per job (1.3 KB with `traces.steps`), 0.4 KB per run",
+    ),
+    KeyDoc(
+        "`gha-exporter:outbox:bytes`, `gha-exporter:outbox:sending`, `gha-exporter:outbox:dropped`, "
+        "`gha-exporter:lock:outbox`",
+        "the outbox's size, the last entry being sent (never dropped), the entries dropped by reason, "
+        "the lease of the worker sending",
+        "`worker/outbox.py`",
+        "`sending` and the lease: seconds after the last send; the others never",
         "—",
     ),
     KeyDoc(

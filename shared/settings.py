@@ -22,7 +22,6 @@ from shared.options import (
     buckets,
     choice,
     fraction,
-    hook_paths,
     integer,
     label_sets,
     non_negative_number,
@@ -37,6 +36,7 @@ from shared.options import (
     text_list,
     text_mapping,
 )
+from shared.settings_outbound import GithubSettings, TracesSettings
 
 
 # fmt: off
@@ -258,47 +258,6 @@ class CostSettings:  # The list prices a job's cost is computed with.
 
 
 @dataclass(frozen=True)
-class GithubSettings:  # Reconciliation with GitHub's delivery log.
-    hooks: tuple[str, ...] = option(hook_paths, (),
-        "Webhooks to reconcile with GitHub's delivery log, each as its REST API path: "
-        "repos/OWNER/REPO/hooks/ID, orgs/ORG/hooks/ID, or app/hook (the GitHub App's own). Empty: "
-        "reconciliation is off.", reload=True)
-    api_url: str = option(text, "https://api.github.com",
-        "GitHub's REST API; GitHub Enterprise Server: https://HOST/api/v3.", reload=True)
-    token: str | None = option(optional_text, None,
-        "A token that may read and redeliver the hooks' deliveries (fine-grained: Webhooks read and write "
-        "on the repositories, or organization hooks on the organizations).", reload=True, secret=True)
-    app_id: str | None = option(optional_text, None,
-        "A GitHub App's id, instead of github.token (with github.app_private_key).", reload=True)
-    app_private_key: str | None = option(optional_text, None,
-        "The GitHub App's private key (PEM); with _FILE, read from a file.", reload=True, secret=True)
-    reconcile_interval_seconds: int = option(integer(30), 300,
-        "How often one worker compares each hook's recent deliveries with what Redis holds.", reload=True)
-    reconcile_lookback_seconds: int = option(integer(60), 3 * DAY,
-        "How far back the first pass looks (later passes start where the last one ended, with an overlap).",
-        reload=True)
-    redelivery_window_seconds: int = option(integer(60), 3 * DAY,
-        "How old a delivery GitHub still redelivers: 3 days on GitHub.com, 7 on GitHub Enterprise Server; "
-        "older failed deliveries are only counted as unrecoverable.", reload=True)
-    max_redeliveries: int = option(integer(1), 3,
-        "Redeliveries requested for one delivery at most, over all passes.", reload=True)
-    max_requests_per_pass: int = option(integer(1), 500,
-        "GitHub API requests one pass makes at most, over all hooks.", reload=True)
-    timeout_seconds: float = option(positive_number, 10.0,
-        "Longest time one GitHub API request may take, its whole answer read (a trickled answer is cut off "
-        "too).", reload=True)
-    pass_timeout_seconds: float = option(positive_number, 300.0,
-        "Longest time one reconciliation pass may take over all hooks; a hook's log not read to its end by "
-        "then is resumed where it stopped by the next pass.", reload=True)
-    max_response_bytes: int = option(integer(64 * 1024), 1024 * 1024,
-        "Largest answer read from GitHub's API (a page of 100 deliveries is about 50 KB); the one larger "
-        "call, a delivery with its payload to learn app/hook's id, may read 32 MiB.", reload=True)
-    allow_insecure_http: bool = option(boolean, False,
-        "Allow an http:// github.api_url on an address other than loopback (the token then travels in "
-        "clear). Off: such a URL is refused at start.", reload=True)
-
-
-@dataclass(frozen=True)
 class LogSettings:  # What is logged and how.
     level: str = option(choice("trace", "debug", "info", "success", "warning", "error", "critical"), "info",
         "Least severe log level written.", reload=True)
@@ -318,6 +277,7 @@ class Settings:
     metrics: MetricsSettings
     cost: CostSettings
     github: GithubSettings
+    traces: TracesSettings
     log: LogSettings
     config_file: str | None = None
 
@@ -325,6 +285,7 @@ class Settings:
         """Everything that must never reach a log line."""
         passwords = (
             self.redis.password, self.redis.sentinel_password, self.github.token, self.github.app_private_key,
+            self.traces.headers, *self.traces.header_values(),
         )  # fmt: skip
         return self.webhook.secrets + tuple(p for p in passwords if p)
 

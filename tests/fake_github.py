@@ -31,7 +31,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.settings import OPTIONS, GithubSettings
+from shared.settings import OPTIONS
+from shared.settings_outbound import GithubSettings
 from shared.signing import sign
 
 DELIVERIES = re.compile(r"/(repos/[^/]+/[^/]+/hooks/\d+|orgs/[^/]+/hooks/\d+|app/hook)/deliveries")

@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from loguru import logger
 from prometheus_client import CollectorRegistry, disable_created_metrics
@@ -41,6 +42,7 @@ from worker.ledger import Ledger
 from worker.ledger_reads import LedgerReads
 from worker.liveness import Liveness
 from worker.metrics import LabelPolicy, LocalMetrics, ReconcileMetrics, label_problems
+from worker.outbox import Outbox
 from worker.page import page_routes
 from worker.processor import Processor
 from worker.reconcile import ReconcileLoop, Reconciler
@@ -50,7 +52,11 @@ from worker.rqworker import StopFlag, supervise
 from worker.snapshot import Snapshot
 from worker.state import Transitions
 from worker.stored_families import StoredFamilies
+from worker.trace_entries import TraceEntries
 from worker.upkeep import Upkeep
+
+if TYPE_CHECKING:
+    from worker.trace_export import TraceLoop
 
 REFUSAL_REASONS = (*CONNECTION_REASONS, *ROUTE_REASONS, BUSY)
 
@@ -96,6 +102,8 @@ def build_processor(
     dataset = DatasetWatch()
     dataset.expose(registry, settings.metrics.prefix)
     marks = DeliveryMarks(connection, lambda: holder.current.webhook.dedupe_ttl_seconds)
+    traces = settings.traces
+    entries = TraceEntries(traces.steps) if traces.otlp_endpoint else None
     ledger = Ledger(
         connection,
         marks,
@@ -104,8 +112,9 @@ def build_processor(
         run_ttl=settings.state.run_ttl_seconds,
         on_conflict=local.conflicts.inc,
         recent=settings.worker.recent_failures,
+        outbox=(traces.max_pending, traces.max_pending_bytes) if entries is not None else None,
     )
-    transitions = Transitions(policy, LabelMaker(settings.metrics, cost), cost)
+    transitions = Transitions(policy, LabelMaker(settings.metrics, cost), cost, entries)
     processor = Processor(ledger, marks, policy, transitions, local)
     queue_batches = QueueBatches(make_queue(connection, settings.queue))
     combiner = Combiner(queue_batches, settings.worker.max_batch)
@@ -136,6 +145,23 @@ def build_processor(
         processor, ledger, policy, exposition, combiner, recovery, queue_batches, reconciler, dataset, reads,
         inflight, expiry,
     )  # fmt: skip
+
+
+def trace_loop(connection: Redis, settings: Settings, registry: CollectorRegistry) -> TraceLoop | None:
+    """The outbox's sender when traces are on (the OpenTelemetry SDK is imported only then)."""
+    if settings.traces.otlp_endpoint is None:
+        return None
+    from worker.otlp import SpanMaker  # noqa: PLC0415 - the OpenTelemetry SDK, only when on
+    from worker.otlp_client import OtlpClient  # noqa: PLC0415 - with it
+    from worker.trace_export import TraceExport, TraceLoop, TraceMetrics  # noqa: PLC0415 - with it
+
+    export = TraceExport(
+        Outbox(connection),
+        SpanMaker(settings.traces.service_name),
+        OtlpClient(settings.traces),
+        TraceMetrics(registry, settings.metrics.prefix),
+    )
+    return TraceLoop(connection, export)
 
 
 def http_server(
@@ -206,9 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_dataset=lambda: dataset.check(connection),
     )
     reconcile_loop = ReconcileLoop(connection, built.reconciler, lambda: bool(holder.current.github.hooks))
+    traces = trace_loop(connection, settings, registry)
+    loops: list[Upkeep | ReconcileLoop | TraceLoop] = [sweeper, reconcile_loop, *([traces] if traces else [])]
     server.start()
-    sweeper.start()
-    reconcile_loop.start()
+    for loop in loops:
+        loop.start()
     holder.start()
     logger.info("worker metrics on http://{}:{}/metrics", settings.worker.host, server.port)
     try:
@@ -223,8 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     finally:
         server.stop()
-        sweeper.stop()
-        reconcile_loop.stop()
+        for loop in loops:
+            loop.stop()
         holder.stop()
         unbind(token)
         built.exposition.close()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared.digits import MAX_HOOK_ID_DIGITS, ascii_digits
-from shared.settings import GithubSettings
+from shared.settings_outbound import GithubSettings
 from worker.github_calls import ApiError, GitHubCalls, HookPath
 from worker.reconcile_plan import Attempt
 

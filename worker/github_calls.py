@@ -1,6 +1,6 @@
 """One pass's calls to GitHub's REST API, within the pass's bounds: at most
 ``github.max_requests_per_pass`` requests, each read whole within its timeout and byte bound and none
-past the pass's deadline (:mod:`worker.github_transport`), no redirect followed, GitHub's rate-limit
+past the pass's deadline (:mod:`worker.bounded_transport`), no redirect followed, GitHub's rate-limit
 headers read on every answer as bounded numbers, and every failure raised as :class:`ApiError` with a
 short ``status`` for the error counter, never with the token.
 
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.digits import ascii_digits
 from shared.logs import loggable
-from shared.settings import GithubSettings
+from shared.settings_outbound import GithubSettings
 
 if TYPE_CHECKING:
     from githubkit import GitHub, Response
@@ -78,7 +78,7 @@ class GitHubCalls:
     def __init__(self, settings: GithubSettings, *, clock: Callable[[], float] = time.time) -> None:
         from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy  # noqa: PLC0415 - only when on
 
-        from worker.github_transport import BoundedTransport, Bounds  # noqa: PLC0415 - with githubkit
+        from worker.bounded_transport import BoundedTransport, Bounds  # noqa: PLC0415 - with githubkit
 
         self._settings = settings
         self._clock = clock
@@ -156,7 +156,7 @@ class GitHubCalls:
             RequestTimeout,
         )
 
-        from worker.github_transport import PassOver, ResponseTooLarge  # noqa: PLC0415 - with githubkit
+        from worker.bounded_transport import PassOver, ResponseTooLarge  # noqa: PLC0415 - with githubkit
 
         if self.usage.requests >= self._settings.max_requests_per_pass:
             raise ApiError(

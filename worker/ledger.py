@@ -13,7 +13,8 @@ already watched, so 500 deliveries' marks beside their states made ``WATCH`` cos
 reading the states.
 
 Its keys (built by :mod:`shared.keys`): the job and run states, the in-flight sets, the aggregates
-and their label sets, the recent failures, and the gate of one transaction.
+and their label sets, the recent failures, the trace outbox (entries added; :mod:`worker.outbox`
+sends them), and the gate of one transaction.
 
 Redis Cluster is not supported (the scripts touch keys they are not given as KEYS).
 """
@@ -59,6 +60,7 @@ class Changes:
     applied: Sequence[str] = ()
     failed: Sequence[str] = ()  # completed jobs that did not succeed (JSON), for the recent list
     groups: Mapping[str, InflightGroup] = field(default_factory=dict)  # of attempts entering a phase
+    traces: Sequence[bytes] = ()  # outbox entries of the jobs and runs completed (worker.trace_entries)
 
 
 Decide = Callable[[Stored], tuple[Changes, R]]
@@ -75,12 +77,13 @@ class Ledger:
         run_ttl: int,
         on_conflict: Callable[[], None] = lambda: None,
         recent: int = 200,
+        outbox: tuple[int, int] | None = None,
     ) -> None:
         self._connection = connection
         self._marks = marks
         self._on_conflict = on_conflict
         self._encoder = WriteEncoder(
-            policy, settled_ttl=marks.ttl, job_ttl=job_ttl, run_ttl=run_ttl, recent=recent
+            policy, settled_ttl=marks.ttl, job_ttl=job_ttl, run_ttl=run_ttl, recent=recent, outbox=outbox
         )
         self._read = LuaScript("worker", "ledger.read")
         self._write = LuaScript("worker", "ledger.write")
@@ -134,7 +137,7 @@ class Ledger:
             pipe.multi()
             self._marks.settle(pipe, changes.applied, [found[m] for m in changes.applied], gate)
             if batch is not None:
-                self._write(pipe, (), [batch_json({**batch, "gate": gate})])
+                self._write(pipe, (), [batch_json({**batch, "gate": gate}), *changes.traces])
             replies = pipe.execute()
             if changes.applied and not replies[0]:
                 raise WatchError("another worker applied a delivery of this batch meanwhile")

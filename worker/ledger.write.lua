@@ -16,7 +16,11 @@
 --   sep: between label text and suffix in a field name (worker/codec.py);
 --   recent: {} or {list, most kept, entry, ...}: entries pushed at the head, the list cut to most;
 --   gate: '' or the key the marks' apply set just before in the same transaction, when the batch
---         applies deliveries: without it (a delivery was applied by another worker) nothing is written.
+--         applies deliveries: without it (a delivery was applied by another worker) nothing is written;
+--   outbox: {} or {stream, bytes, sending, dropped, most entries, most bytes}: ARGV[2..] are trace
+--           entries (worker/trace_entries.py) added to the stream; past either bound the oldest
+--           entries after `sending` (the last one a worker is sending: never dropped) are deleted
+--           and counted in the `dropped` hash (outbox_full).
 local batch = cjson.decode(ARGV[1])
 if batch.gate ~= '' and redis.call('DEL', batch.gate) == 0 then
   return 0  -- the marks were not applied (shared/marks.settle.lua): nothing is written
@@ -71,6 +75,29 @@ for _, a in ipairs(batch.aggs) do
       if new_at > at or (new_at == at and tonumber(f[3]) > old) then
         redis.call('HSET', a[1], name, f[3], at_field, f[4])
       end
+    end
+  end
+end
+local outbox = batch.outbox
+if #ARGV > 1 then
+  local stream, size_key = outbox[1], outbox[2]
+  local added = 0
+  for i = 2, #ARGV do
+    redis.call('XADD', stream, '*', 'e', ARGV[i])
+    added = added + #ARGV[i]
+  end
+  local size = redis.call('INCRBY', size_key, added)
+  local count = redis.call('XLEN', stream)
+  local most, most_bytes = tonumber(outbox[5]), tonumber(outbox[6])
+  if count > most or size > most_bytes then
+    local after = '(' .. (redis.call('GET', outbox[3]) or '0-0')
+    while count > most or size > most_bytes do
+      local oldest = redis.call('XRANGE', stream, after, '+', 'COUNT', 1)
+      if #oldest == 0 then break end
+      redis.call('XDEL', stream, oldest[1][1])
+      size = redis.call('DECRBY', size_key, #oldest[1][2][2])
+      count = count - 1
+      redis.call('HINCRBY', outbox[4], 'outbox_full', 1)
     end
   end
 end

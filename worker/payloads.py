@@ -39,6 +39,7 @@ class Step:
     conclusion: str | None
     started_at: datetime | None
     completed_at: datetime | None
+    number: int | None = None  # its place in the job, from 1
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class JobEvent(Common):
     completed_at: datetime | None
     steps: tuple[Step, ...] = ()
     html_url: str = ""  # the job's page on GitHub (http(s), at most MAX_URL; else empty)
+    runner_id: int | None = None
+    head_sha: str = ""
+    repository_url: str = ""  # the repository's page on GitHub (as html_url)
 
     @property
     def ran_on_runner(self) -> bool:
@@ -78,6 +82,8 @@ class RunEvent(Common):
     run_started_at: datetime | None
     updated_at: datetime | None
     html_url: str = ""  # the run's page on GitHub (http(s), at most MAX_URL; else empty)
+    head_sha: str = ""
+    repository_url: str = ""  # the repository's page on GitHub (as html_url)
 
 
 def _field(
@@ -139,6 +145,26 @@ def _web_url(obj: dict[str, Any]) -> str:
         return ""
     try:
         return _unicode(value, "html_url")
+    except PayloadError:
+        return ""
+
+
+MAX_SHOWN_TEXT = 200  # a commit id is 40 or 64 characters
+
+
+def _shown_number(obj: dict[str, Any], key: str) -> int | None:
+    """A whole number that is only shown (in traces): of another type it is left out, never an error."""
+    value = obj.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _shown_text(obj: dict[str, Any], key: str) -> str:
+    """A short text that is only shown (in traces): anything else is left out, never an error."""
+    value = obj.get(key)
+    if not isinstance(value, str) or len(value) > MAX_SHOWN_TEXT:
+        return ""
+    try:
+        return _unicode(value, key)
     except PayloadError:
         return ""
 
@@ -210,6 +236,9 @@ def parse_job(body: bytes) -> JobEvent:
         completed_at=_timestamp(job, "completed_at", where),
         steps=_steps(job),
         html_url=_web_url(job),
+        runner_id=_shown_number(job, "runner_id"),
+        head_sha=_shown_text(job, "head_sha"),
+        repository_url=_web_url(_object(data, "repository")),
     )
 
 
@@ -226,6 +255,7 @@ def _steps(job: dict[str, Any]) -> tuple[Step, ...]:
                 conclusion=_text(step, "conclusion", where, required=False) or None,
                 started_at=_timestamp(step, "started_at", where),
                 completed_at=_timestamp(step, "completed_at", where),
+                number=_shown_number(step, "number"),
             )
         )
     return tuple(parsed)
@@ -249,6 +279,8 @@ def parse_run(body: bytes) -> RunEvent:
         run_started_at=_timestamp(run, "run_started_at", where),
         updated_at=_timestamp(run, "updated_at", where),
         html_url=_web_url(run),
+        head_sha=_shown_text(run, "head_sha"),
+        repository_url=_web_url(_object(data, "repository")),
     )
 
 

@@ -170,7 +170,10 @@ class Processor:
             result = "invalid" if item.event is None else self._decide(item, states, effects)
             outcomes.append(Verdict(item, result))
             effects.updates.append(self._processed(item.event_name, result))
-        return Changes(states, effects.updates, sorted(seen), effects.failed, effects.groups), outcomes
+        seen_marks = sorted(seen)
+        return Changes(
+            states, effects.updates, seen_marks, effects.failed, effects.groups, effects.traces
+        ), outcomes
 
     def _processed(self, event: str, result: str) -> Update:
         """The count of one delivery processed (the same few updates, made once: updates are frozen)."""

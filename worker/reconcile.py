@@ -30,7 +30,7 @@ from shared import keys
 from shared.logs import loggable
 from shared.marks import DeliveryMarks, MarkState
 from shared.periodic import Periodic
-from shared.settings import GithubSettings
+from shared.settings_outbound import GithubSettings
 from worker.github_api import GitHubHooks, Log
 from worker.github_calls import MAX_WAIT_SECONDS, ApiError
 from worker.metrics import ReconcileMetrics

@@ -18,18 +18,19 @@ decides a batch). The rules, whatever order deliveries arrive in:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared import keys
-from worker import plausible
+from worker import plausible, trace_entries
 from worker.codec import InflightGroup, JobGroup, RunGroup
 from worker.cost import NO_RUNNER, CostModel
 from worker.labels import LabelMaker, bound_all, bounded
 from worker.metrics import STEP_FAMILIES, LabelPolicy, Update
 from worker.payloads import JobEvent, RunEvent
 from worker.plausible import Limits
+from worker.trace_entries import TraceEntries
 
 State = dict[str, str]
 JOB_RANK = {"queued": 1, "waiting": 1, "in_progress": 2, "completed": 3}
@@ -62,14 +63,24 @@ def failed_job(
     )  # fmt: skip
 
 
-def job_exemplar(event: JobEvent) -> str:
-    """The exemplar labels of a job's observations (label text: numbers need no escaping)."""
+def job_exemplar(event: JobEvent, span: int | None = None) -> str:
+    """The exemplar labels of a job's observations (label text: numbers need no escaping), with the
+    trace and ``span`` id when traces are on (OpenMetrics allows 128 characters: about 100 here)."""
     run = f'run_id="{event.run_id}",' if event.run_id is not None else ""
-    return f'{run}job_id="{event.job_id}"'
+    text = f'{run}job_id="{event.job_id}"'
+    if span is None:
+        return text
+    trace = trace_entries.job_trace_id(event.run_id, event.job_id, event.run_attempt)
+    return f'{text},trace_id="{trace_entries.trace_hex(trace)}",span_id="{trace_entries.span_hex(span)}"'
 
 
-def run_exemplar(event: RunEvent) -> str:
-    return f'run_id="{event.run_id}"'
+def run_exemplar(event: RunEvent, traced: bool = False) -> str:
+    text = f'run_id="{event.run_id}"'
+    if not traced:
+        return text
+    trace = trace_entries.trace_hex(trace_entries.trace_id(event.run_id, event.run_attempt))
+    span = trace_entries.span_hex(trace_entries.run_span_id(event.run_id, event.run_attempt))
+    return f'{text},trace_id="{trace}",span_id="{span}"'
 
 
 def epoch(moment: datetime | None) -> float | None:
@@ -94,6 +105,7 @@ class Effects:
     failed: list[str] = field(default_factory=list)  # completed jobs that did not succeed, as JSON
     # the group each attempt that entered an in-flight phase is counted under (the ledger files it)
     groups: dict[str, InflightGroup] = field(default_factory=dict)
+    traces: list[bytes] = field(default_factory=list)  # outbox entries of completed jobs and runs
 
 
 SETTLED_RUN_DROPS = ("labels", "reference", "first_job_started")  # not needed once queue_observed
@@ -102,9 +114,11 @@ SETTLED_RUN_DROPS = ("labels", "reference", "first_job_started")  # not needed o
 class Transitions:
     """The rules of both kinds: a job's delivery may move its run's state too (its first start)."""
 
-    def __init__(self, policy: LabelPolicy, labels: LabelMaker, cost: CostModel) -> None:
-        self._runs = RunTransitions(policy, labels)
-        self._jobs = JobTransitions(policy, labels, cost, self._runs)
+    def __init__(
+        self, policy: LabelPolicy, labels: LabelMaker, cost: CostModel, traces: TraceEntries | None = None
+    ) -> None:
+        self._runs = RunTransitions(policy, labels, traces)
+        self._jobs = JobTransitions(policy, labels, cost, self._runs, traces)
 
     def job(self, state: State, run: State | None, event: JobEvent, received_at: float, out: Effects) -> None:
         """Apply ``event`` to ``state`` (and the run's ``run`` state) in place, adding metric updates."""
@@ -117,12 +131,18 @@ class Transitions:
 
 class JobTransitions:
     def __init__(
-        self, policy: LabelPolicy, labels: LabelMaker, cost: CostModel, runs: RunTransitions
+        self,
+        policy: LabelPolicy,
+        labels: LabelMaker,
+        cost: CostModel,
+        runs: RunTransitions,
+        traces: TraceEntries | None,
     ) -> None:
         self._policy = policy
         self._labels = labels
         self._cost = cost
         self._runs = runs
+        self._traces = traces
         self._steps = policy.settings.step_metrics
 
     def apply(
@@ -150,7 +170,7 @@ class JobTransitions:
                         "observe",
                         waited,
                         at=started or 0.0,
-                        exemplar=job_exemplar(event),
+                        exemplar=job_exemplar(event, self._span(trace_entries.wait_span_id, event)),
                     )
                 )
                 state["queue_observed"] = YES
@@ -176,6 +196,10 @@ class JobTransitions:
             html_url=event.html_url,
         )  # fmt: skip
 
+    def _span(self, span_id: Callable[[int, int], int], event: JobEvent) -> int | None:
+        """A span id of the job for its exemplars, when traces are on."""
+        return span_id(event.job_id, event.run_attempt) if self._traces is not None else None
+
     def _completed(
         self,
         values: dict[str, str],
@@ -186,6 +210,8 @@ class JobTransitions:
     ) -> None:
         update = self._policy.update
         out.updates.append(update("job_run_total", values, "inc", 1))
+        if self._traces is not None:
+            out.traces.append(self._traces.job(event))
         if (event.conclusion or "unknown") not in SUCCEEDED:
             out.failed.append(failed_job(values, event, started, completed))
         if not event.ran_on_runner or values["runner_class"] == NO_RUNNER:
@@ -200,7 +226,7 @@ class JobTransitions:
                 "observe",
                 duration,
                 at=completed or 0.0,
-                exemplar=job_exemplar(event),
+                exemplar=job_exemplar(event, self._span(trace_entries.job_span_id, event)),
             )
         )
         cost = self._cost.job_cost(values["runner_class"], duration, event.public)
@@ -218,9 +244,10 @@ class JobTransitions:
 
 
 class RunTransitions:
-    def __init__(self, policy: LabelPolicy, labels: LabelMaker) -> None:
+    def __init__(self, policy: LabelPolicy, labels: LabelMaker, traces: TraceEntries | None) -> None:
         self._policy = policy
         self._labels = labels
+        self._traces = traces
 
     def job_started(self, run: State, started: float, out: Effects) -> None:
         """One of the run's jobs started at ``started``: the earliest start is the end of its wait."""
@@ -252,6 +279,8 @@ class RunTransitions:
         state["phase"] = phase
         if phase == "completed":
             out.updates.append(self._policy.update("workflow_run_total", values, "inc", 1))
+            if self._traces is not None:
+                out.traces.append(self._traces.run(event))
             started, updated = epoch(event.run_started_at or event.created_at), epoch(event.updated_at)
             duration = seconds_between(started, updated)
             if duration is not None:
@@ -262,7 +291,7 @@ class RunTransitions:
                         "observe",
                         duration,
                         at=updated or 0.0,
-                        exemplar=run_exemplar(event),
+                        exemplar=run_exemplar(event, self._traces is not None),
                     )
                 )
             for field_name in ("inflight", "member", "score", *SHOWN_RUN_FIELDS):

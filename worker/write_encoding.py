@@ -70,7 +70,14 @@ class WriteEncoder:
     """A batch's changes as the apply script's argument (``None`` when there is nothing to write)."""
 
     def __init__(
-        self, policy: LabelPolicy, *, settled_ttl: Callable[[], int], job_ttl: int, run_ttl: int, recent: int
+        self,
+        policy: LabelPolicy,
+        *,
+        settled_ttl: Callable[[], int],
+        job_ttl: int,
+        run_ttl: int,
+        recent: int,
+        outbox: tuple[int, int] | None = None,
     ) -> None:
         self._policy = policy
         self._settled_ttl = settled_ttl
@@ -78,6 +85,12 @@ class WriteEncoder:
         self._run_ttl = run_ttl
         self._recent = recent
         self._limit = policy.settings.max_series_per_family
+        # the outbox's keys and bounds (most entries, most bytes), when traces are on
+        self._outbox = (
+            []
+            if outbox is None
+            else [keys.OUTBOX, keys.OUTBOX_BYTES, keys.OUTBOX_SENDING, keys.OUTBOX_DROPPED, *outbox]
+        )
         self._texts: dict[str, tuple[str, str, str, str]] = {}
         self._label_texts: dict[tuple[str, tuple[str, ...]], str] = {}
 
@@ -115,7 +128,10 @@ class WriteEncoder:
         batch["recent"] = [keys.RECENT_FAILURES, self._recent, *changes.failed] if changes.failed else []
         folded = BY_NAME["series_folded_total"].name
         batch["folded"] = [self._policy.aggregate_key(folded), codec.VALUE]
-        if not (batch["states"] or batch["aggs"] or batch["recent"]):
+        if changes.traces and not self._outbox:
+            raise ValueError("trace entries without an outbox: the ledger was made without traces")
+        batch["outbox"] = self._outbox if changes.traces else []
+        if not (batch["states"] or batch["aggs"] or batch["recent"] or changes.traces):
             return None
         return batch
 

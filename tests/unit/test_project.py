@@ -13,7 +13,7 @@ from shared.http_server import refusal_counter
 from shared.keys import reference_markdown as keys_reference
 from shared.options import reference_markdown
 from shared.settings import OPTIONS
-from worker.__main__ import REFUSAL_REASONS
+from worker.__main__ import REFUSAL_REASONS, trace_loop
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -38,12 +38,13 @@ def test_the_redis_keys_table_is_the_generated_one():
 
 
 def test_every_exposed_metric_is_documented(make_exporter):
-    exporter = make_exporter()
+    exporter = make_exporter(GHA_EXPORTER_TRACES__OTLP_ENDPOINT="http://127.0.0.1:9/v1/traces")
+    trace_loop(exporter.connection, exporter.settings, exporter.registry)  # the traces' families
     ReceiverMetrics(exporter.registry, "github_actions_")
     refusal_counter(exporter.registry, "github_actions_", REFUSAL_REASONS)  # the worker's HTTP server
     # the processes call disable_created_metrics(); the tests' registries still show *_created
     names = {family.name for family in exporter.families() if not family.name.endswith("_created")}
-    assert len(names) == 47  # 41 of the worker, 6 of the receiver (which exposes 3 of the worker's too)
+    assert len(names) == 52  # 46 of the worker (5 with traces on), 6 of the receiver (+3 of the worker's)
     for name in names:  # a counter's family name lacks the _total its samples carry
         assert f"`{name}" in README, name
 

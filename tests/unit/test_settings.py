@@ -261,9 +261,10 @@ def test_plain_http_to_github_is_for_loopback_or_said_out_loud(make_settings, ur
 def test_a_setting_that_does_not_exist_is_refused_with_the_closest_name(make_settings, tmp_path):
     """A typo, or an option of another version, used to start both processes without a word."""
     with pytest.raises(SettingsError) as error:
-        make_settings(GHA_EXPORTER_WEBHOOK__SECRT="x", GHA_EXPORTER_TRACES__OTLP_ENDPOINT="http://otel:4317")
+        make_settings(GHA_EXPORTER_WEBHOOK__SECRT="x", GHA_EXPORTER_TRACES__OTLP_ENDPIONT="http://otel:4318")
     assert error.value.problems == [
-        "GHA_EXPORTER_TRACES__OTLP_ENDPOINT: no such setting",
+        "GHA_EXPORTER_TRACES__OTLP_ENDPIONT: no such setting;"
+        " did you mean GHA_EXPORTER_TRACES__OTLP_ENDPOINT?",
         "GHA_EXPORTER_WEBHOOK__SECRT: no such setting; did you mean GHA_EXPORTER_WEBHOOK__SECRETS?",
     ]
     config = tmp_path / "config.yaml"

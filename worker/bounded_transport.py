@@ -1,9 +1,10 @@
-"""The HTTP transport under the reconciler's GitHub client, bounded by what it reads: an answer is
-read whole within ``github.timeout_seconds`` (httpx's own timeout is per read: an answer trickling a
-byte a second never ends), at most ``max_bytes`` of it (one answer of 200 MB took the worker to
-1.3 GB), and no request starts past the pass's deadline (``github.pass_timeout_seconds``).
+"""The HTTP transport of the worker's outbound calls (the reconciler's GitHub client, the traces'
+export), bounded by what it reads: an answer is read whole within its timeout (httpx's own timeout
+is per read: an answer trickling a byte a second never ends), at most ``max_bytes`` of it (one
+answer of 200 MB took the worker to 1.3 GB), and no request starts past the deadline (the
+reconciliation pass's, ``github.pass_timeout_seconds``).
 
-Imported only when reconciliation is on (with githubkit, which brings httpx).
+Imported only when reconciliation or traces are on.
 """
 
 from __future__ import annotations
