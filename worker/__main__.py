@@ -169,7 +169,7 @@ def http_server(
 ) -> HttpServer:
     """The worker's HTTP server: /metrics, /health, the page and its API (``OSError`` when its
     address cannot be had)."""
-    inflight = InflightApi(built.reads, built.inflight)
+    inflight = InflightApi(built.reads, built.inflight, trace_ui=settings.traces.ui_url)
     refused = refusal_counter(registry, settings.metrics.prefix, REFUSAL_REASONS)
     gate = Gate(settings.worker.api_concurrency, refused)
     return HttpServer(

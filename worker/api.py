@@ -28,6 +28,7 @@ from worker.codec import InflightGroup, JobGroup
 from worker.inflight import Accept, Inflight, InflightEntry
 from worker.ledger_reads import LedgerReads
 from worker.state import INFLIGHT_JOB_PHASES, SHOWN_JOB_FIELDS, SHOWN_RUN_FIELDS
+from worker.trace_entries import job_trace_url
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1_000
@@ -124,10 +125,12 @@ class InflightApi:
         reads: LedgerReads,
         read_inflight: Callable[[], Inflight] | None = None,
         clock: Callable[[], float] = time.time,
+        trace_ui: str | None = None,
     ) -> None:
         self._reads = reads
         self._read_inflight = read_inflight or reads.read_inflight
         self._clock = clock
+        self._trace_ui = trace_ui  # traces.ui_url: each job gets its trace_url
 
     def inflight(self, query: Mapping[str, str]) -> dict[str, Any]:
         filters, limit = parse_query(query)
@@ -149,8 +152,16 @@ class InflightApi:
         jobs = []
         for entry in self._reads.read_recent_failures()[: parse_limit(query.get("limit"), MAX_LIMIT)]:
             completed = entry.get("completed_at")
-            jobs.append({**entry, "completed_at": iso(completed) if completed else None})
+            job = {**entry, "completed_at": iso(completed) if completed else None}
+            jobs.append(self._traced(job))
         return {"jobs": jobs}
+
+    def _traced(self, job: dict[str, Any]) -> dict[str, Any]:
+        """``job`` with its ``trace_url`` when ``traces.ui_url`` is set."""
+        if self._trace_ui and isinstance(job.get("job_id"), int):
+            job["trace_url"] = job_trace_url(self._trace_ui, job.get("run_id"), job.get("run_attempt") or 1,
+                                             job["job_id"])  # fmt: skip
+        return job
 
     def _jobs(self, entries: list[InflightEntry], now: float) -> list[dict[str, Any]]:
         states = self._reads.read_states([e.key for e in entries], SHOWN_JOB_FIELDS)
@@ -160,13 +171,13 @@ class InflightApi:
             if not isinstance(entry.group, JobGroup):
                 continue  # a job's set holds job groups only
             runs_on, runner_group, repository = entry.group
-            found.append({
+            found.append(self._traced({
                 "repository": repository, "workflow": workflow or "", "job": job or "",
                 "run_id": int(run_id) if run_id else None, "run_attempt": attempt, "job_id": job_id,
                 "runs_on": runs_on, "runner_group": runner_group, "phase": entry.phase,
                 "since": iso(entry.since), "age_seconds": round(max(0.0, now - entry.since), 3),
                 "html_url": html_url or "",
-            })  # fmt: skip
+            }))  # fmt: skip
         return found
 
     def _runs(self, entries: list[InflightEntry], now: float) -> list[dict[str, Any]]:

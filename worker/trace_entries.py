@@ -63,6 +63,12 @@ def span_hex(value: int) -> str:
     return f"{value:016x}"
 
 
+def job_trace_url(template: str, run_id: int | None, attempt: int, job_id: int) -> str:
+    """A job's span in the tracing UI (``traces.ui_url`` with its ``{trace_id}`` and ``{span_id}``)."""
+    trace = trace_hex(job_trace_id(run_id, job_id, attempt))
+    return template.replace("{trace_id}", trace).replace("{span_id}", span_hex(job_span_id(job_id, attempt)))
+
+
 def _seconds(moment: Any) -> int | None:
     return int(moment.timestamp()) if moment is not None else None
 

@@ -14,6 +14,7 @@ import yaml
 from receiver.metrics import ReceiverMetrics
 from shared.settings import OPTIONS
 from tests.conftest import Exporter
+from worker.__main__ import trace_loop
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -182,7 +183,8 @@ def test_dashboard_is_the_generated_one():
 
 
 def exposed_sample_names(make_exporter) -> set[str]:
-    exporter: Exporter = make_exporter()
+    exporter: Exporter = make_exporter(GHA_EXPORTER_TRACES__OTLP_ENDPOINT="http://127.0.0.1:9/v1/traces")
+    trace_loop(exporter.connection, exporter.settings, exporter.registry)  # the traces' families
     ReceiverMetrics(exporter.registry, "github_actions_")
     names = set()
     for family in exporter.families():
@@ -237,7 +239,11 @@ def test_exemplars_are_stored_requested_and_linked_to_github():
     )
     [source] = provisioned["datasources"]
     assert source["url"] == "http://prometheus:9090"  # the compose service
-    links = {d["name"]: d["url"] for d in source["jsonData"]["exemplarTraceIdDestinations"]}
+    destinations = source["jsonData"]["exemplarTraceIdDestinations"]
+    links = {d["name"]: d["url"] for d in destinations if "url" in d}
+    assert {d["name"]: d.get("datasourceUid") for d in destinations if "url" not in d} == {
+        "trace_id": "tempo"
+    }
     expanded = {  # as Grafana reads it: ${VAR} from the environment, $$ a literal $
         name: url.replace("${GITHUB_WEB_URL}", "https://github.com").replace("$$", "$")
         for name, url in links.items()

@@ -19,12 +19,17 @@ from stack.browser import chromium_available, headless_chromium
 from stack.redis_server import RedisServer
 from tests.corpus import KRZKO, load
 from tests.e2e.system import ROOT, System
+from worker.trace_entries import job_trace_url
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-page-secret"
 HOSTILE = "<img src=x onerror=alert(1)>"
 WAIT = 20.0  # at most this for a change to show: four refreshes; a guard, not a measure
 ARTIFACTS = Path(os.environ.get("GHA_EXPORTER_ARTIFACTS", ROOT / "artifacts"))
+
+
+TRACE_UI = "https://tempo.example/trace/{trace_id}?span={span_id}"  # traces.ui_url
+TRACE_LINK = job_trace_url(TRACE_UI, 6454805877, 1, 4242)  # the job below: run 6454805877, attempt 1
 
 
 @pytest.fixture(name="browser")
@@ -41,6 +46,7 @@ def _system(tmp_path: Path) -> Iterator[System]:
     redis = RedisServer(tmp_path / "redis")
     redis.start()
     system = System(redis.url, SECRET, tmp_path)
+    system.extra_env.update(GHA_EXPORTER_TRACES__UI_URL=TRACE_UI)
     system.start("receiver")
     system.start("worker")
     yield system
@@ -91,8 +97,9 @@ def test_a_queued_job_shows_as_text_then_leaves_for_the_recent_failures(system, 
     )
     cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
     assert cells[0] == "queued"
-    assert cells[2:6] == ["krzko/webhook-testing", "Tests", HOSTILE, "ubuntu-latest"]
+    assert cells[2:6] == ["krzko/webhook-testing", "Tests", f"{HOSTILE} trace", "ubuntu-latest"]
     assert row.find_element(By.TAG_NAME, "a").get_attribute("href").startswith("https://github.com/krzko/")
+    assert row.find_element(By.CSS_SELECTOR, "a.trace").get_attribute("href") == TRACE_LINK
     assert browser.find_elements(By.TAG_NAME, "img") == []  # the name stayed text: no element made of it
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert  # noqa: B018 - its onerror never ran
@@ -110,7 +117,9 @@ def test_a_queued_job_shows_as_text_then_leaves_for_the_recent_failures(system, 
     )
     failed = [td.text for td in browser.find_elements(By.CSS_SELECTOR, '#recent tr[data-job-id="4242"] td')]
     assert failed[0] == "failure"
-    assert failed[5] == HOSTILE
+    assert failed[5] == f"{HOSTILE} trace"
+    trace = browser.find_element(By.CSS_SELECTOR, '#recent tr[data-job-id="4242"] a.trace')
+    assert trace.get_attribute("href") == TRACE_LINK
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert  # noqa: B018
     others = [url for url in requested_urls(browser) if not url.startswith(base)]
@@ -129,7 +138,7 @@ def test_a_right_to_left_override_in_a_name_is_shown_not_obeyed(system, browser)
         lambda d: d.find_element(By.CSS_SELECTOR, '#jobs tr[data-job-id="4242"]')
     )
     name = row.find_elements(By.TAG_NAME, "td")[4]
-    assert name.text == "[U+202E]evil"
+    assert name.text == "[U+202E]evil trace"
     assert name.value_of_css_property("unicode-bidi") == "isolate"
     # where Chromium drew each letter of "evil": left to right, as sent
     lefts = browser.execute_script(

@@ -24,17 +24,27 @@ function cell(row, text, className) {
   return td;
 }
 
-function linked(row, text, url) {
+function anchor(text, url) {
+  const a = document.createElement("a");
+  a.href = url;
+  a.rel = "noopener noreferrer";
+  a.target = "_blank";
+  a.textContent = text;
+  return a;
+}
+
+function linked(row, text, url, traceUrl) {
   const td = cell(row, "");
   if (typeof url === "string" && /^https?:\/\//.test(url)) {
-    const a = document.createElement("a");
-    a.href = url;
-    a.rel = "noopener noreferrer";
-    a.target = "_blank";
-    a.textContent = shown(text);
-    td.appendChild(a);
+    td.appendChild(anchor(shown(text), url));
   } else {
     td.textContent = shown(text);
+  }
+  if (typeof traceUrl === "string" && /^https?:\/\//.test(traceUrl)) {  // traces.ui_url is set
+    td.append(" ");
+    const trace = anchor("trace", traceUrl);
+    trace.className = "trace";
+    td.appendChild(trace);
   }
 }
 
@@ -78,7 +88,7 @@ function render(inflight, recent) {
     ageCell(row, j.since);
     cell(row, j.repository);
     cell(row, j.workflow);
-    linked(row, j.job, j.html_url);
+    linked(row, j.job, j.html_url, j.trace_url);
     cell(row, j.runs_on);
     cell(row, j.runner_group);
   });
@@ -98,7 +108,7 @@ function render(inflight, recent) {
     cell(row, duration(j.duration_seconds), "n");
     cell(row, j.repository);
     cell(row, j.workflow);
-    linked(row, j.job, j.html_url);
+    linked(row, j.job, j.html_url, j.trace_url);
     cell(row, j.runs_on);
   });
   document.getElementById("jobs-total").textContent = `(${inflight.total_jobs})`;
