@@ -17,6 +17,7 @@ from bench import (
     scrape,
     slow_clients,
     soak,
+    traces,
     worker_drain,
     worker_processing,
 )
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[], object]] = {
     "inflight_api": inflight_api.main,
     "backlog": backlog.main,
     "api_load": api_load.main,
+    "traces": traces.main,
 }
 # run only when named, with its own arguments: ``python -m bench soak [MINUTES] [RATE]``
 BY_NAME_ONLY: dict[str, Callable[[list[str]], object]] = {"soak": soak.main}

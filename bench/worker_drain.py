@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from redis import Redis
@@ -34,9 +35,18 @@ def processed(connection: Redis) -> float:
     return sum(float(v) for v in connection.hgetall(PROCESSED_KEY).values())
 
 
-def drain(workers: int, job_size: int = BATCH, workload: str = "distinct") -> dict[str, float | str]:
+def drain(
+    workers: int,
+    job_size: int = BATCH,
+    workload: str = "distinct",
+    settings_env: dict[str, str] | None = None,
+    after: Callable[[Redis], dict[str, float | str]] | None = None,
+) -> dict[str, float | str]:
+    """Deliveries/s drained; ``settings_env``: more settings of the workers; ``after``: figures
+    read from Redis once drained (before it stops)."""
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis") as redis:
         config = {"GHA_EXPORTER_REDIS__URL": redis.url, "GHA_EXPORTER_WEBHOOK__SECRETS": "bench"}
+        config.update(settings_env or {})
         settings = load_settings(environ=config)
         connection = Redis.from_url(redis.url)
         items = accepted(RUNS, workload=workload)
@@ -56,6 +66,7 @@ def drain(workers: int, job_size: int = BATCH, workload: str = "distinct") -> di
             while processed(connection) < len(items):
                 time.sleep(0.02)
             elapsed = time.monotonic() - started
+            extra = after(connection) if after is not None else {}
         finally:
             for process in processes:
                 process.terminate()
@@ -68,6 +79,7 @@ def drain(workers: int, job_size: int = BATCH, workload: str = "distinct") -> di
         "deliveries_per_job": job_size,
         "seconds": round(elapsed, 2),
         "deliveries_per_second": round((len(items) - first) / elapsed),
+        **extra,
     }
     print(f"worker_drain {result}")  # noqa: T201 - a benchmark prints its figures
     return result

@@ -12,8 +12,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.semconv._incubating.attributes import cicd_attributes, vcs_attributes
 from opentelemetry.semconv.attributes import error_attributes
 
+from bench.otlp_sink import Collector
 from tests.corpus import KRZKO, SEQUENCE, Delivery, accepted, load
-from tests.otlp_collector import Collector
 from worker import trace_entries
 from worker.__main__ import trace_loop
 from worker.otlp import GITHUB_ATTRIBUTES
