@@ -5,6 +5,7 @@ status (and ``Retry-After``), to hang, or to refuse connections (stopped)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,18 +41,24 @@ class Collector:
     """``decode``: keep every span (the tests); off, it only answers, as a collector elsewhere would
     cost the worker nothing (the benchmarks)."""
 
-    def __init__(self, decode: bool = True) -> None:
+    def __init__(self, decode: bool = True, port: int = 0) -> None:
         self.decode = decode
         self.received: list[Received] = []
         self.statuses: Counter[int] = Counter()
         self.answers: list[tuple[int, dict[str, str]]] = []  # answered in turn before 200s
+        self.refusing: tuple[int, dict[str, str]] | None = None  # answered to every request while set
+        self.requests: list[float] = []  # when each request arrived (time.monotonic)
         self.hang = threading.Event()  # set: requests are held until cleared or the test ends
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._released = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
@@ -62,6 +69,8 @@ class Collector:
         return self
 
     def __exit__(self, *_: object) -> None:
+        if self._released.is_set():
+            return  # stopped already
         self._released.set()
         self._server.shutdown()
         self._server.server_close()
@@ -80,11 +89,14 @@ class Collector:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 collector.headers.append(dict(self.headers))
+                collector.requests.append(time.monotonic())
                 if collector.hang.is_set():
                     collector._released.wait(120)
                     return
                 with collector._lock:
                     status, extra = collector.answers.pop(0) if collector.answers else (200, {})
+                    if collector.refusing is not None:
+                        status, extra = collector.refusing
                     collector.statuses[status] += 1
                     if status == 200 and collector.decode:
                         request = ExportTraceServiceRequest()

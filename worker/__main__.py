@@ -147,11 +147,16 @@ def build_processor(
     )  # fmt: skip
 
 
-def trace_loop(connection: Redis, settings: Settings, registry: CollectorRegistry) -> TraceLoop | None:
-    """The outbox's sender when traces are on (the OpenTelemetry SDK is imported only then)."""
+def trace_loop(
+    connection: Redis,
+    settings: Settings,
+    registry: CollectorRegistry,
+    busy: Callable[[], bool] = lambda: False,
+) -> TraceLoop | None:
+    """The outbox's sender when traces are on (imported only then); ``busy``: batches wait."""
     if settings.traces.otlp_endpoint is None:
         return None
-    from worker.otlp import SpanMaker  # noqa: PLC0415 - the OpenTelemetry SDK, only when on
+    from worker.otlp import SpanMaker  # noqa: PLC0415 - the semantic conventions, only when on
     from worker.otlp_client import OtlpClient  # noqa: PLC0415 - with it
     from worker.trace_export import TraceExport, TraceLoop, TraceMetrics  # noqa: PLC0415 - with it
 
@@ -161,7 +166,7 @@ def trace_loop(connection: Redis, settings: Settings, registry: CollectorRegistr
         OtlpClient(settings.traces),
         TraceMetrics(registry, settings.metrics.prefix),
     )
-    return TraceLoop(connection, export)
+    return TraceLoop(connection, export, busy, settings.traces.max_pending)
 
 
 def http_server(
@@ -232,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_dataset=lambda: dataset.check(connection),
     )
     reconcile_loop = ReconcileLoop(connection, built.reconciler, lambda: bool(holder.current.github.hooks))
-    traces = trace_loop(connection, settings, registry)
+    traces = trace_loop(connection, settings, registry, lambda: int(built.queue_batches.queue.count) > 0)
     loops: list[Upkeep | ReconcileLoop | TraceLoop] = [sweeper, reconcile_loop, *([traces] if traces else [])]
     server.start()
     for loop in loops:

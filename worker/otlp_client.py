@@ -3,9 +3,9 @@
 The OpenTelemetry exporter (``opentelemetry-exporter-otlp-proto-http``) retries inside one call and
 answers only success or failure; the outbox must know each answer's status, its ``Retry-After``,
 and the spans a collector rejected, and must bound each call under its lease. So the request is
-made here, with the exporter's own encoding (:mod:`worker.otlp`) and the bounded transport of the
-worker's other outbound calls: at most ``traces.timeout_seconds`` for the whole answer, at most
-1 MiB of it read. Header values are never logged.
+made here, with the bounded transport of the worker's other outbound calls: at most
+``traces.timeout_seconds`` for the whole answer, at most 1 MiB of it read. Header values are never
+logged.
 """
 
 from __future__ import annotations

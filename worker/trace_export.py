@@ -8,13 +8,14 @@ every entry is sent until taken; the same spans (same ids) reach the collector t
 worker dies between the collector's answer and the deletion.
 
 A failed request (429, 5xx, no connection, no answer in time) is counted by its status and sent
-again after the ``Retry-After`` the collector gave, else after 1, 2, 4 ... 60 s. A request the
+again after the ``Retry-After`` the collector gave, else after 1, 2, 4 ... 30 s. A request the
 collector refuses as such (400, 413) is sent again in halves, down to one entry, which is then
 dropped (``traces_dropped_total{reason="rejected"}``).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -34,7 +35,7 @@ from worker.outbox import Entry, Outbox, Waiting
 BATCH = 200  # entries per request: up to a few thousand spans, well under collectors' 4 MiB default
 TICK_SECONDS = 1.0
 LEASE_SECONDS = 30
-MAX_BACKOFF_SECONDS = 60.0
+MAX_BACKOFF_SECONDS = 30.0
 MAX_RETRY_AFTER_SECONDS = 600.0  # a collector asking for longer is asked again after this
 
 
@@ -103,9 +104,13 @@ class TraceExport:
         self._metrics.waiting = self._outbox.waiting()
         return self._clock() >= self._resume_at and self._metrics.waiting.entries > 0
 
+    def waiting_entries(self) -> int:
+        """Entries in the outbox as last read (each tick, and after each request)."""
+        return self._metrics.waiting.entries if self._metrics.waiting is not None else 0
+
     def send_all(self, holding: Callable[[], bool]) -> int:
-        """Send until the outbox is empty, a request fails, or ``holding`` says the lease is gone;
-        the number of entries the collector took."""
+        """Send until the outbox is empty, a request fails, or ``holding`` says to stop (the lease
+        is gone, the worker stops or has deliveries to count); the entries the collector took."""
         taken = 0
         while holding():
             entries = self._outbox.take(self._batch, hold_ms=LEASE_SECONDS * 1000)
@@ -115,6 +120,7 @@ class TraceExport:
             if sent < 0:
                 break
             taken += sent
+            self._metrics.waiting = self._outbox.waiting()
         self._metrics.waiting = self._outbox.waiting()
         return taken
 
@@ -164,22 +170,29 @@ class TraceExport:
 
 
 class TraceLoop:
-    """Runs :class:`TraceExport` every second on a thread of its own."""
+    """Runs :class:`TraceExport` every second on a thread of its own. Counting comes first: the
+    sender shares the worker's process (and Python's lock), so while batches wait in the queue
+    (``busy``) it sends only once the outbox holds a quarter of ``urgent_at`` (traces.max_pending):
+    a backlog is counted at full speed and its spans follow."""
 
-    def __init__(self, connection: Redis, export: TraceExport) -> None:
+    def __init__(
+        self, connection: Redis, export: TraceExport, busy: Callable[[], bool] = lambda: False, most: int = 0
+    ) -> None:
         self._export = export
+        self._busy = busy
+        self._urgent = most // 4
         self._lock = connection.lock(
             keys.OUTBOX_LOCK, timeout=LEASE_SECONDS, blocking=False, thread_local=False
         )
         self._loop = Periodic(TICK_SECONDS, self._look, name="trace-export")
-        self._stopping = False
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         self._loop.start()
         logger.info("traces on: the outbox is sent every {:.0f} s", TICK_SECONDS)
 
     def stop(self) -> None:
-        self._stopping = True
+        self._stopping.set()
         self._loop.stop()
 
     def _look(self) -> None:
@@ -188,13 +201,19 @@ class TraceLoop:
         except RedisError as exc:
             logger.warning("trace export skipped: {}", exc)
 
+    def _may_send(self) -> bool:
+        """No batch waits to be counted, or the outbox fills up."""
+        return not self._busy() or self._export.waiting_entries() >= self._urgent
+
     def tick(self) -> int:
         """One look: send what waits if it is due and the lease is free; the entries taken."""
-        if not self._export.due() or not self._lock.acquire():
+        if not self._export.due() or not self._may_send() or not self._lock.acquire():
             return 0
         try:
             with Periodic(LEASE_SECONDS / 3, self._lock.reacquire, name="trace-lease"):
-                return self._export.send_all(lambda: not self._stopping and self._lock.owned())
+                return self._export.send_all(
+                    lambda: not self._stopping.is_set() and self._may_send() and self._lock.owned()
+                )
         finally:
             try:
                 self._lock.release()
