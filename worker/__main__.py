@@ -4,6 +4,7 @@ one reconciliation pass now (:mod:`worker.reconcile_command`)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -61,8 +62,12 @@ if TYPE_CHECKING:
 REFUSAL_REASONS = (*CONNECTION_REASONS, *ROUTE_REASONS, BUSY)
 
 
-def check_labels(settings: Settings) -> None:
+def check_worker_settings(settings: Settings) -> None:
+    """What the worker needs beyond valid values: label sets it can keep, a CA file it can read."""
     problems = label_problems(settings.metrics.labels)
+    ca_file = settings.traces.tls_ca_file
+    if settings.traces.otlp_endpoint and ca_file and not os.access(ca_file, os.R_OK):
+        problems.append(f"traces.tls_ca_file: cannot read {ca_file}")
     if problems:
         raise SettingsError(problems)
 
@@ -201,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["reconcile"]:
         return reconcile_command.main(argv[1:])
     args = parse_args("worker", "Turn queued GitHub webhooks into Prometheus metrics.", argv)
-    holder = start("worker", args.config, check_labels)
+    holder = start("worker", args.config, check_worker_settings)
     if holder is None:
         return 2
     settings = holder.current

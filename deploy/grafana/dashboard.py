@@ -317,6 +317,41 @@ def panels() -> list[dict[str, Any]]:
             ],
             (16, 75, 8, 8),
         ),
+        row("Traces (traces.otlp_endpoint)", 83),
+        panel(
+            "Spans sent and export errors",
+            [
+                ("sum (rate(github_actions_traces_exported_total[$__rate_interval]))", "spans sent/s"),
+                (
+                    "sum by (status) (increase(github_actions_traces_export_errors_total[$__rate_interval]))",
+                    "errors {{status}}",
+                ),
+            ],
+            (0, 84, 8, 8),
+            description="Spans the collector took, and failed export requests by status (the spans stay"
+            " in the outbox and are sent again).",
+        ),
+        panel(
+            "Waiting in the outbox",
+            [(replicas("github_actions_traces_pending"), "jobs and runs waiting")],
+            (8, 84, 8, 8),
+            description="Completed jobs and runs whose spans wait; past traces.max_pending the oldest"
+            " are dropped.",
+        ),
+        panel(
+            "Dropped",
+            [
+                (
+                    replicas(
+                        "sum by (reason) (increase(github_actions_traces_dropped_total[$__rate_interval]))"
+                    ),
+                    "{{reason}}",
+                )
+            ],
+            (16, 84, 8, 8),
+            description="outbox_full: the outbox reached its bound (a long collector outage);"
+            " rejected: the collector refused them.",
+        ),
     ]
 
 

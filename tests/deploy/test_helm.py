@@ -119,11 +119,15 @@ def test_external_redis_with_sentinels_password_tls_and_a_github_app(helm):
     assert "GHA_EXPORTER_GITHUB__APP_PRIVATE_KEY_FILE" not in env_of(
         docs, "receiver"
     )  # only the worker calls GitHub
+    assert worker["GHA_EXPORTER_TRACES__OTLP_ENDPOINT"] == "https://otlp.example.com/v1/traces"
+    assert worker["GHA_EXPORTER_TRACES__HEADERS_FILE"] == "/run/secrets/traces/headers"
+    assert "GHA_EXPORTER_TRACES__HEADERS_FILE" not in env_of(docs, "receiver")  # only the worker sends
     volumes = named(docs, "Deployment", "worker")["spec"]["template"]["spec"]["volumes"]
     assert {v["secret"]["secretName"] for v in volumes} == {
         "redis-credentials",
         "redis-tls",
         "gha-exporter-github",
+        "gha-exporter-traces",
     }
 
 

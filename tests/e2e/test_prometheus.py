@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from bench.otlp_sink import Collector
 from stack.ports import free_port
 from stack.redis_server import RedisServer
 from tests.corpus import SEQUENCE, load
 from tests.e2e.system import System
+from worker import trace_entries
 
 pytestmark = [
     pytest.mark.e2e,
@@ -30,6 +32,8 @@ def _stack(tmp_path_factory):
     redis = RedisServer(tmp_path_factory.mktemp("redis"))
     redis.start()
     system = System(redis.url, "prometheus-e2e-secret", tmp_path_factory.mktemp("logs"))
+    collector = Collector().__enter__()  # traces on: the exemplars carry trace and span ids
+    system.extra_env.update(GHA_EXPORTER_TRACES__OTLP_ENDPOINT=collector.url)
     system.start("receiver")
     system.start("worker")
     workdir = tmp_path_factory.mktemp("prometheus")
@@ -55,9 +59,10 @@ def _stack(tmp_path_factory):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    yield system, f"http://127.0.0.1:{port}"
+    yield system, f"http://127.0.0.1:{port}", collector
     prometheus.terminate()
     prometheus.wait(30)
+    collector.__exit__()
     log.close()
     system.stop_all()
     redis.stop()
@@ -108,7 +113,7 @@ def exemplars(base: str, metric: str, timeout: float = 60.0) -> dict[str, list[d
 
 
 def test_prometheus_sees_counts_quantiles_cost_in_flight_jobs_and_exemplars(stack):
-    system, prometheus = stack
+    system, prometheus, collector = stack
     eventually(prometheus, 'sum(up{job=~"gha-exporter.*"})', 2)
     *first, last = [load(path) for path in SEQUENCE]
     for delivery in first:
@@ -145,6 +150,16 @@ def test_prometheus_sees_counts_quantiles_cost_in_flight_jobs_and_exemplars(stac
     assert [e["labels"]["job_id"] for e in waits["10.0"]][-1] == "17556741424"
     assert {e["labels"]["job_id"] for e in waits["10.0"]} <= {"17556730984", "17556741424"}
     run = exemplars(prometheus, "github_actions_workflow_run_duration_seconds")
+    trace = trace_entries.trace_hex(trace_entries.trace_id(6454805877, 10))
+    span = trace_entries.span_hex(trace_entries.run_span_id(6454805877, 10))
     assert [(le, e["labels"], e["value"]) for le, found in run.items() for e in found] == [
-        ("60.0", {"run_id": "6454805877"}, "45")
+        ("60.0", {"run_id": "6454805877", "trace_id": trace, "span_id": span}, "45")
     ]
+    # the exemplars' trace ids are those of the spans the worker sent (Prometheus kept all 128 chars)
+    assert {e["labels"]["trace_id"] for found in durations.values() for e in found} == {trace}
+    deadline = time.monotonic() + 30
+    while len(collector.received) < 5 and time.monotonic() < deadline:  # the run, 2 jobs, 2 waits
+        time.sleep(0.1)  # sent within a tick (1 s) of the completion; polled, not slept on
+    sent = {r.span.span_id.hex() for r in collector.received}
+    assert {e["labels"]["span_id"] for found in durations.values() for e in found} <= sent
+    assert span in sent

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
@@ -13,7 +14,7 @@ from opentelemetry.semconv._incubating.attributes import cicd_attributes, vcs_at
 from opentelemetry.semconv.attributes import error_attributes
 
 from bench.otlp_sink import Collector
-from tests.corpus import KRZKO, SEQUENCE, Delivery, accepted, load
+from tests.corpus import KRZKO, SEQUENCE, Delivery, accepted, load, run_copies
 from worker import trace_entries
 from worker.__main__ import trace_loop
 from worker.otlp import GITHUB_ATTRIBUTES
@@ -139,6 +140,19 @@ def test_two_workers_send_each_span_once(make_exporter, collector):
     feed(two, deliveries, prefix="again")  # the same run through the other worker: counted once
     taken = loop_one.tick() + loop_two.tick() + loop_one.tick()
     assert taken == 3
+    assert set(collector.span_ids().values()) == {1}
+
+
+def test_two_workers_sending_at_once_send_each_span_once(make_exporter, collector):
+    one, loop_one = traced(make_exporter, collector, GHA_EXPORTER_TRACES__STEPS="false")
+    _two, loop_two = traced(make_exporter, collector, GHA_EXPORTER_TRACES__STEPS="false")
+    feed(one, run_copies(400))  # 1,200 entries: six requests of 200
+    with ThreadPoolExecutor(2) as pool:
+        taken = 0
+        while Outbox(one.connection).waiting().entries:
+            taken += sum(pool.map(lambda loop: loop.tick(), (loop_one, loop_two)))
+    assert taken == 1_200
+    assert len(collector.span_ids()) == 400 * 5
     assert set(collector.span_ids().values()) == {1}
 
 

@@ -71,6 +71,11 @@ redis://redis/0
   mountPath: /run/secrets/github
   readOnly: true
 {{- end }}
+{{- if and (eq .component "worker") .root.Values.traces.existingSecret }}
+- name: traces
+  mountPath: /run/secrets/traces
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{- define "gha-exporter.secretVolumes" -}}
@@ -93,6 +98,11 @@ redis://redis/0
 - name: github
   secret:
     secretName: {{ .root.Values.github.existingSecret }}
+{{- end }}
+{{- if and (eq .component "worker") .root.Values.traces.existingSecret }}
+- name: traces
+  secret:
+    secretName: {{ .root.Values.traces.existingSecret }}
 {{- end }}
 {{- end -}}
 
@@ -124,5 +134,9 @@ redis://redis/0
 - name: GHA_EXPORTER_GITHUB__TOKEN_FILE
   value: /run/secrets/github/token
 {{- end }}
+{{- end }}
+{{- if and (eq .component "worker") .root.Values.traces.existingSecret }}
+- name: GHA_EXPORTER_TRACES__HEADERS_FILE
+  value: /run/secrets/traces/headers
 {{- end }}
 {{- end -}}
