@@ -176,13 +176,19 @@ class TraceLoop:
     a backlog is counted at full speed and its spans follow."""
 
     def __init__(
-        self, connection: Redis, export: TraceExport, busy: Callable[[], bool] = lambda: False, most: int = 0
+        self,
+        connection: Redis,
+        export: TraceExport,
+        busy: Callable[[], bool] = lambda: False,
+        most: int = 0,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self._export = export
+        self._lease = lease_seconds
         self._busy = busy
         self._urgent = most // 4
         self._lock = connection.lock(
-            keys.OUTBOX_LOCK, timeout=LEASE_SECONDS, blocking=False, thread_local=False
+            keys.OUTBOX_LOCK, timeout=lease_seconds, blocking=False, thread_local=False
         )
         self._loop = Periodic(TICK_SECONDS, self._look, name="trace-export")
         self._stopping = threading.Event()
@@ -210,7 +216,7 @@ class TraceLoop:
         if not self._export.due() or not self._may_send() or not self._lock.acquire():
             return 0
         try:
-            with Periodic(LEASE_SECONDS / 3, self._lock.reacquire, name="trace-lease"):
+            with Periodic(self._lease / 3, self._lock.reacquire, name="trace-lease"):
                 return self._export.send_all(
                     lambda: not self._stopping.is_set() and self._may_send() and self._lock.owned()
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,11 +15,13 @@ from opentelemetry.semconv._incubating.attributes import cicd_attributes, vcs_at
 from opentelemetry.semconv.attributes import error_attributes
 
 from bench.otlp_sink import Collector
+from shared import keys
 from tests.corpus import KRZKO, SEQUENCE, Delivery, accepted, load, run_copies
 from worker import trace_entries
 from worker.__main__ import trace_loop
 from worker.otlp import GITHUB_ATTRIBUTES
 from worker.outbox import Outbox
+from worker.trace_export import TraceLoop
 
 pytestmark = pytest.mark.integration
 RUN_ID, ATTEMPT = 6454805877, 10
@@ -153,6 +156,26 @@ def test_two_workers_sending_at_once_send_each_span_once(make_exporter, collecto
             taken += sum(pool.map(lambda loop: loop.tick(), (loop_one, loop_two)))
     assert taken == 1_200
     assert len(collector.span_ids()) == 400 * 5
+    assert set(collector.span_ids().values()) == {1}
+
+
+def test_a_dead_senders_entries_are_taken_over_when_its_lease_lapses(make_exporter, collector):
+    """A worker took the lease and the oldest entries, and died before the collector answered: the
+    other worker waits while the lease holds, then sends every entry, each once."""
+    exporter, made = traced(make_exporter, collector, GHA_EXPORTER_TRACES__STEPS="false")
+    feed(exporter, [load(path) for path in SEQUENCE])
+    dead = exporter.connection.lock(keys.OUTBOX_LOCK, timeout=1, blocking=False, thread_local=False)
+    assert dead.acquire()  # and never renewed nor released: the worker is gone
+    Outbox(exporter.connection).take(200, hold_ms=1000)  # what it was sending
+    loop = TraceLoop(exporter.connection, made._export, lease_seconds=1)
+    assert loop.tick() == 0  # the lease holds
+    deadline = time.monotonic() + 10
+    taken = 0
+    while taken < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)  # polled until the lease lapses (1 s), not slept on once
+        taken += loop.tick()
+    assert taken == 3
+    assert len(collector.span_ids()) == 5
     assert set(collector.span_ids().values()) == {1}
 
 
