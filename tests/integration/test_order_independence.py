@@ -6,6 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.corpus import KRZKO, SEQUENCE, load
+from worker.otlp import SpanMaker
+from worker.outbox import Outbox
 
 pytestmark = pytest.mark.integration
 # the run with only its first job ("pre-commit"): its queue time has one candidate
@@ -81,3 +83,28 @@ def test_an_unfinished_job_ends_in_the_same_phase_in_any_order(exporter, order):
     expected = final_metrics(exporter, items, 1)
     assert [entry[1] for entry in expected[1]] == ["in_progress"]
     assert final_metrics(exporter, items, 1, order=order) == expected
+
+
+def outbox_spans(exporter, items, batch_size, order=None):
+    """The spans the outbox holds after ``items`` were applied in ``order``, ``batch_size`` at a time."""
+    exporter.connection.flushall()
+    entries = exporter.queued(*items)
+    ordered = entries if order is None else [entries[i] for i in order]
+    for start in range(0, len(ordered), batch_size):
+        exporter.processor.process_batch(ordered[start : start + batch_size])
+    maker = SpanMaker("gha-exporter")
+    return sorted(
+        span for entry in Outbox(exporter.connection).take(100, hold_ms=1) for span in maker.spans(entry.body)
+    )
+
+
+@FAST
+@given(order=shuffled_with_repeats(len(SEQUENCE)), batch_size=st.integers(1, 6))
+def test_a_real_runs_spans_are_the_same_in_any_order_with_repeats(make_exporter, order, batch_size):
+    """With traces on, the outbox holds the same spans, to the byte, however the deliveries came."""
+    exporter = make_exporter(GHA_EXPORTER_TRACES__OTLP_ENDPOINT="http://127.0.0.1:9/v1/traces",
+                             GHA_EXPORTER_TRACES__STEPS="true")  # fmt: skip
+    items = deliveries_of(SEQUENCE)
+    expected = outbox_spans(exporter, items, 1)
+    assert len(expected) > 5  # the run, two jobs, their waits and steps
+    assert outbox_spans(exporter, items, batch_size, order) == expected
