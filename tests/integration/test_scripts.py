@@ -136,6 +136,40 @@ def test_expiry_sweep_counts_entries_whose_state_is_gone_5000_looked_at_per_set_
     assert redis.hgetall("expired") == {b"jobs": b"5000", b"runs": b"1"}
 
 
+def test_ledger_apply_adds_trace_entries_and_drops_the_oldest_not_being_sent_past_its_bounds(redis):
+    outbox = ["ob", "ob:bytes", "ob:sending", "ob:dropped", 3, 1000]
+    write = LuaScript("worker", "ledger.write")
+    batch = {"limit": 10, "sep": SEP, "at": "at", "states": [], "zrem": [], "zadd": [], "aggs": [],
+             "folded": ["folded", "v"], "gate": "", "outbox": outbox}  # fmt: skip
+    assert write(redis, (), [json.dumps(batch), "a" * 10, "b" * 10]) == 1
+    first = redis.xrange("ob")[0][0]
+    redis.set("ob:sending", first)  # a worker is sending the oldest: never dropped
+    assert write(redis, (), [json.dumps(batch), "c" * 10, "d" * 10]) == 1  # 4 > 3: one dropped
+    assert [fields[b"e"][:1] for _id, fields in redis.xrange("ob")] == [b"a", b"c", b"d"]
+    assert redis.hgetall("ob:dropped") == {b"outbox_full": b"1"}
+    assert redis.get("ob:bytes") == b"30"
+    bigger = {**batch, "outbox": [*outbox[:5], 35]}  # past the bytes bound: down to 30, "a" kept
+    assert write(redis, (), [json.dumps(bigger), "e" * 10]) == 1
+    assert [fields[b"e"][:1] for _id, fields in redis.xrange("ob")] == [b"a", b"d", b"e"]
+    assert redis.hgetall("ob:dropped") == {b"outbox_full": b"2"}
+
+
+# -- worker/outbox.*.lua -------------------------------------------------------------------------
+def test_outbox_delete_counts_what_it_deleted_and_what_it_dropped_once(redis):
+    ids = [redis.xadd("ob", {"e": body}) for body in ("aaaa", "bb", "c")]
+    redis.set("ob:bytes", 7)
+    delete = LuaScript("worker", "outbox.delete")
+    keys_ = ["ob", "ob:bytes", "ob:dropped"]
+    assert delete(redis, keys_, ["", ids[0], 4]) == 1  # sent
+    assert redis.get("ob:bytes") == b"3"
+    assert delete(redis, keys_, ["rejected", ids[1], 2, ids[0], 4]) == 1  # the first one is gone already
+    assert redis.get("ob:bytes") == b"1"
+    assert redis.hgetall("ob:dropped") == {b"rejected": b"1"}
+    assert delete(redis, keys_, ["rejected", ids[1], 2]) == 0  # nothing twice
+    assert redis.hgetall("ob:dropped") == {b"rejected": b"1"}
+    assert redis.xlen("ob") == 1
+
+
 # -- shared/rqadapter/storage.*.lua ------------------------------------------------------------------
 def test_claim_pops_from_the_head_into_the_claims(redis):
     redis.rpush("queue", "j1", "j2", "j3")
