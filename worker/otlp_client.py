@@ -23,8 +23,7 @@ from shared.settings_outbound import TracesSettings, header_pairs
 from worker.bounded_transport import BoundedTransport, Bounds
 
 MAX_ANSWER_BYTES = 1024 * 1024
-RETRYABLE = (429, 502, 503, 504)  # OTLP/HTTP: retry these (and any 5xx, and a failed connection)
-SPLIT = (400, 413)  # the request itself is refused: sent again in halves, down to one entry
+SPLIT = (400, 413)  # the request itself is refused: sent again in halves; any other failure waits
 
 
 @dataclass(frozen=True)
@@ -100,6 +99,3 @@ class OtlpClient:
         if response.is_success:
             return Answer(status, rejected=rejected_spans(content))
         return Answer(status, retry_after(response.headers.get("retry-after"), time.time()))
-
-    def close(self) -> None:
-        self._client.close()

@@ -48,14 +48,9 @@ class Outbox:
         """Delete entries sent (or dropped, counted under the reason ``dropped``); how many were there."""
         if not entries:
             return 0
-        sizes = [str(len(entry.body)) for entry in entries]
+        pairs = [value for entry in entries for value in (entry.id, str(len(entry.body)))]
         found = self._delete(
-            self._connection,
-            [keys.OUTBOX, keys.OUTBOX_BYTES, keys.OUTBOX_DROPPED],
-            [
-                dropped,
-                *(value for entry, size in zip(entries, sizes, strict=True) for value in (entry.id, size)),
-            ],
+            self._connection, [keys.OUTBOX, keys.OUTBOX_BYTES, keys.OUTBOX_DROPPED], [dropped, *pairs]
         )
         return int(found)
 

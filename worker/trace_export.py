@@ -117,11 +117,10 @@ class TraceExport:
             if not entries:
                 break
             sent = self._send(entries)
+            self._metrics.waiting = self._outbox.waiting()  # for traces_pending and the urgency test
             if sent < 0:
                 break
             taken += sent
-            self._metrics.waiting = self._outbox.waiting()
-        self._metrics.waiting = self._outbox.waiting()
         return taken
 
     def _send(self, entries: list[Entry]) -> int:
@@ -172,7 +171,7 @@ class TraceExport:
 class TraceLoop:
     """Runs :class:`TraceExport` every second on a thread of its own. Counting comes first: the
     sender shares the worker's process (and Python's lock), so while batches wait in the queue
-    (``busy``) it sends only once the outbox holds a quarter of ``urgent_at`` (traces.max_pending):
+    (``busy``) it sends only once the outbox holds a quarter of ``most`` (traces.max_pending):
     a backlog is counted at full speed and its spans follow."""
 
     def __init__(
