@@ -35,6 +35,12 @@ def run_attempt(run_id: int, attempt: int) -> str:
     return f"run:{run_id}:{attempt}"
 
 
+def runner(owner: str, runner_id: int | None, name: str) -> str:
+    """A self-hosted runner's id, as the webhooks name it (its state's key is :func:`state` of it):
+    GitHub numbers runners per scope, so the owner, the number and the name together."""
+    return f"runner:{owner}:{'' if runner_id is None else runner_id}:{name}"
+
+
 def state(attempt: str) -> str:
     return _key("state", attempt)
 
@@ -134,7 +140,15 @@ KEYS: tuple[KeyDoc, ...] = (
         "0.5 KB",
     ),
     KeyDoc(
-        "`gha-exporter:inflight:<job or run>:<phase>`",
+        "`gha-exporter:state:runner:<owner>:<runner id>:<runner name>`",
+        "hash: the self-hosted runner's last jobs (start, completion, group), the one it is busy with "
+        "(`worker/busy_runners.py`)",
+        "`worker/ledger.py`",
+        "while busy, `state.job_ttl_seconds` after its last change; idle, as long as the marks",
+        "0.5 KB",
+    ),
+    KeyDoc(
+        "`gha-exporter:inflight:<job, run or runner>:<phase>`",
         "sorted set: one member per attempt in that phase",
         "`worker/ledger.py` (members: `worker/codec.py`)",
         "members leave when the attempt moves on, or at its TTL (the sweeper)",

@@ -24,7 +24,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from shared.digits import ascii_digits
-from worker.codec import InflightGroup, JobGroup
+from worker.codec import InflightGroup, JobGroup, RunGroup
 from worker.inflight import Accept, Inflight, InflightEntry
 from worker.ledger_reads import LedgerReads
 from worker.state import INFLIGHT_JOB_PHASES, SHOWN_JOB_FIELDS, SHOWN_RUN_FIELDS
@@ -113,6 +113,7 @@ def run_filter(filters: Mapping[str, str]) -> Accept:
         return (
             "runs_on" not in filters
             and filters.get("phase", phase) == phase
+            and isinstance(group, RunGroup)
             and filters.get("repository", group.repository) == group.repository
         )
 
@@ -186,8 +187,9 @@ class InflightApi:
         for entry, (labels, head_branch, html_url) in zip(entries, states, strict=True):
             run_id, attempt = attempt_of(entry.key)
             values = json.loads(labels) if labels else {}
+            repository = entry.group.repository if isinstance(entry.group, RunGroup) else ""
             found.append({
-                "repository": entry.group.repository or values.get("repository", ""),
+                "repository": repository or values.get("repository", ""),
                 "workflow": values.get("workflow", ""), "run_id": run_id, "run_attempt": attempt,
                 "event": values.get("event", ""), "branch": head_branch or "", "phase": entry.phase,
                 "since": iso(entry.since), "age_seconds": round(max(0.0, now - entry.since), 3),

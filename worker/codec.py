@@ -17,8 +17,8 @@ One hash per family (:meth:`worker.metrics.LabelPolicy.aggregate_key`); one fiel
   plain search (an unanchored pattern for the last word cost 28 µs per exemplar).
 
 A member of an in-flight set (``inflight:<kind>:<phase>``) is its attempt's group (:class:`JobGroup`,
-:class:`RunGroup`: the in-flight gauges' label values) as JSON, then the attempt's key:
-:func:`inflight_member`.
+:class:`RunGroup`, :class:`RunnerGroup`: the in-flight gauges' label values) as JSON, then the
+attempt's (or runner's) key: :func:`inflight_member`.
 
 The cardinality guard keeps each family's label texts in a set. The write itself is the ledger's apply
 script (``worker/ledger.write.lua``), given the fields built here.
@@ -105,7 +105,14 @@ class RunGroup(NamedTuple):
     repository: str
 
 
-InflightGroup = JobGroup | RunGroup
+class RunnerGroup(NamedTuple):
+    """The labels a busy self-hosted runner is counted under."""
+
+    runner_group: str
+
+
+InflightGroup = JobGroup | RunGroup | RunnerGroup
+GROUPS: dict[str, type[InflightGroup]] = {"job": JobGroup, "run": RunGroup, "runner": RunnerGroup}
 
 
 def group_labels(group: InflightGroup, names: Sequence[str]) -> tuple[str, ...]:
@@ -118,9 +125,9 @@ def folded_group(group: InflightGroup, overflow: str) -> InflightGroup:
     return type(group)(*[overflow] * len(group))
 
 
-def inflight_group(values: Sequence[str]) -> InflightGroup:
-    """A group as stored: a job's three values, a run's one."""
-    return JobGroup(*values) if len(values) == len(JobGroup._fields) else RunGroup(*values)
+def inflight_group(kind: str, values: Sequence[str]) -> InflightGroup:
+    """A group of ``kind`` (``job``, ``run``, ``runner``) as stored."""
+    return GROUPS[kind](*values)
 
 
 def inflight_member(group: InflightGroup, attempt_key: str) -> str:
@@ -128,12 +135,13 @@ def inflight_member(group: InflightGroup, attempt_key: str) -> str:
     return json.dumps(list(group), separators=(",", ":")) + SEPARATOR + attempt_key
 
 
-def inflight_parts_all(members: Sequence[bytes]) -> list[tuple[InflightGroup, str]]:
+def inflight_parts_all(kind: str, members: Sequence[bytes]) -> list[tuple[InflightGroup, str]]:
     """Each member's group and attempt key, their JSON decoded in one call (at 10,000 members, one
     ``json.loads`` each took most of a scrape's and the in-flight API's time)."""
     split = [member.partition(_SEP) for member in members]
     groups: list[list[str]] = json.loads(b"[" + b",".join(text for text, _, _ in split) + b"]")
-    return [(inflight_group(group), key.decode()) for group, (_, _, key) in zip(groups, split, strict=True)]
+    made = GROUPS[kind]
+    return [(made(*group), key.decode()) for group, (_, _, key) in zip(groups, split, strict=True)]
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from shared import keys
 from shared.scripts import LuaScript
 from worker import codec
 from worker.metrics import LabelPolicy
-from worker.state import INFLIGHT_JOB_PHASES, INFLIGHT_RUN_PHASES
+from worker.state import INFLIGHT_PHASES
 
 
 class Expiry:
@@ -26,10 +26,8 @@ class Expiry:
         zsets, args = [], [repr(now), keys.state(""), codec.SEPARATOR]
         expired_key = self._policy.aggregate_key("state_expired_total")
         expired_names = self._policy.names["state_expired_total"]
-        for kind, phases, ttl in (
-            ("job", INFLIGHT_JOB_PHASES, self._job_ttl),
-            ("run", INFLIGHT_RUN_PHASES, self._run_ttl),
-        ):
+        for kind, phases in INFLIGHT_PHASES.items():
+            ttl = self._run_ttl if kind == "run" else self._job_ttl  # a busy runner: as its job
             for phase in phases:
                 zsets.append(keys.inflight(kind, phase))
                 labels = codec.label_text(expired_names, [kind, phase])

@@ -28,7 +28,7 @@ PAGE = 1000
 class Phase(NamedTuple):
     """One set as read whole: its members and their scores, in score order."""
 
-    kind: str  # job or run
+    kind: str  # job, run or runner
     phase: str
     members: Sequence[bytes]
     scores: Sequence[Any]  # floats (RESP3) or their text (RESP2)
@@ -45,7 +45,7 @@ class InflightEntry(NamedTuple):
     phase: str
     group: codec.InflightGroup
     since: float
-    key: str  # the attempt's: job:<id>:<attempt> or run:<id>:<attempt>
+    key: str  # the attempt's: job:<id>:<attempt> or run:<id>:<attempt> (a runner's: worker.busy_runners)
 
 
 Accept = Callable[[str, codec.InflightGroup], bool]  # (phase, group) -> listed or not
@@ -69,7 +69,7 @@ class Inflight:
             for stored, attempts, oldest in groups:
                 group = decoded.get(stored)
                 if group is None:
-                    group = decoded[stored] = codec.inflight_group(json.loads(stored))
+                    group = decoded[stored] = codec.inflight_group(kind, json.loads(stored))
                 counted[stored] = GroupCount(group, int(attempts), float(oldest))
             self._counts[kind, phase] = counted
 
@@ -108,7 +108,7 @@ class Inflight:
             if wanted:
                 streams.append(self._accepted(kind, phase, wanted, limit))
         chosen = [found for found, _ in zip(heapq.merge(*streams), range(limit), strict=False)]
-        parts = codec.inflight_parts_all([member for _since, member, _phase in chosen])
+        parts = codec.inflight_parts_all(kind, [member for _since, member, _phase in chosen])
         entries = [
             InflightEntry(kind, phase, group, since, key)
             for (since, _member, phase), (group, key) in zip(chosen, parts, strict=True)
@@ -116,9 +116,10 @@ class Inflight:
         return entries, total
 
     def entries(self) -> list[InflightEntry]:
-        """Every attempt, jobs then runs, each oldest first."""
+        """Every attempt, jobs then runs then busy runners, each oldest first."""
         everything = sum(c.attempts for counted in self._counts.values() for c in counted.values())
-        return [entry for kind in ("job", "run") for entry in self.oldest_first(kind, _all, everything)[0]]
+        kinds = ("job", "run", "runner")
+        return [entry for kind in kinds for entry in self.oldest_first(kind, _all, everything)[0]]
 
     def _accepted(
         self, kind: str, phase: str, wanted: set[bytes], limit: int

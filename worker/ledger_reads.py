@@ -16,7 +16,7 @@ from shared.scripts import LuaScript
 from worker import codec
 from worker.inflight import Inflight
 from worker.metrics import BY_NAME, LabelPolicy
-from worker.state import INFLIGHT_JOB_PHASES, INFLIGHT_RUN_PHASES
+from worker.state import INFLIGHT_PHASES
 
 
 def score_pairs(reply: list[Any]) -> tuple[Sequence[bytes], Sequence[Any]]:
@@ -49,7 +49,7 @@ class LedgerReads:
     def read_inflight(self) -> Inflight:
         """Every in-flight set, counted per group by Redis at once; the attempts listed a page at a
         time when asked (:mod:`worker.inflight`)."""
-        wanted = [("job", p) for p in INFLIGHT_JOB_PHASES] + [("run", p) for p in INFLIGHT_RUN_PHASES]
+        wanted = [(kind, phase) for kind, phases in INFLIGHT_PHASES.items() for phase in phases]
         sets = [keys.inflight(kind, phase) for kind, phase in wanted]
         replies = self._summary(self._connection, sets, [codec.SEPARATOR])
         summary = {

@@ -117,6 +117,15 @@ FAMILIES: tuple[Family, ...] = (
            "Label values cut to metrics.max_label_value_bytes, by label name: counted per delivery"
            " that changed state and carried one.",
            ("label",), ("label",), configurable=False),
+    Family("runner_busy_seconds_total", "counter",
+           "Seconds self-hosted runners spent on jobs (completed_at - started_at), counted at each job's"
+           " completion, from the webhooks.",
+           ("runner_group", "owner"), ("runner_group",)),
+    Family("runner_anomalies_total", "counter",
+           "Self-hosted runners seen doing what a runner cannot, from the webhooks: overlap (two jobs at"
+           " once, counted at the second completion), superseded (a job that never completed while its"
+           " runner took later ones).",
+           ("kind",), ("kind",), configurable=False),
     Family("series_folded_total", "counter",
            "Updates that went to the __overflow__ label set because the family reached its series limit.",
            ("family",), ("family",), configurable=False),
@@ -173,12 +182,21 @@ GITHUB_RATE_LIMIT = ScrapeFamily(
     "gauge",
     "Requests GitHub's REST API still allowed the reconciler, as its last answer said.",
 )
+RUNNERS_BUSY = ScrapeFamily(
+    "runners_busy",
+    "gauge",
+    "Self-hosted runners busy with a job now, from the webhooks alone: distinct runners, by the busy"
+    " job's runner group.",
+)
 # in-flight gauges by phase
 JOB_PHASE_GAUGES = {"queued": JOBS_QUEUED, "waiting": JOBS_WAITING, "in_progress": JOBS_IN_PROGRESS}
 RUN_PHASE_GAUGES = {"queued": RUNS_QUEUED, "in_progress": RUNS_IN_PROGRESS}
+RUNNER_PHASE_GAUGES = {"busy": RUNNERS_BUSY}
+PHASE_GAUGES = {"job": JOB_PHASE_GAUGES, "run": RUN_PHASE_GAUGES, "runner": RUNNER_PHASE_GAUGES}
 OLDEST_BY_PHASE = {"queued": OLDEST_QUEUED, "in_progress": OLDEST_IN_PROGRESS}
 SCRAPE_FAMILIES = (
     REDIS_UP, *JOB_PHASE_GAUGES.values(), *RUN_PHASE_GAUGES.values(), *OLDEST_BY_PHASE.values(),
+    RUNNERS_BUSY,
     QUEUE_BATCHES, COST_RATE, RECONCILE_LAST_SUCCESS, GITHUB_RATE_LIMIT, SCRAPE_TRUNCATED,
 )  # fmt: skip
 STEP_FAMILIES = ("job_step_total", "job_step_duration_seconds")
@@ -257,7 +275,10 @@ class LabelPolicy:
         return keys.labelsets(family, self.names[family])
 
     def inflight_labels(self, kind: str) -> tuple[str, ...]:
-        """The labels of the in-flight gauges of ``kind`` (``job``, ``run``): fields of its group."""
+        """The labels of the in-flight gauges of ``kind`` (``job``, ``run``, ``runner``): fields of
+        its group."""
+        if kind == "runner":
+            return ("runner_group",)
         repository = ("repository",) if self.settings.inflight_repository_label else ()
         return ("runs_on", "runner_group", *repository) if kind == "job" else repository
 

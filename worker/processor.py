@@ -26,6 +26,7 @@ from shared.envelope import Envelope, EnvelopeError
 from shared.marks import DeliveryMarks, MarkState
 from shared.queueing import QUEUED_EVENTS
 from worker import plausible
+from worker.busy_runners import runner_key
 from worker.ledger import Changes, Ledger, Stored
 from worker.metrics import LabelPolicy, LocalMetrics, Update, action_label
 from worker.payloads import JobEvent, PayloadError, RunEvent, parse
@@ -51,16 +52,20 @@ class Item:
     def mark(self) -> str:  # asked three times per delivery
         return keys.mark(self.envelope.hook_id, self.envelope.delivery_id)
 
-    def state_keys(self) -> list[str]:
+    @functools.cached_property
+    def touched(self) -> tuple[str | None, str | None, str | None]:
+        """The keys of the states the delivery moves: its attempt's, its run's (a job's), its
+        self-hosted runner's (a job's, from ``in_progress`` on)."""
         event = self.event
         if event is None:
-            return []
+            return None, None, None
         if isinstance(event, RunEvent):
-            return [keys.run_attempt(event.run_id, event.run_attempt)]
-        attempts = [keys.job_attempt(event.job_id, event.run_attempt)]
-        if event.run_id is not None:
-            attempts.append(keys.run_attempt(event.run_id, event.run_attempt))
-        return attempts
+            return keys.run_attempt(event.run_id, event.run_attempt), None, None
+        run = keys.run_attempt(event.run_id, event.run_attempt) if event.run_id is not None else None
+        return keys.job_attempt(event.job_id, event.run_attempt), run, runner_key(event)
+
+    def state_keys(self) -> list[str]:
+        return [key for key in self.touched if key is not None]
 
 
 @dataclass(frozen=True)
@@ -189,11 +194,13 @@ class Processor:
         before = [dict(states[k]) for k in touched]
         moved, cut = len(effects.updates), len(effects.cut)
         event, received_at = item.event, item.envelope.received_at
-        if isinstance(event, JobEvent):
-            run = states.get(touched[1]) if len(touched) > 1 else None
-            self._transitions.job(states[touched[0]], run, event, received_at, effects)
-        elif isinstance(event, RunEvent):
-            self._transitions.run(states[touched[0]], event, received_at, effects)
+        own, run, runner = item.touched
+        if isinstance(event, JobEvent) and own is not None:
+            self._transitions.job(
+                states[own], _get(states, run), event, received_at, effects, runner=_get(states, runner)
+            )
+        elif isinstance(event, RunEvent) and own is not None:
+            self._transitions.run(states[own], event, received_at, effects)
         changed = len(effects.updates) > moved or before != [states[k] for k in touched]
         if changed:
             for name in effects.cut[cut:]:
@@ -202,3 +209,7 @@ class Processor:
                 )
         del effects.cut[cut:]
         return "changed" if changed else "unchanged"
+
+
+def _get(states: dict[str, State], key: str | None) -> State | None:
+    return None if key is None else states[key]

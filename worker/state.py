@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared import keys
-from worker import plausible, trace_entries
+from worker import busy_runners, plausible, trace_entries
 from worker.codec import InflightGroup, JobGroup, RunGroup
 from worker.cost import NO_RUNNER, CostModel
 from worker.labels import LabelMaker, bound_all, bounded
@@ -37,6 +37,7 @@ JOB_RANK = {"queued": 1, "waiting": 1, "in_progress": 2, "completed": 3}
 RUN_RANK = {"queued": 1, "in_progress": 2, "completed": 3}
 INFLIGHT_JOB_PHASES = ("queued", "waiting", "in_progress")
 INFLIGHT_RUN_PHASES = ("queued", "in_progress")
+INFLIGHT_PHASES = {"job": INFLIGHT_JOB_PHASES, "run": INFLIGHT_RUN_PHASES, "runner": (busy_runners.BUSY,)}
 YES = "1"
 # kept in a job's or run's state while it is in flight, for the in-flight page and API
 SHOWN_JOB_FIELDS = ("workflow", "job", "run_id", "html_url")
@@ -119,10 +120,23 @@ class Transitions:
     ) -> None:
         self._runs = RunTransitions(policy, labels, traces)
         self._jobs = JobTransitions(policy, labels, cost, self._runs, traces)
+        self._runners = busy_runners.RunnerTransitions(policy, labels.limit)
 
-    def job(self, state: State, run: State | None, event: JobEvent, received_at: float, out: Effects) -> None:
-        """Apply ``event`` to ``state`` (and the run's ``run`` state) in place, adding metric updates."""
+    def job(
+        self,
+        state: State,
+        run: State | None,
+        event: JobEvent,
+        received_at: float,
+        out: Effects,
+        *,
+        runner: State | None = None,
+    ) -> None:
+        """Apply ``event`` to ``state`` (and the run's ``run`` state, its runner's ``runner`` state)
+        in place, adding metric updates."""
         self._jobs.apply(state, run, event, received_at, out)
+        if runner is not None:
+            self._runners.apply(runner, event, out.groups, out.updates)
 
     def run(self, state: State, event: RunEvent, received_at: float, out: Effects) -> None:
         """Apply ``event`` to the run attempt's ``state`` in place, adding metric updates."""
@@ -219,6 +233,8 @@ class JobTransitions:
         duration = seconds_between(started, completed)
         if duration is None:
             return
+        if busy_runners.runner_key(event) is not None:
+            out.updates.append(update("runner_busy_seconds_total", values, "inc", duration))
         out.updates.append(
             update(
                 "job_run_duration_seconds",

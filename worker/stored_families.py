@@ -31,12 +31,11 @@ from worker.metrics import (
     COST_RATE,
     FAMILIES,
     GITHUB_RATE_LIMIT,
-    JOB_PHASE_GAUGES,
     OLDEST_BY_PHASE,
+    PHASE_GAUGES,
     QUEUE_BATCHES,
     RECONCILE_LAST_SUCCESS,
     REDIS_UP,
-    RUN_PHASE_GAUGES,
     Family,
     LabelPolicy,
     ScrapeFamily,
@@ -205,7 +204,7 @@ def inflight_blocks(
     """The in-flight gauges and the oldest attempts' ages, from the sets as counted per group."""
     blocks = []
     oldest: dict[str, dict[str, float]] = {"queued": {}, "in_progress": {}}
-    for kind, gauges in (("job", JOB_PHASE_GAUGES), ("run", RUN_PHASE_GAUGES)):
+    for kind, gauges in PHASE_GAUGES.items():
         names = policy.inflight_labels(kind)
         for phase, family in gauges.items():
             counts: dict[tuple[str, ...], int] = defaultdict(int)

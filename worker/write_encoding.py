@@ -19,7 +19,7 @@ import orjson
 from shared import keys
 from worker import codec
 from worker.codec import InflightGroup
-from worker.metrics import BY_NAME, JOB_PHASE_GAUGES, OVERFLOW, RUN_PHASE_GAUGES, LabelPolicy, Update
+from worker.metrics import BY_NAME, OVERFLOW, PHASE_GAUGES, LabelPolicy, Update
 
 if TYPE_CHECKING:
     from worker.ledger import Changes
@@ -110,7 +110,7 @@ class WriteEncoder:
             if not state.get("inflight"):  # settled: kept for late deliveries as long as their marks
                 ttl = self._settled_ttl()
             else:
-                ttl = self._job_ttl if attempt_key.startswith("job:") else self._run_ttl
+                ttl = self._run_ttl if attempt_key.startswith("run:") else self._job_ttl  # jobs, runners
             flat = [item for pair in sorted(state.items()) for item in pair]
             batch["states"].append([keys.state(attempt_key), flat, ttl])
             kind = attempt_key.split(":", 1)[0]
@@ -139,7 +139,7 @@ class WriteEncoder:
         """The cardinality guard of an in-flight gauge, for the apply script: its label-set set (''
         when the gauge has no labels), the attempt's label text there, its member folded to
         ``__overflow__``, and the ``series_folded_total`` labels of the gauge."""
-        gauge = (JOB_PHASE_GAUGES if kind == "job" else RUN_PHASE_GAUGES)[phase].name
+        gauge = PHASE_GAUGES[kind][phase].name
         names = self._policy.inflight_labels(kind)
         if not names:
             return ["", "", codec.inflight_member(group, attempt), ""]

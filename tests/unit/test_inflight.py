@@ -12,8 +12,8 @@ LINUX = ["ubuntu-latest", "", "o/b"]
 
 def phase(kind, name, attempts, resp2):
     """A set as ZRANGE gives it: (group, attempt key, score), in score order."""
-    ordered = sorted(attempts, key=lambda a: (a[2], inflight_member(inflight_group(a[0]), a[1])))
-    members = [inflight_member(inflight_group(group), key).encode() for group, key, _ in ordered]
+    ordered = sorted(attempts, key=lambda a: (a[2], inflight_member(inflight_group(kind, a[0]), a[1])))
+    members = [inflight_member(inflight_group(kind, group), key).encode() for group, key, _ in ordered]
     scores = [repr(score).encode() if resp2 else score for _, _, score in ordered]
     return Phase(kind, name, members, scores)
 
