@@ -77,6 +77,11 @@ def unrecoverable(hook_id: int, guid: str) -> str:
     return _key("reconcile", "unrecoverable", str(hook_id), guid)
 
 
+# -- the runners' inventory (worker/runner_inventory.py, worker/runner_poll.py) ------------------------
+RUNNERS = _key("runners")
+RUNNERS_LOCK = _key("lock", "runners")
+
+
 # -- traces waiting to be sent (worker/outbox.py) ---------------------------------------------------
 OUTBOX = _key("outbox")
 OUTBOX_BYTES = _key("outbox", "bytes")
@@ -225,6 +230,21 @@ KEYS: tuple[KeyDoc, ...] = (
         "—",
     ),
     KeyDoc(
+        "`gha-exporter:runners`",
+        "hash: per scope of `github.runners`, its last complete reading (JSON: when, and each runner's id, "
+        "name, OS, state, group, labels); `next_poll`",
+        "`worker/runner_inventory.py`",
+        "never; a scope no longer polled is dropped at the next poll",
+        "about 0.1 KB per runner (5,000 runners: see `docs/benchmarks.md`)",
+    ),
+    KeyDoc(
+        "`gha-exporter:lock:runners`",
+        "string: the lease of the worker polling the runners",
+        "`worker/runner_poll.py` (redis-py's `Lock`)",
+        "30 s, renewed while the poll runs",
+        "—",
+    ),
+    KeyDoc(
         "`gha-exporter:outbox`",
         "stream: the spans of completed jobs and runs not yet sent (traces on), one entry each",
         "`worker/ledger.py` adds, `worker/outbox.py` sends and deletes",
@@ -265,17 +285,10 @@ KEYS: tuple[KeyDoc, ...] = (
         "—",
     ),
     KeyDoc(
-        "`rq:queue:<queue>`",
-        "list of batch ids",
+        "`rq:queue:<queue>`, `rq:queue:<queue>:intermediate`",
+        "lists of batch ids: waiting; taken by a worker, not yet started",
         "RQ (`shared/rqadapter/storage.py` pops and pushes)",
         "never",
-        "0.05 KB per batch",
-    ),
-    KeyDoc(
-        "`rq:queue:<queue>:intermediate`",
-        "list: batches a worker took, not yet started",
-        "RQ",
-        "—",
         "0.05 KB per batch",
     ),
     KeyDoc(
@@ -303,25 +316,13 @@ KEYS: tuple[KeyDoc, ...] = (
         "0.1 KB per batch",
     ),
     KeyDoc(
-        "`rq:executions:<id>`, `rq:execution:<id>:<execution id>`",
-        "a batch's runs",
+        "`rq:executions:<id>`, `rq:execution:<id>:<execution id>`, `rq:worker:<name>`, "
+        "`rq:worker:<name>:executions`, `rq:workers`, `rq:workers:<queue>`, `rq:queues`, "
+        "`rq:clean_registries:<queue>`, `rq:clean_groups`, `rq:suspended`",
+        "RQ's bookkeeping: a batch's runs, the workers' registrations, locks",
         "RQ",
-        "with the job",
-        "0.2 KB",
-    ),
-    KeyDoc(
-        "`rq:worker:<name>`, `rq:worker:<name>:executions`, `rq:workers`, `rq:workers:<queue>`",
-        "RQ's worker registrations",
-        "RQ",
-        "a few minutes after the worker's last heartbeat",
-        "1 KB per worker",
-    ),
-    KeyDoc(
-        "`rq:queues`, `rq:clean_registries:<queue>`, `rq:clean_groups`, `rq:suspended`",
-        "RQ's bookkeeping and locks",
-        "RQ",
-        "locks: seconds to minutes",
-        "—",
+        "runs with their job; registrations minutes after a worker's last heartbeat; locks seconds to minutes",
+        "0.2 KB per batch, 1 KB per worker",
     ),
 )
 # fmt: on

@@ -233,6 +233,25 @@ def hook_paths(value: Any) -> tuple[str, ...]:
     return paths
 
 
+RUNNER_SCOPE = re.compile(
+    r"repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|orgs/[A-Za-z0-9_.-]+|enterprises/[A-Za-z0-9_.-]+"
+)
+
+
+def runner_scopes(value: Any) -> tuple[str, ...]:
+    """Where self-hosted runners are registered, as GitHub's REST API names it: ``orgs/ORG``,
+    ``repos/OWNER/REPO`` or ``enterprises/ENTERPRISE``."""
+    scopes = tuple(item.strip().strip("/") for item in text_list(value))
+    for scope in scopes:
+        if not RUNNER_SCOPE.fullmatch(scope):
+            raise OptionError(
+                f"{scope!r} is not a runners' scope: orgs/ORG, repos/OWNER/REPO or enterprises/ENTERPRISE"
+            )
+    if len(set(scopes)) != len(scopes):
+        raise OptionError("names a scope twice")
+    return scopes
+
+
 def buckets(value: Any) -> tuple[float, ...]:
     if not isinstance(value, list | tuple) or not value:
         raise OptionError("must be a non-empty list of numbers")

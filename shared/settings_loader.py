@@ -243,6 +243,13 @@ def _github_checks(github: dict[str, Any]) -> list[str]:
         problems.append(f"github.app_id: must be a number, got {github['app_id']!r}")
     if github["hooks"] and not (github["token"] or app):
         problems.append("github.hooks: needs github.token, or github.app_id and github.app_private_key")
+    if github["runners"] and not (github["token"] or app):
+        problems.append("github.runners: needs github.token, or github.app_id and github.app_private_key")
+    enterprises = [scope for scope in github["runners"] if scope.startswith("enterprises/")]
+    if enterprises and not github["token"]:
+        problems.append(
+            f"github.runners: {enterprises[0]} needs github.token (an App is installed on organizations)"
+        )
     if "app/hook" in github["hooks"] and not app:
         problems.append(
             "github.hooks: app/hook needs the App's credentials (github.app_id, github.app_private_key)"

@@ -15,6 +15,7 @@ from shared.options import (
     option,
     optional_text,
     positive_number,
+    runner_scopes,
     text,
 )
 
@@ -61,7 +62,7 @@ def ui_template(value: object) -> str | None:
 
 # fmt: off
 @dataclass(frozen=True)
-class GithubSettings:  # Reconciliation with GitHub's delivery log.
+class GithubSettings:  # Reconciliation with GitHub's delivery log; the runners' inventory.
     hooks: tuple[str, ...] = option(hook_paths, (),
         "Webhooks to reconcile with GitHub's delivery log, each as its REST API path: "
         "repos/OWNER/REPO/hooks/ID, orgs/ORG/hooks/ID, or app/hook (the GitHub App's own). Empty: "
@@ -99,6 +100,14 @@ class GithubSettings:  # Reconciliation with GitHub's delivery log.
     allow_insecure_http: bool = option(boolean, False,
         "Allow an http:// github.api_url on an address other than loopback (the token then travels in "
         "clear). Off: such a URL is refused at start.", reload=True)
+    runners: tuple[str, ...] = option(runner_scopes, (),
+        "Where to list self-hosted runners (their state, group, labels), each as its REST API scope: "
+        "orgs/ORG (with its runner groups and GitHub-hosted larger runners), repos/OWNER/REPO, "
+        "enterprises/ENTERPRISE. Same credentials as reconciliation (the token needs to read the "
+        "runners: organization or repository administration read). Empty: no runner is listed.",
+        reload=True)
+    runners_interval_seconds: int = option(integer(10), 60,
+        "How often one worker lists the runners of github.runners.", reload=True)
 
 
 

@@ -78,6 +78,7 @@ class Exporter:
         self.processor, self.ledger, self.exposition = built.processor, built.ledger, built.exposition
         self.policy = built.policy
         self.reads, self.expiry = built.reads, built.expiry
+        self.poller = built.poller
         self.settings = settings
         self.prefix = settings.metrics.prefix
 

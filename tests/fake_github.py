@@ -1,11 +1,13 @@
-"""A fake of GitHub's REST API for webhook deliveries, on loopback, as GitHub documents it.
+"""A fake of GitHub's REST API on loopback, as GitHub documents it.
 
-No machine here reaches GitHub, so the reconciler is tested against this: the delivery lists of
-repository, organization and App hooks (newest first, ``per_page`` up to 100, cursor pagination
-with a ``Link`` header), one delivery, redelivery (``POST .../attempts``: 202, and like GitHub it
-then performs the delivery again: the stored payload POSTed to the hook's URL with the same
-``X-GitHub-Delivery``, ``X-GitHub-Hook-ID`` and event, signed with the hook's secret, recorded as a
-new attempt), the installation lookups and installation tokens of a GitHub App, authentication (a
+No machine here reaches GitHub, so the reconciler and the runners' poll are tested against this:
+the delivery lists of repository, organization and App hooks (newest first, ``per_page`` up to
+100, cursor pagination with a ``Link`` header), one delivery, redelivery (``POST .../attempts``:
+202, and like GitHub it then performs the delivery again: the stored payload POSTed to the hook's
+URL with the same ``X-GitHub-Delivery``, ``X-GitHub-Hook-ID`` and event, signed with the hook's
+secret, recorded as a new attempt), the self-hosted runners of organizations, repositories and
+enterprises with their runner groups and an organization's larger runners (``page``
+pagination), the installation lookups and installation tokens of a GitHub App, authentication (a
 token, or an App JWT verified with the App's public key), rate-limit headers, and answers of 403 or
 429 on demand. The shapes follow GitHub's OpenAPI description (``tests/test_fake_github_openapi``
 checks them against it).
@@ -41,6 +43,10 @@ ATTEMPTS = re.compile(ONE.pattern + r"/attempts")
 REPO_INSTALLATION = re.compile(r"/repos/([^/]+)/([^/]+)/installation")
 ORG_INSTALLATION = re.compile(r"/orgs/([^/]+)/installation")
 ACCESS_TOKENS = re.compile(r"/app/installations/(\d+)/access_tokens")
+RUNNER_LISTS = re.compile(
+    r"/(orgs/[^/]+|repos/[^/]+/[^/]+|enterprises/[^/]+)/actions/(runners|runner-groups|hosted-runners)"
+)
+LIST_FIELDS = {"runners": "runners", "runner-groups": "runner_groups", "hosted-runners": "runners"}
 
 
 def iso(moment: float) -> str:
@@ -116,6 +122,8 @@ class FakeGitHub:
         self.redelivered: list[str] = []  # GUIDs redelivered on request
         self.refusals: list[Refusal] = []
         self.rate_limit = 5000
+        # scope (orgs/o, repos/o/r, enterprises/e) -> list -> objects as GitHub documents them
+        self.runner_lists: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self._installation_tokens: set[str] = set()
         self._lock = threading.Lock()
         self._next_id = 1000
@@ -233,6 +241,8 @@ class FakeGitHub:
             return 200, record.full(f"{self.url}{path}"), {}
         if method == "GET" and (match := DELIVERIES.fullmatch(path)):
             return self._list(match.group(1), path, query)
+        if method == "GET" and (match := RUNNER_LISTS.fullmatch(path)):
+            return self._runner_list(match.group(1), match.group(2), path, query)
         if method == "GET" and (REPO_INSTALLATION.fullmatch(path) or ORG_INSTALLATION.fullmatch(path)):
             return 200, self._installation(), {}
         if method == "POST" and ACCESS_TOKENS.fullmatch(path):
@@ -255,6 +265,41 @@ class FakeGitHub:
         if start + per_page < len(newest_first):
             extra["Link"] = f'<{self.url}{path}?per_page={per_page}&cursor={start + per_page}>; rel="next"'
         return 200, [record.item() for record in page], extra
+
+    def set_runners(
+        self, scope: str, runners: list[dict[str, Any]], groups: list[dict[str, Any]] | None = None,
+        hosted: list[dict[str, Any]] | None = None,
+    ) -> None:  # fmt: skip
+        """The runners of ``scope`` from now on (a scope never set answers 404, as a wrong name does);
+        an organization's or enterprise's runner groups; an organization's larger runners."""
+        lists = {"runners": runners}
+        if not scope.startswith("repos/"):
+            lists["runner-groups"] = (
+                groups if groups is not None else [runner_group(1, "Default", self.url, scope)]
+            )
+        if hosted is not None:
+            lists["hosted-runners"] = hosted
+        with self._lock:
+            self.runner_lists[scope] = lists
+
+    def _runner_list(
+        self, scope: str, kind: str, path: str, query: dict[str, list[str]]
+    ) -> tuple[int, Any, dict[str, str]]:
+        """GitHub's paginated lists: ``page`` from 1, ``per_page`` up to 100, ``Link`` to the next
+        and the last page, ``total_count``."""
+        found = self.runner_lists.get(scope, {}).get(kind)
+        if found is None:
+            return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}, {}
+        per_page = max(1, min(100, int(query.get("per_page", ["30"])[0])))
+        page = max(1, int(query.get("page", ["1"])[0]))
+        items = found[(page - 1) * per_page : page * per_page]
+        last = max(1, -(-len(found) // per_page))
+        links = []
+        if page < last:
+            links.append(f'<{self.url}{path}?per_page={per_page}&page={page + 1}>; rel="next"')
+            links.append(f'<{self.url}{path}?per_page={per_page}&page={last}>; rel="last"')
+        extra = {"Link": ", ".join(links)} if links else {}
+        return 200, {"total_count": len(found), LIST_FIELDS[kind]: items}, extra
 
     def _redeliver(self, hook_path: str, delivery_id: int) -> tuple[int, Any, dict[str, str]]:
         hook = self.hooks.get(hook_path)
@@ -365,6 +410,51 @@ def installation(base: str, app_id: int) -> dict[str, Any]:
         "permissions": {"repository_hooks": "write", "organization_hooks": "write"},
         "events": [], "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
         "single_file_name": None, "app_slug": "gha-exporter", "suspended_by": None, "suspended_at": None,
+    }  # fmt: skip
+
+
+def runner(  # noqa: PLR0917 - GitHub's runner object
+    runner_id: int,
+    name: str,
+    labels: tuple[str, ...] = ("self-hosted", "Linux", "X64"),
+    status: str = "online",
+    busy: bool = False,
+    group_id: int | None = 1,
+    os: str = "Linux",
+) -> dict[str, Any]:
+    """GitHub's ``runner`` object; the default labels are ``read-only``, others ``custom``."""
+    defaults = {"self-hosted", "linux", "x64", "windows", "macos", "arm64"}
+    found: dict[str, Any] = {
+        "id": runner_id, "name": name, "os": os, "status": status, "busy": busy, "ephemeral": False,
+        "labels": [
+            {"id": index + 1, "name": label, "type": "read-only" if label.lower() in defaults else "custom"}
+            for index, label in enumerate(labels)
+        ],
+    }  # fmt: skip
+    if group_id is not None:
+        found["runner_group_id"] = group_id
+    return found
+
+
+def runner_group(group_id: int, name: str, base: str, scope: str) -> dict[str, Any]:
+    """GitHub's ``runner-groups-org`` object."""
+    return {
+        "id": group_id, "name": name, "visibility": "all", "default": group_id == 1,
+        "runners_url": f"{base}/{scope}/actions/runner-groups/{group_id}/runners",
+        "inherited": False, "allows_public_repositories": True, "restricted_to_workflows": False,
+        "selected_workflows": [], "workflow_restrictions_read_only": False,
+    }  # fmt: skip
+
+
+def hosted_runner(runner_id: int, name: str, status: str = "Ready", group_id: int = 1) -> dict[str, Any]:
+    """GitHub's ``actions-hosted-runner`` object (a pool of larger runners)."""
+    return {
+        "id": runner_id, "name": name, "runner_group_id": group_id, "status": status,
+        "platform": "linux-x64", "maximum_runners": 10, "public_ip_enabled": False, "public_ips": [],
+        "last_active_on": "2026-12-01T00:00:00Z",
+        "image_details": {"id": "ubuntu-latest", "size_gb": 86, "display_name": "Ubuntu Latest",
+                          "source": "github", "version": "latest"},
+        "machine_size_details": {"id": "4-core", "cpu_cores": 4, "memory_gb": 16, "storage_gb": 150},
     }  # fmt: skip
 
 

@@ -1,5 +1,6 @@
 """``python -m worker [--config FILE]``: drain the queue into metrics, serve /metrics and /health;
-reconcile with GitHub's delivery log when ``github.hooks`` is set. ``python -m worker reconcile``:
+reconcile with GitHub's delivery log when ``github.hooks`` is set, list the runners when
+``github.runners`` is. ``python -m worker reconcile``:
 one reconciliation pass now (:mod:`worker.reconcile_command`)."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from prometheus_client import CollectorRegistry, disable_created_metrics
@@ -38,7 +39,9 @@ from worker.combine import Combiner
 from worker.cost import CostModel
 from worker.expiry import Expiry
 from worker.exposition import Exposition
+from worker.inflight import Inflight
 from worker.labels import LabelMaker
+from worker.leased import LeasedWork
 from worker.ledger import Ledger
 from worker.ledger_reads import LedgerReads
 from worker.liveness import Liveness
@@ -46,10 +49,13 @@ from worker.metrics import LabelPolicy, LocalMetrics, ReconcileMetrics, label_pr
 from worker.outbox import Outbox
 from worker.page import page_routes
 from worker.processor import Processor
-from worker.reconcile import ReconcileLoop, Reconciler
+from worker.reconcile import Reconciler, reconcile_loop
 from worker.reconcile_store import read_status
 from worker.recovery import Recovery
 from worker.rqworker import StopFlag, supervise
+from worker.runner_inventory import Inventory, Polled
+from worker.runner_poll import PollMetrics, RunnerPoller, runner_poll_loop
+from worker.runners_api import RunnersApi
 from worker.snapshot import Snapshot
 from worker.state import Transitions
 from worker.stored_families import StoredFamilies
@@ -82,9 +88,11 @@ class Built:
     recovery: Recovery
     queue_batches: QueueBatches
     reconciler: Reconciler
+    poller: RunnerPoller
     dataset: DatasetWatch
     reads: LedgerReads  # on the scrape's connection: the scrape, the snapshot, the API
-    inflight: Snapshot  # the in-flight sets as the scrape and the API read them
+    inflight: Snapshot[Inflight]  # the in-flight sets as the scrape and the API read them
+    runners: Snapshot[list[Polled]]  # the runners' inventory, likewise
     expiry: Expiry
 
 
@@ -130,6 +138,9 @@ def build_processor(
     )
     reads = LedgerReads(scrape, policy)
     inflight = Snapshot(reads.read_inflight, settings.worker.api_cache_seconds)
+    runners = Snapshot(
+        lambda: Inventory(scrape).read(holder.current.github.runners), settings.worker.api_cache_seconds
+    )
     stored = StoredFamilies(
         registry,
         reads,
@@ -139,16 +150,19 @@ def build_processor(
         prefix=settings.metrics.prefix,
         cost=settings.cost,
         timeout=settings.worker.scrape_timeout_seconds,
-        reconcile_status=lambda: read_status(scrape, holder.current.github.hooks),
+        reconcile_status=lambda: read_status(scrape, holder.current.github),
         read_inflight=inflight,
+        read_runners=runners,
     )
     exposition = Exposition(registry, stored, settings.worker.max_scrape_bytes)
-    reconciler = Reconciler(
-        connection, marks, lambda: holder.current.github, ReconcileMetrics(registry, settings.metrics.prefix)
+    api_metrics = ReconcileMetrics(registry, settings.metrics.prefix)
+    reconciler = Reconciler(connection, marks, lambda: holder.current.github, api_metrics)
+    poller = RunnerPoller(
+        connection, lambda: holder.current.github, PollMetrics(registry, settings.metrics.prefix), api_metrics
     )
     return Built(
-        processor, ledger, policy, exposition, combiner, recovery, queue_batches, reconciler, dataset, reads,
-        inflight, expiry,
+        processor, ledger, policy, exposition, combiner, recovery, queue_batches, reconciler, poller, dataset,
+        reads, inflight, runners, expiry,
     )  # fmt: skip
 
 
@@ -179,7 +193,10 @@ def http_server(
 ) -> HttpServer:
     """The worker's HTTP server: /metrics, /health, the page and its API (``OSError`` when its
     address cannot be had)."""
-    inflight = InflightApi(built.reads, built.inflight, trace_ui=settings.traces.ui_url)
+    inflight = InflightApi(
+        built.reads, built.inflight, trace_ui=settings.traces.ui_url, read_runners=built.runners
+    )
+    runners = RunnersApi(built.reads, built.inflight, built.runners)
     refused = refusal_counter(registry, settings.metrics.prefix, REFUSAL_REASONS)
     gate = Gate(settings.worker.api_concurrency, refused)
     return HttpServer(
@@ -191,6 +208,7 @@ def http_server(
             **page_routes(),
             "/api/v1/inflight": json_route(inflight.inflight, gate),
             "/api/v1/recent": json_route(inflight.recent, gate),
+            "/api/v1/runners": json_route(runners.runners, gate),
         },
         limits=HttpLimits(
             request_seconds=settings.worker.body_timeout_seconds,
@@ -241,9 +259,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         outage=outage,
         check_dataset=lambda: dataset.check(connection),
     )
-    reconcile_loop = ReconcileLoop(connection, built.reconciler, lambda: bool(holder.current.github.hooks))
+    reconciling = reconcile_loop(connection, built.reconciler, lambda: bool(holder.current.github.hooks))
     traces = trace_loop(connection, settings, registry, lambda: int(built.queue_batches.queue.count) > 0)
-    loops: list[Upkeep | ReconcileLoop | TraceLoop] = [sweeper, reconcile_loop, *([traces] if traces else [])]
+    polling = runner_poll_loop(connection, built.poller)
+    loops: list[Upkeep | LeasedWork[Any] | TraceLoop] = [
+        sweeper,
+        reconciling,
+        polling,
+        *([traces] if traces else []),
+    ]
     server.start()
     for loop in loops:
         loop.start()

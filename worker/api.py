@@ -5,7 +5,8 @@ first, read from Redis (so every worker replica answers the same); ``GET /api/v1
 Query parameters: ``repository``, ``runs_on`` (jobs only: runs are left out when it is given),
 ``phase`` (``queued``, ``waiting``, ``in_progress``), ``limit`` (per list, default 500, at most
 1,000, ASCII digits). The answer says how many matched in all (``total_jobs``, ``total_runs``), so a
-page can say how many more there are. A job or run counted under ``__overflow__`` by the series
+page can say how many more there are; per ``runs_on``, with the runners polled, the runners that
+could take its queued jobs. A job or run counted under ``__overflow__`` by the series
 guard shows that value for its labels.
 
 The sets are read through one shared snapshot (:mod:`worker.snapshot`); at most
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,8 @@ from shared.digits import ascii_digits
 from worker.codec import InflightGroup, JobGroup, RunGroup
 from worker.inflight import Accept, Inflight, InflightEntry
 from worker.ledger_reads import LedgerReads
+from worker.runner_inventory import Polled
+from worker.runner_match import Matcher
 from worker.state import INFLIGHT_JOB_PHASES, SHOWN_JOB_FIELDS, SHOWN_RUN_FIELDS
 from worker.trace_entries import job_trace_url
 
@@ -73,21 +76,35 @@ def parse_limit(text: str | None, default: int) -> int:
     return int(text)
 
 
-def summary(inflight: Inflight, accept: Accept, now: float) -> list[dict[str, Any]]:
+def summary(
+    inflight: Inflight, accept: Accept, now: float, matcher: Matcher | None = None
+) -> list[dict[str, Any]]:
     """Per ``runs_on``: jobs queued, waiting and in progress, and the oldest wait (of all the jobs
-    that matched, not only the listed ones)."""
+    that matched, not only the listed ones); with the runners polled, ``runners``: the online runners
+    that could take its queued jobs, how many are idle (the most any of their repositories reaches)
+    and the queued jobs none could take (``None``: not judged, :mod:`worker.runner_match`)."""
     by: dict[str, dict[str, Any]] = {}
     for phase in INFLIGHT_JOB_PHASES:
         for found in inflight.groups("job", phase):
-            if not accept(phase, found.group) or not isinstance(found.group, JobGroup):
+            group = found.group
+            if not accept(phase, group) or not isinstance(group, JobGroup):
                 continue
-            runs_on = found.group.runs_on
-            row = by.setdefault(runs_on, {"runs_on": runs_on, "queued": 0, "waiting": 0, "in_progress": 0,
-                                          "oldest_wait_seconds": None})  # fmt: skip
+            row = by.setdefault(group.runs_on, {
+                "runs_on": group.runs_on, "queued": 0, "waiting": 0, "in_progress": 0,
+                "oldest_wait_seconds": None, "runners": None,
+            })  # fmt: skip
             row[phase] += found.attempts
-            if phase == "queued":
-                waited = round(max(0.0, now - found.oldest), 3)
-                row["oldest_wait_seconds"] = max(row["oldest_wait_seconds"] or 0.0, waited)
+            if phase != "queued":
+                continue
+            waited = round(max(0.0, now - found.oldest), 3)
+            row["oldest_wait_seconds"] = max(row["oldest_wait_seconds"] or 0.0, waited)
+            if matcher is not None and matcher.judges(group.repository, group.runs_on):
+                match = matcher.match(group.repository, group.runs_on)
+                seen = row["runners"] or {"online": 0, "idle": 0, "unmatched_jobs": 0}
+                row["runners"] = {
+                    "online": max(seen["online"], match.online), "idle": max(seen["idle"], match.idle),
+                    "unmatched_jobs": seen["unmatched_jobs"] + (found.attempts if not match.online else 0),
+                }  # fmt: skip
     return sorted(by.values(), key=lambda r: (-(r["oldest_wait_seconds"] or 0.0), r["runs_on"]))
 
 
@@ -120,6 +137,11 @@ def run_filter(filters: Mapping[str, str]) -> Accept:
     return accept
 
 
+def matcher_of(polled: Sequence[Polled]) -> Matcher | None:
+    """The runners' matcher when the runners are polled."""
+    return Matcher([(p.scope, p.runners) for p in polled]) if polled else None
+
+
 class InflightApi:
     def __init__(
         self,
@@ -127,9 +149,11 @@ class InflightApi:
         read_inflight: Callable[[], Inflight] | None = None,
         clock: Callable[[], float] = time.time,
         trace_ui: str | None = None,
+        read_runners: Callable[[], Sequence[Polled]] = tuple,
     ) -> None:
         self._reads = reads
         self._read_inflight = read_inflight or reads.read_inflight
+        self._read_runners = read_runners
         self._clock = clock
         self._trace_ui = trace_ui  # traces.ui_url: each job gets its trace_url
 
@@ -144,7 +168,7 @@ class InflightApi:
             "runs": self._runs(runs, now),
             "total_jobs": total_jobs,
             "total_runs": total_runs,
-            "by_runs_on": summary(inflight, accept_job, now),
+            "by_runs_on": summary(inflight, accept_job, now, matcher_of(self._read_runners())),
         }
 
     def recent(self, query: Mapping[str, str]) -> dict[str, Any]:

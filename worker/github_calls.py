@@ -59,7 +59,7 @@ class Usage:
 
 @dataclass(frozen=True)
 class HookPath:
-    kind: str  # repos, orgs or app
+    kind: str  # repos, orgs or app (enterprises: a runners' scope, with the token)
     owner: str
     repo: str
     hook_id: int | None  # None for app/hook: learnt from a delivery
@@ -146,6 +146,13 @@ class GitHubCalls:
             api, where = client.rest.orgs, {"org": path.owner, "hook_id": path.hook_id}
         method = getattr(api, operation)
         return self.send(lambda: method(**where, **arguments))
+
+    def get(self, path: HookPath, url: str, params: dict[str, Any], version: str) -> Response[Any, Any]:
+        """``GET url`` (a path of the API) with the credentials of ``path``'s scope, read as plain JSON
+        by the caller (the runners' lists: :mod:`worker.github_runners`)."""
+        client = self.client(path)
+        headers = {"X-GitHub-Api-Version": version}
+        return self.send(lambda: client.request("GET", url, params=params, headers=headers))
 
     def send(self, call: Callable[[], Response[Any, Any]]) -> Response[Any, Any]:
         import httpx  # noqa: PLC0415 - githubkit's HTTP client, imported with it

@@ -188,6 +188,31 @@ RUNNERS_BUSY = ScrapeFamily(
     "Self-hosted runners busy with a job now, from the webhooks alone: distinct runners, by the busy"
     " job's runner group.",
 )
+RUNNERS = ScrapeFamily(
+    "runners",
+    "gauge",
+    "Runners of github.runners by state (idle, busy, offline), runner group and OS, as the last poll"
+    " found them.",
+)
+RUNNER_LABEL_SETS = ScrapeFamily(
+    "runner_label_sets", "gauge", "Polled runners per label set (sorted, case folded, joined by commas)."
+)
+JOBS_QUEUED_UNMATCHED = ScrapeFamily(
+    "jobs_queued_unmatched",
+    "gauge",
+    "Queued jobs no online polled runner could take (no runner has every label they ask for), by runs_on.",
+)
+JOBS_QUEUED_SATURATED = ScrapeFamily(
+    "jobs_queued_saturated",
+    "gauge",
+    "Queued jobs whose matching online runners are all busy, by runs_on.",
+)
+RUNNERS_POLLED = ScrapeFamily(
+    "runners_polled_timestamp_seconds",
+    "gauge",
+    "When the runners of each scope of github.runners were last read whole.",
+)
+RUNNER_FAMILIES = (RUNNERS, RUNNER_LABEL_SETS, JOBS_QUEUED_UNMATCHED, JOBS_QUEUED_SATURATED, RUNNERS_POLLED)
 # in-flight gauges by phase
 JOB_PHASE_GAUGES = {"queued": JOBS_QUEUED, "waiting": JOBS_WAITING, "in_progress": JOBS_IN_PROGRESS}
 RUN_PHASE_GAUGES = {"queued": RUNS_QUEUED, "in_progress": RUNS_IN_PROGRESS}
@@ -196,7 +221,7 @@ PHASE_GAUGES = {"job": JOB_PHASE_GAUGES, "run": RUN_PHASE_GAUGES, "runner": RUNN
 OLDEST_BY_PHASE = {"queued": OLDEST_QUEUED, "in_progress": OLDEST_IN_PROGRESS}
 SCRAPE_FAMILIES = (
     REDIS_UP, *JOB_PHASE_GAUGES.values(), *RUN_PHASE_GAUGES.values(), *OLDEST_BY_PHASE.values(),
-    RUNNERS_BUSY,
+    RUNNERS_BUSY, *RUNNER_FAMILIES,
     QUEUE_BATCHES, COST_RATE, RECONCILE_LAST_SUCCESS, GITHUB_RATE_LIMIT, SCRAPE_TRUNCATED,
 )  # fmt: skip
 STEP_FAMILIES = ("job_step_total", "job_step_duration_seconds")

@@ -23,21 +23,20 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 from redis import Redis
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
 from shared import keys
 from shared.logs import loggable
 from shared.marks import DeliveryMarks, MarkState
-from shared.periodic import Periodic
 from shared.settings_outbound import GithubSettings
 from worker.github_api import GitHubHooks, Log
 from worker.github_calls import MAX_WAIT_SECONDS, ApiError
+from worker.leased import LeasedWork
 from worker.metrics import ReconcileMetrics
 from worker.reconcile_plan import Attempt, Decision, plan
 from worker.reconcile_store import Checkpoint, ReconcileStore
 
-LEASE_SECONDS = 30.0
 MIN_OVERLAP_SECONDS = 600.0
 TICK_SECONDS = 5.0
 
@@ -145,8 +144,7 @@ class Reconciler:
                 self._metrics.api_errors.labels("unexpected").inc()
                 logger.warning("reconcile {}: {}", hook, hook_report.error)
         updates: dict[FieldT, EncodableT] = {}
-        if client.usage.rate_remaining is not None:
-            updates["rate_limit_remaining"] = str(client.usage.rate_remaining)
+        self._store.note_github(client.usage, wait, started)
         if not dry_run:
             wait = min(wait or 0.0, MAX_WAIT_SECONDS)
             updates["next_pass"] = repr(started + max(settings.reconcile_interval_seconds, wait))
@@ -241,46 +239,21 @@ class Reconciler:
         return found
 
     def due(self) -> bool:
-        return pass_due(self._store.next_pass(), self._clock(), self._settings().reconcile_interval_seconds)
+        now = self._clock()
+        interval = self._settings().reconcile_interval_seconds
+        return pass_due(self._store.next_pass(), now, interval) and not self._store.github_waits(now)
 
 
-class ReconcileLoop:
-    """Runs :meth:`Reconciler.run_pass` when a pass is due and no other worker holds the lease
-    (redis-py's :class:`~redis.lock.Lock`: a token, renewed and released only by its holder)."""
-
-    def __init__(self, connection: Redis, reconciler: Reconciler, enabled: Callable[[], bool]) -> None:
-        self._reconciler = reconciler
-        self._enabled = enabled
-        self._lock = connection.lock(
-            keys.RECONCILE_LOCK, timeout=LEASE_SECONDS, blocking=False, thread_local=False
-        )
-        self._loop = Periodic(TICK_SECONDS, self._look, name="reconciler")
-
-    def start(self) -> None:
-        self._loop.start()
-
-    def stop(self) -> None:
-        self._loop.stop()
-
-    def _look(self) -> None:
-        try:
-            self.tick()
-        except RedisError as exc:
-            logger.warning("reconcile skipped: {}", exc)
-        except Exception:  # a bug must not stop the worker: logged with its traceback, tried again
-            logger.exception("reconcile pass failed")
-
-    def tick(self) -> PassReport | None:
-        """One look: run a pass if reconciliation is on, one is due and the lease is free."""
-        if not self._enabled() or not self._reconciler.due() or not self._lock.acquire():
-            return None
-        try:
-            if not self._reconciler.due():  # another worker finished a pass meanwhile
-                return None
-            with Periodic(LEASE_SECONDS / 3, self._lock.reacquire, name="reconcile-lease"):
-                return self._reconciler.run_pass()
-        finally:
-            try:
-                self._lock.release()
-            except LockError:  # the lease lapsed (Redis away): another worker may hold it now
-                logger.warning("the reconcile lease lapsed during a pass")
+def reconcile_loop(
+    connection: Redis, reconciler: Reconciler, enabled: Callable[[], bool]
+) -> LeasedWork[PassReport]:
+    """:meth:`Reconciler.run_pass` when reconciliation is on, a pass is due and no other worker
+    holds the lease."""
+    return LeasedWork(
+        connection,
+        keys.RECONCILE_LOCK,
+        "reconcile",
+        lambda: enabled() and reconciler.due(),
+        reconciler.run_pass,
+        TICK_SECONDS,
+    )

@@ -4,7 +4,9 @@
   later when GitHub asked to wait), ``last_success:<hook>`` (when the reading that went through the
   hook's log back to its start began), ``hook_id:<hook>`` (``app/hook``'s id, learnt once),
   ``resume:<hook>`` (a log read in part: the cursor of its next older page, how far back it goes,
-  when that reading began), ``rate_limit_remaining``;
+  when that reading began), ``rate_limit_remaining`` and ``rate_limit_reset`` (GitHub's last word,
+  from a pass or a runners' poll: one token, one limit), ``github_wait_until`` (a rate limit's end:
+  neither passes nor polls call GitHub before it);
 - ``reconcile:redelivered:<hook id>:<guid>``: redeliveries requested for one delivery, expiring
   with GitHub's redelivery window; ``reconcile:unrecoverable:<hook id>:<guid>``: a delivery counted
   as unrecoverable (so it is counted once), expiring after three windows.
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,7 +23,8 @@ from redis import Redis
 from redis.typing import EncodableT, FieldT
 
 from shared import keys
-from worker.github_calls import MAX_RATE_LIMIT, header_number
+from shared.settings_outbound import GithubSettings
+from worker.github_calls import MAX_RATE_LIMIT, MAX_WAIT_SECONDS, Usage, header_number
 from worker.textformat import stored_value
 
 
@@ -43,8 +47,10 @@ class Checkpoint:
     began: float
 
 
-def read_status(connection: Redis, hooks: tuple[str, ...]) -> Status:
-    if not hooks:
+def read_status(connection: Redis, github: GithubSettings) -> Status:
+    """What the scrape shows: each hook's last success; the rate limit, when GitHub is called."""
+    hooks = github.hooks
+    if not hooks and not github.runners:
         return Status({}, None)
     fields = [f"last_success:{hook}" for hook in hooks] + ["rate_limit_remaining"]
     *last, rate = connection.hmget(keys.RECONCILE_STATUS, fields)
@@ -60,6 +66,15 @@ def read_status(connection: Redis, hooks: tuple[str, ...]) -> Status:
         },
         None if remaining is None else int(remaining),  # as bounded as when it was read from GitHub
     )
+
+
+WAIT_UNTIL = "github_wait_until"
+
+
+def waiting(until: bytes | None, now: float) -> bool:
+    """Whether a stored wait lasts past ``now`` (one further away than GitHub may ask is none)."""
+    value = header_number(until.decode(errors="replace") if isinstance(until, bytes) else None, 1e12)
+    return value is not None and now < value <= now + MAX_WAIT_SECONDS
 
 
 def _text(value: bytes | str) -> str:
@@ -80,6 +95,21 @@ class ReconcileStore:
 
     def next_pass(self) -> bytes | None:
         return self._connection.hget(keys.RECONCILE_STATUS, "next_pass")  # type: ignore[return-value]
+
+    def github_waits(self, now: float) -> bool:
+        """Whether GitHub asked us to wait (a rate limit of a pass or a poll) until after ``now``."""
+        return waiting(self._connection.hget(keys.RECONCILE_STATUS, WAIT_UNTIL), now)  # type: ignore[arg-type]
+
+    def note_github(self, usage: Usage, wait: float | None, now: float) -> None:
+        """GitHub's last word on the rate limit, and the end of a wait it asked for."""
+        updates: dict[FieldT, EncodableT] = {}
+        if usage.rate_remaining is not None:
+            updates["rate_limit_remaining"] = str(usage.rate_remaining)
+        if usage.rate_reset is not None:
+            updates["rate_limit_reset"] = str(int(usage.rate_reset))
+        if wait:
+            updates[WAIT_UNTIL] = str(math.ceil(now + min(wait, MAX_WAIT_SECONDS)))  # whole seconds
+        self.save(updates)
 
     @staticmethod
     def checkpoint(status: Mapping[str, str], hook: str) -> Checkpoint | None:

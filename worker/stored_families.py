@@ -1,5 +1,6 @@
 """The families read from Redis at scrape time, as text blocks: the aggregates, the in-flight gauges,
-the queue depth, the cost rates and reconciliation's status.
+the runners (:mod:`worker.runner_families`), the queue depth, the cost rates and reconciliation's
+status.
 
 One thread reads Redis for the scrapes: a scrape that arrives while a read is under way waits for
 that read (up to the timeout) instead of starting another, so scrapes against a slow or gone Redis
@@ -41,6 +42,8 @@ from worker.metrics import (
     ScrapeFamily,
 )
 from worker.reconcile_store import Status
+from worker.runner_families import runner_blocks
+from worker.runner_inventory import Polled
 from worker.textformat import histogram_lines, number, sample, value_lines
 
 
@@ -60,6 +63,7 @@ class View(NamedTuple):
     inflight: Inflight
     queue_counts: dict[str, int]
     reconcile: Status
+    runners: list[Polled]
 
 
 class StoredFamilies:
@@ -76,6 +80,7 @@ class StoredFamilies:
         timeout: float = 2.0,
         reconcile_status: Callable[[], Status] = lambda: Status({}, None),
         read_inflight: Callable[[], Inflight] | None = None,
+        read_runners: Callable[[], list[Polled]] = list,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._reads = reads
@@ -90,6 +95,7 @@ class StoredFamilies:
         self._cost = cost
         self._reconcile_status = reconcile_status
         self._read_inflight = read_inflight or reads.read_inflight
+        self._read_runners = read_runners
         self._clock = clock
         self._errors = Counter(
             f"{prefix}scrape_errors",
@@ -112,6 +118,7 @@ class StoredFamilies:
             self._read_inflight(),
             self._queue_batches.counts(claimed=self._claimed_key),
             self._reconcile_status(),
+            self._read_runners(),
         )
 
     def _view(self) -> View:
@@ -147,6 +154,13 @@ class StoredFamilies:
             self.skipped("inflight", 1, exc)
             inflight = []
         yield from inflight
+        try:
+            limit = self._policy.settings.max_series_per_family
+            runners = runner_blocks(view.runners, view.inflight, limit, self.block)
+        except Exception as exc:
+            self.skipped("runners", 1, exc)
+            runners = []
+        yield from runners
         jobs = self.block(QUEUE_BATCHES)
         for state, count in view.queue_counts.items():
             jobs.lines.append(sample(jobs.name, codec.label_text(("state",), (state,)), number(count)))

@@ -155,3 +155,63 @@ def test_a_right_to_left_override_in_a_name_is_shown_not_obeyed(system, browser)
     assert len(set(lefts)) == 4
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "inflight-page-bidi.png"))
+
+
+def queued_on(job_id: int, labels: list[str]) -> bytes:
+    data = load(KRZKO.format("job", "1_workflow_job_queued")).data
+    data["workflow_job"].update(id=job_id, name=f"build-{job_id}", labels=labels)
+    for field in ("created_at", "started_at"):
+        data["workflow_job"][field] = iso(time.time() - 300)
+    return json.dumps(data).encode()
+
+
+def test_each_queued_label_set_says_which_runners_could_take_it(tmp_path, browser):
+    """With the runners polled from a fake GitHub: a label set whose runners are busy, one that a
+    runner could take now, and one no online runner has (a typo) said plainly."""
+    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
+
+    from tests.fake_github import FakeGitHub, runner  # noqa: PLC0415
+
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    with FakeGitHub(tokens=("ghp_page",)) as github:
+        github.set_runners("orgs/krzko", [
+            runner(1, "gpu-1", ("self-hosted", "Linux", "gpu"), busy=True),
+            runner(2, "gpu-2", ("self-hosted", "Linux", "gpu"), busy=True),
+            runner(3, "cpu-1", ("self-hosted", "Linux")),
+            runner(4, "cpu-2", ("self-hosted", "Linux"), busy=True),
+        ])  # fmt: skip
+        system = System(redis.url, SECRET, tmp_path)
+        system.extra_env.update(
+            GHA_EXPORTER_GITHUB__API_URL=github.url,
+            GHA_EXPORTER_GITHUB__TOKEN="ghp_page",
+            GHA_EXPORTER_GITHUB__RUNNERS='["orgs/krzko"]',
+        )
+        system.start("receiver")
+        system.start("worker")
+        try:
+            for job_id, labels in ((1, ["self-hosted", "gpu"]), (2, ["self-hosted", "linux"]),
+                                   (3, ["self-hosted", "lnux"]), (4, ["ubuntu-latest"])):  # fmt: skip
+                assert system.send("workflow_job", queued_on(job_id, labels)) == 202
+            browser.get(f"http://127.0.0.1:{system.worker_port}/")
+
+            def runners_column(driver: Any) -> dict[str, str]:
+                cells = driver.execute_script(  # read at once: a refresh replaces the rows
+                    "return [...document.querySelectorAll('#summary tbody tr')]"
+                    ".map((row) => [...row.cells].map((td) => td.textContent));"
+                )
+                found = {row[0]: row[5] for row in cells}
+                return found if len(found) == 4 and found.get("lnux,self-hosted") else {}
+
+            column = WebDriverWait(browser, WAIT).until(runners_column)
+            assert column == {
+                "gpu,self-hosted": "2 online / 0 idle (all busy)",
+                "linux,self-hosted": "4 online / 1 idle",
+                "lnux,self-hosted": "no online runner has these labels",
+                "ubuntu-latest": "",  # GitHub's own runners: not judged
+            }
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(ARTIFACTS / "inflight-page-runners.png"))
+        finally:
+            system.stop_all()
+            redis.stop()

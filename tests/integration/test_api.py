@@ -40,7 +40,7 @@ def test_jobs_and_runs_appear_change_phase_and_leave(exporter):
         }],
         "runs": [], "total_jobs": 1, "total_runs": 0,
         "by_runs_on": [{"runs_on": "ubuntu-latest", "queued": 1, "waiting": 0, "in_progress": 0,
-                        "oldest_wait_seconds": 13.0}],
+                        "oldest_wait_seconds": 13.0, "runners": None}],
     }  # fmt: skip
     feed(exporter, 4)  # the run and pre-commit in progress, test queued
     seen = api.inflight({})
@@ -51,8 +51,9 @@ def test_jobs_and_runs_appear_change_phase_and_leave(exporter):
     assert seen["jobs"][0]["runner_group"] == "GitHub Actions"
     assert seen["jobs"][1]["age_seconds"] == 0.0  # since is after the clock here: never negative
     assert seen["by_runs_on"] == [
-        {"runs_on": "ubuntu-latest", "queued": 1, "waiting": 0, "in_progress": 1, "oldest_wait_seconds": 0.0}
-    ]
+        {"runs_on": "ubuntu-latest", "queued": 1, "waiting": 0, "in_progress": 1, "oldest_wait_seconds": 0.0,
+         "runners": None}
+    ]  # fmt: skip
     [run] = seen["runs"]
     assert run == {
         "repository": REPO, "workflow": "Tests", "run_id": 6454805877, "run_attempt": 10, "event": "push",

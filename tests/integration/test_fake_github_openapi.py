@@ -20,7 +20,7 @@ from jsonschema import Draft4Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
-from tests.fake_github import FakeGitHub, app_key_pair
+from tests.fake_github import FakeGitHub, app_key_pair, hosted_runner, runner, runner_group
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,43 +43,44 @@ def nullable_to_json_schema(node: Any) -> Any:
     return converted
 
 
+GHEC = OPENAPI.with_name("ghec.json")  # GitHub Enterprise Cloud's: the enterprises' endpoints
+
+
 @cache
-def description() -> dict[str, Any]:
-    if not OPENAPI.is_file():
-        pytest.skip(
-            f"GitHub's OpenAPI description is not at {OPENAPI}: .ci/run fetches it (@octokit/openapi)"
-        )
-    spec: dict[str, Any] = nullable_to_json_schema(json.loads(OPENAPI.read_text()))
+def description(source: Path = OPENAPI) -> dict[str, Any]:
+    if not source.is_file():
+        pytest.skip(f"GitHub's OpenAPI description is not at {source}: .ci/run fetches it (@octokit/openapi)")
+    spec: dict[str, Any] = nullable_to_json_schema(json.loads(source.read_text()))
     return spec
 
 
-def operation(path: str, method: str) -> dict[str, Any]:
-    paths = description()["paths"]
+def operation(path: str, method: str, source: Path = OPENAPI) -> dict[str, Any]:
+    paths = description(source)["paths"]
     assert path in paths, f"GitHub has no {path}"
     assert method in paths[path], f"GitHub has no {method.upper()} {path}"
     found: dict[str, Any] = paths[path][method]
     return found
 
 
-def resolve(node: dict[str, Any]) -> dict[str, Any]:
+def resolve(node: dict[str, Any], source: Path = OPENAPI) -> dict[str, Any]:
     """``node``, its ``$ref`` followed (``#/components/responses/...``)."""
     while "$ref" in node:
-        target: Any = description()
+        target: Any = description(source)
         for part in node["$ref"].removeprefix("#/").split("/"):
             target = target[part]
         node = target
     return node
 
 
-def check(path: str, method: str, status: int, body: Any) -> None:
+def check(path: str, method: str, status: int, body: Any, source: Path = OPENAPI) -> None:
     """``body`` is what GitHub documents for ``status`` of ``method path``."""
-    responses = operation(path, method)["responses"]
+    responses = operation(path, method, source)["responses"]
     assert str(status) in responses, f"GitHub documents no {status} for {method.upper()} {path}"
-    response = resolve(responses[str(status)])
+    response = resolve(responses[str(status)], source)
     content = response.get("content", {}).get("application/json")
     if content is None:
         return  # no body documented (202 of a redelivery: an empty object)
-    registry: Registry[Any] = Registry().with_resource(URI, DRAFT4.create_resource(description()))
+    registry: Registry[Any] = Registry().with_resource(URI, DRAFT4.create_resource(description(source)))
     validator = Draft4Validator(_anchored(content["schema"]), registry=registry)
     errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)]
     assert errors == [], f"{method.upper()} {path} {status}: {errors[:5]}"
@@ -140,3 +141,36 @@ def test_every_answer_the_reconciler_reads_is_shaped_as_github_documents():
             fake, "POST", f"/app/installations/{installation['id']}/access_tokens", f"Bearer {app_jwt}"
         )
         check("/app/installations/{installation_id}/access_tokens", "post", status, token)
+
+
+def test_every_runners_answer_the_poll_reads_is_shaped_as_github_documents():
+    """The lists of runners, runner groups and larger runners, with their page parameters and
+    ``Link`` header; the enterprise's against GitHub Enterprise Cloud's description."""
+    description()  # skips when the description was not fetched
+    with FakeGitHub(tokens=(TOKEN,)) as fake:
+        pool = [runner(i, f"r-{i}", busy=i % 2 == 0, group_id=2) for i in range(1, 4)]
+        groups = [runner_group(1, "Default", fake.url, "orgs/o"), runner_group(2, "gpu", fake.url, "orgs/o")]
+        fake.set_runners("orgs/o", pool, groups=groups, hosted=[hosted_runner(5, "ubuntu-16core")])
+        fake.set_runners("repos/o/r", pool[:2])
+        fake.set_runners(
+            "enterprises/e", pool, groups=[runner_group(1, "Default", fake.url, "enterprises/e")]
+        )
+        lists = [
+            ("/orgs/o/actions/runners", "/orgs/{org}/actions/runners", OPENAPI),
+            ("/orgs/o/actions/runner-groups", "/orgs/{org}/actions/runner-groups", OPENAPI),
+            ("/orgs/o/actions/hosted-runners", "/orgs/{org}/actions/hosted-runners", OPENAPI),
+            ("/repos/o/r/actions/runners", "/repos/{owner}/{repo}/actions/runners", OPENAPI),
+            ("/enterprises/e/actions/runners", "/enterprises/{enterprise}/actions/runners", GHEC),
+            ("/enterprises/e/actions/runner-groups", "/enterprises/{enterprise}/actions/runner-groups", GHEC),
+        ]
+        for path, template, source in lists:
+            names = [p.get("$ref", p.get("name")) for p in operation(template, "get", source)["parameters"]]
+            assert "#/components/parameters/per-page" in names, template
+            assert "#/components/parameters/page" in names, template
+            status, body, headers = call(fake, "GET", f"{path}?per_page=2&page=1", f"token {TOKEN}")
+            check(template, "get", status, body, source)
+            if body["total_count"] > 2:
+                assert 'rel="next"' in headers["Link"], template
+                assert "page=2" in headers["Link"], template
+        status, _body, _ = call(fake, "GET", "/repos/o/other/actions/runners", f"token {TOKEN}")
+        assert status == 404  # a scope it does not know

@@ -19,7 +19,7 @@ from tests.conftest import SECRET
 from tests.fake_github import FakeGitHub, Refusal, github_settings
 from tests.receiver_thread import running_receiver
 from worker.metrics import ReconcileMetrics
-from worker.reconcile import ReconcileLoop, Reconciler
+from worker.reconcile import Reconciler, reconcile_loop
 from worker.reconcile_store import read_status
 
 pytestmark = pytest.mark.integration
@@ -143,20 +143,25 @@ def test_hostile_rate_limit_headers_delay_the_next_pass_an_hour_at_most(world, m
     assert passes.run_pass().result == "failed"
     next_pass = float(connection.hget(keys.RECONCILE_STATUS, "next_pass"))
     assert next_pass <= time.time() + 300 + 3600  # the interval, then the wait's bound
-    assert read_status(connection, (HOOK,)).rate_remaining in (None, 0, 1_000_000)
+    assert read_status(connection, github_settings(github.url, hooks=(HOOK,))).rate_remaining in (
+        None,
+        0,
+        1_000_000,
+    )
     connection.hset(
-        keys.RECONCILE_STATUS, mapping={"next_pass": "1e15", "rate_limit_remaining": "9" * 400}
-    )  # stored before
+        keys.RECONCILE_STATUS,
+        mapping={"next_pass": "1e15", "rate_limit_remaining": "9" * 400, "github_wait_until": "9" * 400},
+    )  # stored before (or by a hostile hand)
     assert passes.due()  # a next pass further than any wait allows is due now
-    assert read_status(connection, (HOOK,)).rate_remaining is None
+    assert read_status(connection, github_settings(github.url, hooks=(HOOK,))).rate_remaining is None
 
 
 def test_one_worker_at_a_time_runs_a_due_pass(world, metrics):
     github, _receiver, connection = world
     github.hooks[HOOK].url = DOWN
     github.deliver(HOOK, "workflow_job", payload(1))
-    first = ReconcileLoop(connection, reconciler(github, connection, metrics), lambda: True)
-    second = ReconcileLoop(
+    first = reconcile_loop(connection, reconciler(github, connection, metrics), lambda: True)
+    second = reconcile_loop(
         connection,
         reconciler(github, connection, ReconcileMetrics(CollectorRegistry(), "gha_")),
         lambda: True,
@@ -168,7 +173,7 @@ def test_one_worker_at_a_time_runs_a_due_pass(world, metrics):
     assert first.tick() is not None
     assert second.tick() is None  # not due: the interval runs from the pass just made
     assert github.redelivered != []
-    assert ReconcileLoop(connection, reconciler(github, connection, metrics), lambda: False).tick() is None
+    assert reconcile_loop(connection, reconciler(github, connection, metrics), lambda: False).tick() is None
 
 
 def test_a_broken_app_key_is_counted_and_logged_without_the_key(world, registry, metrics):

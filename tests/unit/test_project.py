@@ -44,7 +44,7 @@ def test_every_exposed_metric_is_documented(make_exporter):
     refusal_counter(exporter.registry, "github_actions_", REFUSAL_REASONS)  # the worker's HTTP server
     # the processes call disable_created_metrics(); the tests' registries still show *_created
     names = {family.name for family in exporter.families() if not family.name.endswith("_created")}
-    assert len(names) == 55  # 49 of the worker (5 with traces on), 6 of the receiver (+3 of the worker's)
+    assert len(names) == 61  # 55 of the worker (5 with traces on), 6 of the receiver (+3 of the worker's)
     for name in names:  # a counter's family name lacks the _total its samples carry
         assert f"`{name}" in README, name
 

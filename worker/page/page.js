@@ -74,6 +74,15 @@ function more(id, shown, total) {
   document.getElementById(id).textContent = total > shown ? `and ${total - shown} more (the oldest are shown)` : "";
 }
 
+// The polled runners that could take a label set's queued jobs (github.runners): none online is said
+// plainly; nothing when the set is not judged (GitHub's own runners, or no polled scope reaches it).
+function runnersCell(row, runners) {
+  if (!runners) return cell(row, "");
+  if (runners.online === 0) return cell(row, "no online runner has these labels", "unmatched");
+  const busy = runners.idle === 0 ? " (all busy)" : "";
+  return cell(row, `${runners.online} online / ${runners.idle} idle${busy}`, runners.idle === 0 ? "saturated" : "");
+}
+
 function render(inflight, recent) {
   fill("summary", inflight.by_runs_on, (row, s) => {
     cell(row, s.runs_on || "(none)");
@@ -81,6 +90,7 @@ function render(inflight, recent) {
     cell(row, s.waiting, "n");
     cell(row, s.in_progress, "n");
     cell(row, duration(s.oldest_wait_seconds), "n");
+    runnersCell(row, s.runners);
   });
   fill("jobs", inflight.jobs, (row, j) => {
     row.dataset.jobId = j.job_id;
