@@ -82,10 +82,10 @@ def test_every_family_exposed_is_defined_in_worker_metrics(make_exporter):
     catalogue = {family.name for family in FAMILIES} | {family.name for family in SCRAPE_FAMILIES} | {
         "webhook_events_processed_total", "webhook_processing_errors_total",
         "webhook_processing_lag_seconds", "worker_batch_conflicts_total",
-        "reconcile_passes_total", "reconcile_redeliveries_total", "reconcile_unrecoverable_total", "runner_polls_total",
-        "github_api_errors_total", "config_reload_failures_total", "redis_dataset_resets_total",
-        "redis_dataset_age_seconds", "scrape_errors_total",
-    }  # fmt: skip  # LocalMetrics, ReconcileMetrics, PollMetrics, reloads, the dataset, the scrape: the process's own
+        "reconcile_passes_total", "reconcile_redeliveries_total", "reconcile_unrecoverable_total",
+        "runner_polls_total", "github_api_errors_total", "config_reload_failures_total",
+        "redis_dataset_resets_total", "redis_dataset_age_seconds", "scrape_errors_total",
+    }  # fmt: skip  # LocalMetrics, ReconcileMetrics, PollMetrics, reloads, the dataset, the scrape
     exposed = {f.name for f in parse_openmetrics(exporter.exposition.render(OPENMETRICS)[0].decode())}
     names = {name.removeprefix(exporter.prefix) for name in exposed}
     counters = {f"{name}_total" for name in names}
