@@ -352,6 +352,42 @@ def panels() -> list[dict[str, Any]]:
             description="outbox_full: the outbox reached its bound (a long collector outage);"
             " rejected: the collector refused them.",
         ),
+        row("Runners beside the queue (busy from the webhooks; the rest with github.runners)", 92),
+        panel(
+            "Runners by state",
+            [
+                ("sum by (state) (" + replicas("github_actions_runners") + ")", "{{state}} (polled)"),
+                ("sum (" + replicas("github_actions_runners_busy") + ")", "busy (webhooks)"),
+            ],
+            (0, 93, 8, 8),
+            description="Polled runners idle, busy and offline (github.runners), and the self-hosted"
+            " runners the webhooks say are busy now (always on).",
+        ),
+        panel(
+            "Queue time p95 and waiting jobs per label set",
+            [
+                (
+                    "histogram_quantile(0.95, sum by (runs_on, le) ("
+                    + replicas("rate(github_actions_job_queue_duration_seconds_bucket[$__rate_interval])")
+                    + "))",
+                    "p95 wait {{runs_on}}",
+                ),
+            ],
+            (8, 93, 8, 8),
+            unit="s",
+            description="How long jobs waited for a runner, by the labels they asked for: read beside"
+            " the next panel.",
+        ),
+        panel(
+            "Jobs no runner can take, and saturated label sets",
+            [
+                (replicas("github_actions_jobs_queued_unmatched") + " > 0", "no runner has {{runs_on}}"),
+                (replicas("github_actions_jobs_queued_saturated") + " > 0", "all busy: {{runs_on}}"),
+            ],
+            (16, 93, 8, 8),
+            description="Queued jobs whose labels no online runner has (a typo in runs-on, a dead pool),"
+            " and those whose matching runners are all busy (add runners).",
+        ),
     ]
 
 

@@ -116,6 +116,7 @@ def test_external_redis_with_sentinels_password_tls_and_a_github_app(helm):
         "orgs/my-org/hooks/654321",
         "repos/my-org/my-repo/hooks/123456",
     ]
+    assert json.loads(worker["GHA_EXPORTER_GITHUB__RUNNERS"]) == ["orgs/my-org"]
     assert "GHA_EXPORTER_GITHUB__APP_PRIVATE_KEY_FILE" not in env_of(
         docs, "receiver"
     )  # only the worker calls GitHub
