@@ -14,6 +14,7 @@ from bench import (
     inflight_api,
     long_labels,
     receiver,
+    runners,
     scrape,
     slow_clients,
     soak,
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[], object]] = {
     "backlog": backlog.main,
     "api_load": api_load.main,
     "traces": traces.main,
+    "runners": runners.main,
 }
 # run only when named, with its own arguments: ``python -m bench soak [MINUTES] [RATE]``
 BY_NAME_ONLY: dict[str, Callable[[list[str]], object]] = {"soak": soak.main}

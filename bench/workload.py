@@ -1,6 +1,7 @@
 """Real-shaped deliveries for the benchmarks: copies of a real run (a workflow_run and two jobs,
 nine deliveries), each copy with its own ids and one of ten repositories; in GitHub's order, shuffled,
-or as a storm of deliveries of one job followed by many distinct jobs (:data:`WORKLOADS`)."""
+as a storm of deliveries of one job followed by many distinct jobs, or in order on self-hosted
+runners (:data:`WORKLOADS`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +74,39 @@ def repetitive(runs: int) -> list[tuple[str, bytes]]:
     return items
 
 
+RUNNERS = 600  # self-hosted runners the self_hosted workload's jobs run on
+
+
+def self_hosted(runs: int) -> list[tuple[str, bytes]]:
+    """The copies of :func:`deliveries`, their jobs on :data:`RUNNERS` self-hosted runners (each copy
+    100 s after the one before, each job on a runner of its own for that copy), so every delivery from
+    ``in_progress`` on moves a runner's state too."""
+    out = []
+    for index, (event, original) in enumerate(deliveries(runs)):
+        body = original
+        data = json.loads(body)
+        job = data.get("workflow_job")
+        if job is not None:
+            copy = index // len(_NAMES)
+            for field in ("created_at", "started_at", "completed_at"):
+                if job.get(field):
+                    moment = datetime.fromisoformat(job[field]).timestamp() + copy * 100
+                    job[field] = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            job["labels"] = ["self-hosted", "linux"]
+            if job.get("runner_name"):
+                runner = (copy * 2 + job["name"].endswith("test")) % RUNNERS
+                job.update(runner_id=runner, runner_name=f"runner-{runner}", runner_group_name="pool")
+            body = json.dumps(data).encode()
+        out.append((event, body))
+    return out
+
+
 _NAMES = [str(n) for n in range(1, 10)]  # the samples' numbers, in GitHub's order
 WORKLOADS: dict[str, Callable[[int], list[tuple[str, bytes]]]] = {
     "distinct": deliveries,
     "lifecycles": shuffled,
     "repetition": repetitive,
+    "self_hosted": self_hosted,
 }
 
 

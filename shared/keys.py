@@ -232,10 +232,10 @@ KEYS: tuple[KeyDoc, ...] = (
     KeyDoc(
         "`gha-exporter:runners`",
         "hash: per scope of `github.runners`, its last complete reading (JSON: when, and each runner's id, "
-        "name, OS, state, group, labels); `next_poll`",
+        "name, OS, state, group, labels) and `at:<scope>` (when); `next_poll`",
         "`worker/runner_inventory.py`",
         "never; a scope no longer polled is dropped at the next poll",
-        "about 0.1 KB per runner (5,000 runners: see `docs/benchmarks.md`)",
+        "0.1 KB per runner (5,000 runners: 512 KB)",
     ),
     KeyDoc(
         "`gha-exporter:lock:runners`",

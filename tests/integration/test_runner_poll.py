@@ -113,7 +113,7 @@ def test_a_failed_scope_keeps_its_last_reading_and_a_dropped_scope_is_forgotten(
     assert "404" in report.errors["orgs/other"]
     assert exporter.total("runners") == 2  # the last complete reading of orgs/other is kept
     polling([ORG]).poller.run_pass()
-    assert set(connection.hkeys(keys.RUNNERS)) == {b"orgs/krzko", b"next_poll"}
+    assert set(connection.hkeys(keys.RUNNERS)) == {b"orgs/krzko", b"at:orgs/krzko", b"next_poll"}
 
 
 def test_a_runner_not_as_documented_is_left_out_and_counted_never_the_list(github, connection, registry):
