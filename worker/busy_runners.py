@@ -22,9 +22,10 @@ that job in progress), and their names (``GitHub Actions 2``) and numbers repeat
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+import orjson
 
 from shared import keys
 from worker.codec import RunnerGroup
@@ -71,8 +72,8 @@ class RunnerTransitions:
             return
         started = event.started_at.timestamp()
         attempt = keys.job_attempt(event.job_id, event.run_attempt)
-        jobs: list[Entry] = json.loads(state.get("jobs", "[]"))
-        floor = json.loads(state["floor"]) if "floor" in state else None
+        jobs: list[Entry] = orjson.loads(state.get("jobs", "[]"))
+        floor = orjson.loads(state["floor"]) if "floor" in state else None
         entry = next((e for e in jobs if e[0] == attempt), None)
         if entry is None:
             if floor is not None and [started, attempt] <= floor:
@@ -92,8 +93,8 @@ class RunnerTransitions:
                 updates.append(self._anomaly("superseded"))
             floor = [oldest[1], oldest[0]]
         if floor is not None:
-            state["floor"] = json.dumps(floor, separators=(",", ":"))
-        state["jobs"] = json.dumps(jobs, separators=(",", ":"))
+            state["floor"] = orjson.dumps(floor).decode()
+        state["jobs"] = orjson.dumps(jobs).decode()
         state.update(owner=event.owner, name=event.runner_name or "", id=str(event.runner_id or ""))
         latest = jobs[-1]
         if latest[2] is not None:
