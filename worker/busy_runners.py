@@ -51,7 +51,12 @@ def runner_key(event: JobEvent) -> str | None:
         return None
     if event.runner_group == HOSTED_GROUP or HOSTED_NAME.fullmatch(name):
         return None
-    return keys.runner(event.owner, event.runner_id, name[:MAX_NAME].replace("\x1f", " "))
+    return keys.runner(event.owner, event.runner_id, shown_name(name))
+
+
+def shown_name(name: str) -> str:
+    """A runner's name as kept: at most :data:`MAX_NAME` characters, no member separator."""
+    return name[:MAX_NAME].replace("\x1f", " ")
 
 
 def busy_job(state: State) -> str | None:
@@ -95,7 +100,9 @@ class RunnerTransitions:
         if floor is not None:
             state["floor"] = orjson.dumps(floor).decode()
         state["jobs"] = orjson.dumps(jobs).decode()
-        state.update(owner=event.owner, name=event.runner_name or "", id=str(event.runner_id or ""))
+        state.update(
+            owner=event.owner, name=shown_name(event.runner_name or ""), id=str(event.runner_id or "")
+        )
         latest = jobs[-1]
         if latest[2] is not None:
             for field_name in ("inflight", "member", "score", *SHOWN_RUNNER_FIELDS):
