@@ -321,7 +321,8 @@ KEYS: tuple[KeyDoc, ...] = (
         "`rq:clean_registries:<queue>`, `rq:clean_groups`, `rq:suspended`",
         "RQ's bookkeeping: a batch's runs, the workers' registrations, locks",
         "RQ",
-        "runs with their job; registrations minutes after a worker's last heartbeat; locks seconds to minutes",
+        "runs with their job; registrations minutes after a worker's last heartbeat; locks seconds to "
+        "minutes",
         "0.2 KB per batch, 1 KB per worker",
     ),
 )

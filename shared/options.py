@@ -219,18 +219,23 @@ HOOK_PATH = re.compile(
 )
 
 
+def _api_paths(value: Any, pattern: re.Pattern[str], what: str, forms: str) -> tuple[str, ...]:
+    """Distinct paths of GitHub's REST API, each of ``pattern`` (``what`` they name, their ``forms``)."""
+    paths = tuple(item.strip().strip("/") for item in text_list(value))
+    for path in paths:
+        if not pattern.fullmatch(path):
+            raise OptionError(f"{path!r} is not {what}: {forms}")
+    if len(set(paths)) != len(paths):
+        raise OptionError("names one twice")
+    return paths
+
+
 def hook_paths(value: Any) -> tuple[str, ...]:
     """GitHub webhooks named by their REST API path: ``repos/OWNER/REPO/hooks/ID``,
     ``orgs/ORG/hooks/ID`` or ``app/hook``."""
-    paths = tuple(item.strip().strip("/") for item in text_list(value))
-    for path in paths:
-        if not HOOK_PATH.fullmatch(path):
-            raise OptionError(
-                f"{path!r} is not a hook's API path: repos/OWNER/REPO/hooks/ID, orgs/ORG/hooks/ID or app/hook"
-            )
-    if len(set(paths)) != len(paths):
-        raise OptionError("names a hook twice")
-    return paths
+    return _api_paths(
+        value, HOOK_PATH, "a hook's API path", "repos/OWNER/REPO/hooks/ID, orgs/ORG/hooks/ID or app/hook"
+    )
 
 
 RUNNER_SCOPE = re.compile(
@@ -241,15 +246,9 @@ RUNNER_SCOPE = re.compile(
 def runner_scopes(value: Any) -> tuple[str, ...]:
     """Where self-hosted runners are registered, as GitHub's REST API names it: ``orgs/ORG``,
     ``repos/OWNER/REPO`` or ``enterprises/ENTERPRISE``."""
-    scopes = tuple(item.strip().strip("/") for item in text_list(value))
-    for scope in scopes:
-        if not RUNNER_SCOPE.fullmatch(scope):
-            raise OptionError(
-                f"{scope!r} is not a runners' scope: orgs/ORG, repos/OWNER/REPO or enterprises/ENTERPRISE"
-            )
-    if len(set(scopes)) != len(scopes):
-        raise OptionError("names a scope twice")
-    return scopes
+    return _api_paths(
+        value, RUNNER_SCOPE, "a runners' scope", "orgs/ORG, repos/OWNER/REPO or enterprises/ENTERPRISE"
+    )
 
 
 def buckets(value: Any) -> tuple[float, ...]:

@@ -45,7 +45,7 @@ from worker.leased import LeasedWork
 from worker.ledger import Ledger
 from worker.ledger_reads import LedgerReads
 from worker.liveness import Liveness
-from worker.metrics import LabelPolicy, LocalMetrics, ReconcileMetrics, label_problems
+from worker.metrics import LabelPolicy, LocalMetrics, PollMetrics, ReconcileMetrics, label_problems
 from worker.outbox import Outbox
 from worker.page import page_routes
 from worker.processor import Processor
@@ -54,7 +54,7 @@ from worker.reconcile_store import read_status
 from worker.recovery import Recovery
 from worker.rqworker import StopFlag, supervise
 from worker.runner_inventory import Inventory, Polled
-from worker.runner_poll import PollMetrics, RunnerPoller, runner_poll_loop
+from worker.runner_poll import RunnerPoller, runner_poll_loop
 from worker.runners_api import RunnersApi
 from worker.snapshot import Snapshot
 from worker.state import Transitions

@@ -367,13 +367,28 @@ class ReconcileMetrics:
         )
         self.api_errors = Counter(
             f"{prefix}github_api_errors",
-            "GitHub API calls of the reconciler that failed, by HTTP status (or timeout, connection,"
-            " budget).",
+            "GitHub API calls of the reconciler and the runners' poll that failed, by HTTP status (or"
+            " timeout, connection, budget, invalid_runner).",
             ["status"],
             registry=registry,
         )
         for result in ("ok", "partial", "failed"):
             self.passes.labels(result)
+
+
+class PollMetrics:
+    """The runners' poll's figures in this process (one replica at a time polls: sum them)."""
+
+    def __init__(self, registry: CollectorRegistry, prefix: str) -> None:
+        self.polls = Counter(
+            f"{prefix}runner_polls",
+            "Polls of the runners' inventory this worker made (github.runners), by result: ok (every"
+            " scope read whole), partial, failed.",
+            ["result"],
+            registry=registry,
+        )
+        for result in ("ok", "partial", "failed"):
+            self.polls.labels(result)
 
 
 EVENT_ACTIONS = {

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loguru import logger
-from prometheus_client import CollectorRegistry, Counter
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -27,7 +26,7 @@ from shared.settings_outbound import GithubSettings
 from worker.github_calls import ApiError, GitHubCalls, header_number
 from worker.github_runners import GitHubRunners
 from worker.leased import LeasedWork
-from worker.metrics import ReconcileMetrics
+from worker.metrics import PollMetrics, ReconcileMetrics
 from worker.reconcile import pass_due
 from worker.reconcile_store import ReconcileStore
 from worker.runner_inventory import Inventory
@@ -49,19 +48,6 @@ class PollReport:
         if not self.errors:
             return "ok"
         return "failed" if not self.runners else "partial"
-
-
-class PollMetrics:
-    def __init__(self, registry: CollectorRegistry, prefix: str) -> None:
-        self.polls = Counter(
-            f"{prefix}runner_polls",
-            "Polls of the runners' inventory this worker made (github.runners), by result: ok (every"
-            " scope read whole), partial, failed.",
-            ["result"],
-            registry=registry,
-        )
-        for result in ("ok", "partial", "failed"):
-            self.polls.labels(result)
 
 
 class RunnerPoller:

@@ -15,10 +15,10 @@ from shared import keys
 from shared.marks import DeliveryMarks
 from tests.fake_github import FakeGitHub, Refusal, github_settings, hosted_runner, runner, runner_group
 from tests.runner_jobs import delivered, runner_job
-from worker.metrics import ReconcileMetrics
+from worker.metrics import PollMetrics, ReconcileMetrics
 from worker.reconcile import Reconciler
 from worker.reconcile_store import ReconcileStore
-from worker.runner_poll import PollMetrics, RunnerPoller, runner_poll_loop
+from worker.runner_poll import RunnerPoller, runner_poll_loop
 
 pytestmark = pytest.mark.integration
 TOKEN = "ghp_runners-0123456789"
