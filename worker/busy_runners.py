@@ -28,9 +28,9 @@ from typing import Any
 import orjson
 
 from shared import keys
-from worker.codec import RunnerGroup
+from worker.codec import InflightGroup, RunnerGroup
 from worker.labels import bounded
-from worker.metrics import LabelPolicy
+from worker.metrics import LabelPolicy, Update
 from worker.payloads import JobEvent
 
 State = dict[str, str]
@@ -59,17 +59,14 @@ def shown_name(name: str) -> str:
     return name[:MAX_NAME].replace("\x1f", " ")
 
 
-def busy_job(state: State) -> str | None:
-    """The attempt key of the job a runner's state says it is busy with."""
-    return state.get("job") if state.get("inflight") == BUSY else None
-
-
 class RunnerTransitions:
     def __init__(self, policy: LabelPolicy, limit: int) -> None:
         self._policy = policy
         self._limit = limit  # of a label value (metrics.max_label_value_bytes)
 
-    def apply(self, state: State, event: JobEvent, groups: dict[str, Any], updates: list[Any]) -> None:
+    def apply(
+        self, state: State, event: JobEvent, groups: dict[str, InflightGroup], updates: list[Update]
+    ) -> None:
         """Apply a job's delivery to its runner's ``state`` in place: the runner's in-flight group goes
         to ``groups`` while it is busy, the anomalies to ``updates``."""
         key = runner_key(event)
@@ -113,7 +110,7 @@ class RunnerTransitions:
             state["job_url"] = event.html_url
         groups[key] = RunnerGroup(latest[3])
 
-    def _anomaly(self, kind: str) -> Any:
+    def _anomaly(self, kind: str) -> Update:
         return self._policy.update("runner_anomalies_total", {"kind": kind}, "inc", 1)
 
 

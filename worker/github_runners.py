@@ -114,8 +114,12 @@ class GitHubRunners:
         for item in self._pages(scope, f"/{scope}/actions/runner-groups", "runner_groups"):
             group_id = item.get("id") if isinstance(item, dict) else None
             name = _text(item.get("name")) if isinstance(item, dict) else None
-            if isinstance(group_id, int | float) and not isinstance(group_id, bool) and name is not None:
-                names[int(group_id)] = name  # GitHub documents the id as a number
+            # GitHub documents the id as a number: 1.0 is 1; inf or 1.5 is no id
+            if isinstance(group_id, float) and group_id.is_integer():
+                group_id = int(group_id)
+            number = _whole(group_id)
+            if number is not None and name is not None:
+                names[number] = name
         return names
 
     def _read(  # noqa: PLR0917 - one list of one scope

@@ -18,6 +18,7 @@ from tests.runner_jobs import delivered, runner_job
 from worker.metrics import PollMetrics, ReconcileMetrics
 from worker.reconcile import Reconciler
 from worker.reconcile_store import ReconcileStore
+from worker.runner_inventory import Inventory
 from worker.runner_poll import RunnerPoller, runner_poll_loop
 
 pytestmark = pytest.mark.integration
@@ -121,11 +122,24 @@ def test_a_runner_not_as_documented_is_left_out_and_counted_never_the_list(githu
         runner(2, "x" * 500), {**runner(3, "c"), "busy": "yes"}, {**runner(4, "d"), "labels": [{"name": 7}]},
         "not an object", {**runner(5, "e"), "id": True},
     ]  # fmt: skip
-    github.set_runners(ORG, [runner(1, "good"), *bad])
-    report = poller(github, connection, registry, runners=(ORG,)).run_pass()
-    assert report.runners == {ORG: 1}
+    groups = [{"id": 2.0, "name": "gpu"}, {"id": float("inf"), "name": "inf"}, {"id": 3, "name": "x" * 300}]
+    github.set_runners(
+        ORG, [runner(1, "good", group_id=2), runner(6, "odd-group", group_id=3), *bad], groups=groups
+    )
+    polls = poller(github, connection, registry, runners=(ORG,))
+    report = polls.run_pass()
+    assert report.runners == {ORG: 2}
     assert registry.get_sample_value("gha_github_api_errors_total", {"status": "invalid_runner"}) == 5
     assert registry.get_sample_value("gha_runner_polls_total", {"result": "ok"}) == 1
+    [reading] = Inventory(connection).read((ORG,))
+    assert {r.name: r.group for r in reading.runners} == {"good": "gpu", "odd-group": "3"}  # a group unnamed
+    # an answer that is no JSON, or not GitHub's shape: the scope's last reading is kept
+    for body in (b"<html>not json", b'{"total_count": 1, "runners": {"1": "no list"}}'):
+        github.refusals.append(Refusal(200, 1, body=body))
+        connection.hdel(keys.RUNNERS, "next_poll")
+        report = polls.run_pass()
+        assert "invalid_answer" in report.errors[ORG]
+        assert [r.name for r in Inventory(connection).read((ORG,))[0].runners] == ["good", "odd-group"]
 
 
 def test_a_rate_limit_ends_the_poll_and_holds_back_reconciliation_too(github, connection, registry):
