@@ -103,8 +103,9 @@ class GithubSettings:  # Reconciliation with GitHub's delivery log; the runners'
     runners: tuple[str, ...] = option(runner_scopes, (),
         "Where to list self-hosted runners (their state, group, labels), each as its REST API scope: "
         "orgs/ORG (with its runner groups and GitHub-hosted larger runners), repos/OWNER/REPO, "
-        "enterprises/ENTERPRISE. Same credentials as reconciliation (the token needs to read the "
-        "runners: organization or repository administration read). Empty: no runner is listed.",
+        "enterprises/ENTERPRISE. Same credentials as reconciliation; reading runners needs, fine-grained, "
+        "the organization's Self-hosted runners (read) or the repository's Administration (read); classic, "
+        "admin:org, repo or manage_runners:enterprise. Empty: no runner is listed (no request).",
         reload=True)
     runners_interval_seconds: int = option(integer(10), 60,
         "How often one worker lists the runners of github.runners.", reload=True)
