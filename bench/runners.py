@@ -1,6 +1,6 @@
 """What the runners cost: a poll of 5,000 runners (an organization's, 50 pages of 100, its runner
 groups and larger runners) from a GitHub REST API on loopback (the tests' fake, which follows GitHub's
-documentation: ``tests/fake_github.py``): its time, requests and the Redis bytes of the inventory;
+documentation: ``bench/fake_github.py``): its time, requests and the Redis bytes of the inventory;
 the worker's scrape with them beside 2,000 queued jobs over 200 label sets, against the same scrape
 without the inventory; and ``worker_drain`` of jobs on 600 self-hosted runners (each delivery from
 ``in_progress`` on moves its runner's state too) beside the ``distinct`` workload, whose hosted jobs
@@ -15,12 +15,12 @@ import statistics
 import time
 from typing import Any
 
+from bench.fake_github import FakeGitHub, hosted_runner, runner, runner_group
 from bench.fresh_worker import apply_through_intake, worker_on_fresh_redis
 from bench.scrape import best_of
 from bench.worker_drain import drain
 from bench.workload import sample_variants
 from shared import keys
-from tests.fake_github import FakeGitHub, hosted_runner, runner, runner_group
 
 RUNNERS = int(os.environ.get("BENCH_RUNNERS", "5000"))
 TOKEN = "ghp_bench"

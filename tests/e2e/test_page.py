@@ -170,7 +170,7 @@ def test_each_queued_label_set_says_which_runners_could_take_it(tmp_path, browse
     runner could take now, and one no online runner has (a typo) said plainly."""
     from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
 
-    from tests.fake_github import FakeGitHub, runner  # noqa: PLC0415
+    from bench.fake_github import FakeGitHub, runner  # noqa: PLC0415
 
     redis = RedisServer(tmp_path / "redis")
     redis.start()

@@ -12,11 +12,11 @@ import time
 import pytest
 from redis import Redis
 
+from bench.fake_github import FakeGitHub, Refusal
 from shared import keys
 from stack.redis_server import RedisServer
 from tests.corpus import KRZKO, load
 from tests.e2e.system import ROOT, System, handled, scrape, total
-from tests.fake_github import FakeGitHub, Refusal
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-reconcile-secret"

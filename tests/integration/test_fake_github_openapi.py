@@ -20,7 +20,7 @@ from jsonschema import Draft4Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
-from tests.fake_github import FakeGitHub, app_key_pair, hosted_runner, runner, runner_group
+from bench.fake_github import FakeGitHub, app_key_pair, hosted_runner, runner, runner_group
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fake_github import FakeGitHub, Refusal, app_key_pair, github_settings
+from bench.fake_github import FakeGitHub, Refusal, app_key_pair, github_settings
 from worker.github_api import GitHubHooks
 from worker.github_calls import ApiError
 

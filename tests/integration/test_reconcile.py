@@ -13,10 +13,10 @@ from loguru import logger
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
+from bench.fake_github import FakeGitHub, Refusal, github_settings
 from shared import keys
 from shared.marks import DeliveryMarks
 from tests.conftest import SECRET
-from tests.fake_github import FakeGitHub, Refusal, github_settings
 from tests.receiver_thread import running_receiver
 from worker.metrics import ReconcileMetrics
 from worker.reconcile import Reconciler, reconcile_loop

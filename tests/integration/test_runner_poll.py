@@ -1,4 +1,4 @@
-"""The runners' inventory polled from the fake GitHub (tests/fake_github.py) into a real Redis, and
+"""The runners' inventory polled from the fake GitHub (bench/fake_github.py) into a real Redis, and
 the scrape's runner families from it: pagination, groups, larger runners, a runner going offline,
 rate limits shared with reconciliation, a hostile answer, one worker at a time, polling off."""
 
@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
+from bench.fake_github import FakeGitHub, Refusal, github_settings, hosted_runner, runner, runner_group
 from shared import keys
 from shared.marks import DeliveryMarks
-from tests.fake_github import FakeGitHub, Refusal, github_settings, hosted_runner, runner, runner_group
 from tests.runner_jobs import delivered, runner_job
 from worker.metrics import PollMetrics, ReconcileMetrics
 from worker.reconcile import Reconciler

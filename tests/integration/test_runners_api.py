@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.fake_github import FakeGitHub, hosted_runner, runner, runner_group
+from bench.fake_github import FakeGitHub, hosted_runner, runner, runner_group
 from tests.integration.test_runner_poll import TOKEN, queued
 from tests.runner_jobs import T0, delivered, lifecycle
 from worker.api import BadQuery, InflightApi

@@ -1,6 +1,7 @@
 """A fake of GitHub's REST API on loopback, as GitHub documents it.
 
-No machine here reaches GitHub, so the reconciler and the runners' poll are tested against this:
+No machine here reaches GitHub, so the reconciler and the runners' poll are tested (and the runners'
+benchmark measured) against this:
 the delivery lists of repository, organization and App hooks (newest first, ``per_page`` up to
 100, cursor pagination with a ``Link`` header), one delivery, redelivery (``POST .../attempts``:
 202, and like GitHub it then performs the delivery again: the stored payload POSTed to the hook's
