@@ -71,9 +71,9 @@ def read_status(connection: Redis, github: GithubSettings) -> Status:
 WAIT_UNTIL = "github_wait_until"
 
 
-def waiting(until: bytes | None, now: float) -> bool:
+def waiting(until: bytes | str | None, now: float) -> bool:
     """Whether a stored wait lasts past ``now`` (one further away than GitHub may ask is none)."""
-    value = header_number(until.decode(errors="replace") if isinstance(until, bytes) else None, 1e12)
+    value = header_number(until.decode(errors="replace") if isinstance(until, bytes) else until, 1e12)
     return value is not None and now < value <= now + MAX_WAIT_SECONDS
 
 
@@ -98,7 +98,7 @@ class ReconcileStore:
 
     def github_waits(self, now: float) -> bool:
         """Whether GitHub asked us to wait (a rate limit of a pass or a poll) until after ``now``."""
-        return waiting(self._connection.hget(keys.RECONCILE_STATUS, WAIT_UNTIL), now)  # type: ignore[arg-type]
+        return waiting(self._connection.hget(keys.RECONCILE_STATUS, WAIT_UNTIL), now)
 
     def note_github(self, usage: Usage, wait: float | None, now: float) -> None:
         """GitHub's last word on the rate limit, and the end of a wait it asked for."""

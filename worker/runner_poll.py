@@ -13,7 +13,7 @@ poll and delays the next. Nothing here stops the worker.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from loguru import logger
@@ -23,12 +23,12 @@ from redis.exceptions import RedisError
 from shared import keys
 from shared.logs import loggable
 from shared.settings_outbound import GithubSettings
-from worker.github_calls import ApiError, GitHubCalls, header_number
+from worker.github_calls import MAX_RATE_LIMIT, ApiError, GitHubCalls, header_number
 from worker.github_runners import GitHubRunners
 from worker.leased import LeasedWork
 from worker.metrics import PollMetrics, ReconcileMetrics
 from worker.reconcile import pass_due
-from worker.reconcile_store import ReconcileStore
+from worker.reconcile_store import WAIT_UNTIL, ReconcileStore, waiting
 from worker.runner_inventory import Inventory
 
 TICK_SECONDS = 5.0
@@ -76,14 +76,15 @@ class RunnerPoller:
         now = self._clock()
         if not pass_due(self._inventory.next_poll(), now, settings.runners_interval_seconds):
             return False
-        return not self._github.github_waits(now) and not self._reserved(settings, now)
+        status = self._github.status()  # GitHub's last word, read once for both checks
+        return not waiting(status.get(WAIT_UNTIL), now) and not self._reserved(settings, status, now)
 
-    def _reserved(self, settings: GithubSettings, now: float) -> bool:
+    @staticmethod
+    def _reserved(settings: GithubSettings, status: Mapping[str, str], now: float) -> bool:
         """Whether what GitHub still allows before its reset is kept for a reconciliation pass."""
         if not settings.hooks:
             return False
-        status = self._github.status()
-        remaining = header_number(status.get("rate_limit_remaining"), 1e9)
+        remaining = header_number(status.get("rate_limit_remaining"), MAX_RATE_LIMIT)
         reset = header_number(status.get("rate_limit_reset"), 1e12)
         if remaining is None or (reset is not None and reset <= now):
             return False
