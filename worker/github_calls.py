@@ -73,6 +73,13 @@ class HookPath:
             return cls("orgs", parts[1], "", int(parts[3]))
         return cls("app", "", "", None)
 
+    @classmethod
+    def of_scope(cls, scope: str) -> HookPath:
+        """A runners' scope (``orgs/O``, ``repos/O/R``, ``enterprises/E``) as the client's credentials
+        see it: an organization's or a repository's App installation; an enterprise: the token."""
+        parts = scope.split("/")
+        return cls(parts[0], parts[1], parts[2] if parts[0] == "repos" else "", None)
+
 
 class GitHubCalls:
     def __init__(self, settings: GithubSettings, *, clock: Callable[[], float] = time.time) -> None:

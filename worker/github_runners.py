@@ -12,6 +12,7 @@ page by page (``per_page`` 100) until a page is short or has no ``rel="next"``, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,12 @@ def _whole(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _group(item: dict[str, Any], groups: dict[int, str]) -> str:
+    """A runner's group's name (its number when the groups did not name it; none: ``Default``)."""
+    group_id = _whole(item.get("runner_group_id"))
+    return groups.get(group_id, str(group_id)) if group_id is not None else DEFAULT_GROUP
+
+
 def self_hosted(item: Any, groups: dict[int, str]) -> Runner | None:
     """A ``runner`` object as GitHub documents it, or None when a value is not as documented."""
     if not isinstance(item, dict):
@@ -69,10 +76,9 @@ def self_hosted(item: Any, groups: dict[int, str]) -> Runner | None:
     labels = [_text(label.get("name")) if isinstance(label, dict) else None for label in raw_labels]
     if any(label is None for label in labels):
         return None
-    group_id = _whole(item.get("runner_group_id"))
-    group = groups.get(group_id, str(group_id)) if group_id is not None else DEFAULT_GROUP
     state = "offline" if status != "online" else ("busy" if busy else "idle")
-    return Runner(runner_id, name, os.lower(), state, group, tuple(label for label in labels if label))
+    labelled = tuple(label for label in labels if label)
+    return Runner(runner_id, name, os.lower(), state, _group(item, groups), labelled)
 
 
 def hosted(item: Any, groups: dict[int, str]) -> Runner | None:
@@ -84,10 +90,9 @@ def hosted(item: Any, groups: dict[int, str]) -> Runner | None:
     platform = _text(item.get("platform")) or ""
     if runner_id is None or name is None or status is None:
         return None
-    group_id = _whole(item.get("runner_group_id"))
-    group = groups.get(group_id, str(group_id)) if group_id is not None else DEFAULT_GROUP
     os = platform.split("-", 1)[0].lower()
-    return Runner(runner_id, name, os, "idle" if status == "Ready" else "offline", group, (name,), HOSTED)
+    state = "idle" if status == "Ready" else "offline"
+    return Runner(runner_id, name, os, state, _group(item, groups), (name,), HOSTED)
 
 
 class GitHubRunners:
@@ -128,7 +133,7 @@ class GitHubRunners:
         url: str,
         field: str,
         groups: dict[int, str],
-        make: Any,
+        make: Callable[[Any, dict[int, str]], Runner | None],
         found: ScopeRunners,
     ) -> None:
         for item in self._pages(scope, url, field):
@@ -142,7 +147,8 @@ class GitHubRunners:
         items: list[Any] = []
         page = 1
         while True:
-            response = self._calls.get(_path(scope), url, {"per_page": PER_PAGE, "page": page}, API_VERSION)
+            params = {"per_page": PER_PAGE, "page": page}
+            response = self._calls.get(HookPath.of_scope(scope), url, params, API_VERSION)
             try:
                 body = response.json()
             except ValueError:
@@ -156,12 +162,3 @@ class GitHubRunners:
             if len(listed) < PER_PAGE or 'rel="next"' not in response.headers.get("link", ""):
                 return items
             page += 1
-
-
-def _path(scope: str) -> HookPath:
-    """The scope as the client's credentials see it (an organization's or a repository's App
-    installation; an enterprise: the token)."""
-    parts = scope.split("/")
-    if parts[0] == "repos":
-        return HookPath("repos", parts[1], parts[2], None)
-    return HookPath(parts[0], parts[1], "", None)
