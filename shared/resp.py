@@ -1,4 +1,4 @@
-"""Redis's wire format (RESP) for the receiver's one hot command, packed in one go.
+"""Redis's wire format (RESP) for the receiver's one hot command, packed in one go; a reply's text.
 
 redis-py packs a command argument by argument (an encoder call, a type check and a growing buffer
 per argument: about 80 µs for the receiver's create call with its batch); this packs the same
@@ -12,6 +12,11 @@ from collections.abc import Iterable
 from typing import Any
 
 Value = bytes | memoryview | str | int | float
+
+
+def text(value: bytes | str) -> str:
+    """A reply's value as text (bytes from a connection without ``decode_responses``)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def encode(value: Value) -> bytes | memoryview:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from redis import Redis
 
 from shared import keys
+from shared.resp import text
 from shared.scripts import LuaScript
 
 
@@ -39,7 +40,7 @@ class Outbox:
     def take(self, most: int, hold_ms: int) -> list[Entry]:
         """The oldest ``most`` entries, the last of them named as being sent for ``hold_ms``."""
         found: list[tuple[bytes, dict[bytes, bytes]]] = self._connection.xrange(keys.OUTBOX, count=most)  # type: ignore[assignment]
-        entries = [Entry(_text(entry_id), fields[b"e"]) for entry_id, fields in found]
+        entries = [Entry(text(entry_id), fields[b"e"]) for entry_id, fields in found]
         if entries:
             self._connection.set(keys.OUTBOX_SENDING, entries[-1].id, px=hold_ms)
         return entries
@@ -61,9 +62,5 @@ class Outbox:
             pipe.hgetall(keys.OUTBOX_DROPPED)
             count, size, dropped = pipe.execute()
         return Waiting(
-            int(count), int(size or 0), {_text(reason): int(value) for reason, value in dropped.items()}
+            int(count), int(size or 0), {text(reason): int(value) for reason, value in dropped.items()}
         )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -23,6 +23,7 @@ from redis import Redis
 from redis.typing import EncodableT, FieldT
 
 from shared import keys
+from shared.resp import text
 from shared.settings_outbound import GithubSettings
 from worker.github_calls import MAX_RATE_LIMIT, MAX_WAIT_SECONDS, Usage, header_number
 from worker.textformat import stored_value
@@ -59,10 +60,10 @@ def read_status(connection: Redis, github: GithubSettings) -> Status:
     )
     return Status(
         {
-            hook: float(text)
+            hook: float(stored)
             for hook, value in zip(hooks, last, strict=True)
             if value is not None
-            and (text := stored_value(value if isinstance(value, bytes) else value.encode())) is not None
+            and (stored := stored_value(value if isinstance(value, bytes) else value.encode())) is not None
         },
         None if remaining is None else int(remaining),  # as bounded as when it was read from GitHub
     )
@@ -77,17 +78,13 @@ def waiting(until: bytes | str | None, now: float) -> bool:
     return value is not None and now < value <= now + MAX_WAIT_SECONDS
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class ReconcileStore:
     def __init__(self, connection: Redis) -> None:
         self._connection = connection
 
     def status(self) -> dict[str, str]:
         """The whole status hash, read once per pass."""
-        return {_text(k): _text(v) for k, v in self._connection.hgetall(keys.RECONCILE_STATUS).items()}
+        return {text(k): text(v) for k, v in self._connection.hgetall(keys.RECONCILE_STATUS).items()}
 
     def save(self, updates: Mapping[FieldT, EncodableT]) -> None:
         if updates:
