@@ -1,4 +1,5 @@
-"""Work one worker of any number does at a time, when it is due: reconciliation passes, runner polls.
+"""Work one worker of any number does at a time, when it is due: reconciliation passes, runner polls,
+sending the traces' outbox.
 
 Every ``tick`` seconds each worker looks: if the work is on and due and the lease is free (redis-py's
 :class:`~redis.lock.Lock`: a token, renewed and released only by its holder), it takes the lease,
@@ -31,11 +32,13 @@ class LeasedWork(Generic[T]):
         due: Callable[[], bool],
         work: Callable[[], T],
         tick: float,
+        lease: float = LEASE_SECONDS,
     ) -> None:
         self._name = name
         self._due = due
         self._work = work
-        self._lock = connection.lock(lock_key, timeout=LEASE_SECONDS, blocking=False, thread_local=False)
+        self._lease = lease
+        self._lock = connection.lock(lock_key, timeout=lease, blocking=False, thread_local=False)
         self._loop = Periodic(tick, self._look, name=name)
 
     def start(self) -> None:
@@ -43,6 +46,10 @@ class LeasedWork(Generic[T]):
 
     def stop(self) -> None:
         self._loop.stop()
+
+    def owned(self) -> bool:
+        """Whether this worker still holds the lease (work that goes on asks between its steps)."""
+        return bool(self._lock.owned())
 
     def _look(self) -> None:
         try:
@@ -59,7 +66,7 @@ class LeasedWork(Generic[T]):
         try:
             if not self._due():  # another worker finished meanwhile
                 return None
-            with Periodic(LEASE_SECONDS / 3, self._lock.reacquire, name=f"{self._name}-lease"):
+            with Periodic(self._lease / 3, self._lock.reacquire, name=f"{self._name}-lease"):
                 return self._work()
         finally:
             try:

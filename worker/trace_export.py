@@ -24,10 +24,9 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis import Redis
-from redis.exceptions import LockError, RedisError
 
 from shared import keys
-from shared.periodic import Periodic
+from worker.leased import LeasedWork
 from worker.otlp import SpanMaker
 from worker.otlp_client import Answer, OtlpClient
 from worker.outbox import Entry, Outbox, Waiting
@@ -169,10 +168,10 @@ class TraceExport:
 
 
 class TraceLoop:
-    """Runs :class:`TraceExport` every second on a thread of its own. Counting comes first: the
-    sender shares the worker's process (and Python's lock), so while batches wait in the queue
-    (``busy``) it sends only once the outbox holds a quarter of ``most`` (traces.max_pending):
-    a backlog is counted at full speed and its spans follow."""
+    """Runs :class:`TraceExport` every second, one worker at a time (:mod:`worker.leased`). Counting
+    comes first: the sender shares the worker's process (and Python's lock), so while batches wait in
+    the queue (``busy``) it sends only once the outbox holds a quarter of ``most``
+    (traces.max_pending): a backlog is counted at full speed and its spans follow."""
 
     def __init__(
         self,
@@ -183,44 +182,33 @@ class TraceLoop:
         lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self._export = export
-        self._lease = lease_seconds
         self._busy = busy
         self._urgent = most // 4
-        self._lock = connection.lock(
-            keys.OUTBOX_LOCK, timeout=lease_seconds, blocking=False, thread_local=False
-        )
-        self._loop = Periodic(TICK_SECONDS, self._look, name="trace-export")
         self._stopping = threading.Event()
+        self._work = LeasedWork(
+            connection, keys.OUTBOX_LOCK, "trace export", self._due, self._send, TICK_SECONDS, lease_seconds
+        )
 
     def start(self) -> None:
-        self._loop.start()
+        self._work.start()
         logger.info("traces on: the outbox is sent every {:.0f} s", TICK_SECONDS)
 
     def stop(self) -> None:
         self._stopping.set()
-        self._loop.stop()
-
-    def _look(self) -> None:
-        try:
-            self.tick()
-        except RedisError as exc:
-            logger.warning("trace export skipped: {}", exc)
+        self._work.stop()
 
     def _may_send(self) -> bool:
         """No batch waits to be counted, or the outbox fills up."""
         return not self._busy() or self._export.waiting_entries() >= self._urgent
 
+    def _due(self) -> bool:
+        return self._export.due() and self._may_send()
+
+    def _send(self) -> int:
+        return self._export.send_all(
+            lambda: not self._stopping.is_set() and self._may_send() and self._work.owned()
+        )
+
     def tick(self) -> int:
         """One look: send what waits if it is due and the lease is free; the entries taken."""
-        if not self._export.due() or not self._may_send() or not self._lock.acquire():
-            return 0
-        try:
-            with Periodic(self._lease / 3, self._lock.reacquire, name="trace-lease"):
-                return self._export.send_all(
-                    lambda: not self._stopping.is_set() and self._may_send() and self._lock.owned()
-                )
-        finally:
-            try:
-                self._lock.release()
-            except LockError:  # the lease lapsed (Redis away): another worker may hold it now
-                logger.warning("the trace export lease lapsed while sending")
+        return self._work.tick() or 0
