@@ -65,12 +65,11 @@ class RunnerTransitions:
         self._limit = limit  # of a label value (metrics.max_label_value_bytes)
 
     def apply(
-        self, state: State, event: JobEvent, groups: dict[str, InflightGroup], updates: list[Update]
+        self, key: str, state: State, event: JobEvent, groups: dict[str, InflightGroup], updates: list[Update]
     ) -> None:
-        """Apply a job's delivery to its runner's ``state`` in place: the runner's in-flight group goes
-        to ``groups`` while it is busy, the anomalies to ``updates``."""
-        key = runner_key(event)
-        if key is None or event.started_at is None:
+        """Apply a job's delivery to the ``state`` of its runner (:func:`runner_key`: ``key``) in place:
+        the runner's in-flight group goes to ``groups`` while it is busy, the anomalies to ``updates``."""
+        if event.started_at is None:  # runner_key gives none for such a job: its callers ask it first
             return
         started = event.started_at.timestamp()
         attempt = keys.job_attempt(event.job_id, event.run_attempt)

@@ -197,7 +197,12 @@ class Processor:
         own, run, runner = item.touched
         if isinstance(event, JobEvent) and own is not None:
             self._transitions.job(
-                states[own], _get(states, run), event, received_at, effects, runner=_get(states, runner)
+                states[own],
+                _get(states, run),
+                event,
+                received_at,
+                effects,
+                runner=None if runner is None else (runner, states[runner]),
             )
         elif isinstance(event, RunEvent) and own is not None:
             self._transitions.run(states[own], event, received_at, effects)

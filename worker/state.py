@@ -130,13 +130,13 @@ class Transitions:
         received_at: float,
         out: Effects,
         *,
-        runner: State | None = None,
+        runner: tuple[str, State] | None = None,
     ) -> None:
-        """Apply ``event`` to ``state`` (and the run's ``run`` state, its runner's ``runner`` state)
-        in place, adding metric updates."""
+        """Apply ``event`` to ``state`` (and the run's ``run`` state, its self-hosted runner's
+        ``runner``: key and state) in place, adding metric updates."""
         self._jobs.apply(state, run, event, received_at, out)
         if runner is not None:
-            self._runners.apply(runner, event, out.groups, out.updates)
+            self._runners.apply(*runner, event, out.groups, out.updates)
 
     def run(self, state: State, event: RunEvent, received_at: float, out: Effects) -> None:
         """Apply ``event`` to the run attempt's ``state`` in place, adding metric updates."""
